@@ -1,0 +1,81 @@
+// Fused impute -> clip -> scale on the CPU: OpenMP over rows, vectorised across columns.
+#include "cpu/transform.h"
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "common/half.h"
+
+namespace kf::cpu {
+namespace {
+
+// OutKind: 0 float32, 1 float64, 2 float16 bits, 3 bfloat16 bits
+template <typename T, typename C, int OutKind>
+void run(const Mat& x, const double* params, const Mat& out) {
+  const int64_t rows = x.rows, cols = x.cols;
+  // parameters converted once to the compute type
+  std::vector<C> p(6 * cols);
+  for (int64_t i = 0; i < 6 * cols; ++i) p[i] = static_cast<C>(params[i]);
+  const C* __restrict fill = p.data();
+  const C* __restrict lo = fill + cols;
+  const C* __restrict hi = lo + cols;
+  const C* __restrict shift = hi + cols;
+  const C* __restrict inv = shift + cols;
+  const C* __restrict off = inv + cols;
+  const T* xd = static_cast<const T*>(x.data);
+  const int64_t xrs = x.rs, xcs = x.cs, ors = out.rs;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict xr = xd + r * xrs;
+    auto body = [&](int64_t j, C v) -> C {
+      v = (v != v) ? fill[j] : v;
+      v = v < lo[j] ? lo[j] : (v > hi[j] ? hi[j] : v);  // comparisons are false for NaN: NaN stays
+      return (v - shift[j]) * inv[j] + off[j];
+    };
+    if constexpr (OutKind == 0 || OutKind == 1) {
+      using O = std::conditional_t<OutKind == 0, float, double>;
+      O* __restrict orow = static_cast<O*>(out.data) + r * ors;
+      if (xcs == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < cols; ++j) orow[j] = static_cast<O>(body(j, static_cast<C>(xr[j])));
+      } else {
+        for (int64_t j = 0; j < cols; ++j) orow[j] = static_cast<O>(body(j, static_cast<C>(xr[j * xcs])));
+      }
+    } else {
+      uint16_t* __restrict orow = static_cast<uint16_t*>(out.data) + r * ors;
+      for (int64_t j = 0; j < cols; ++j) {
+        const float y = static_cast<float>(body(j, static_cast<C>(xr[j * xcs])));
+        orow[j] = OutKind == 2 ? float_to_half_bits(y) : float_to_bf16_bits(y);
+      }
+    }
+  }
+}
+
+template <typename T>
+void dispatch_out(const Mat& x, const double* params, const Mat& out) {
+  switch (out.dtype) {
+    case DType::f32: return run<T, float, 0>(x, params, out);
+    case DType::f64: return run<T, double, 1>(x, params, out);
+    case DType::f16: return run<T, float, 2>(x, params, out);
+    case DType::bf16: return run<T, float, 3>(x, params, out);
+    default: break;
+  }
+}
+
+}  // namespace
+
+void numeric_transform(const Mat& x, const double* params, const Mat& out) {
+  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
+  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
+  require(out.rows == x.rows && out.cols == x.cols, "out must have the shape of x");
+  require(out.cs == 1 && out.rs >= out.cols, "out must have unit column stride and row stride >= cols");
+  require_nonnull(x.data, x.rows * x.cols, "x");
+  require_nonnull(out.data, out.rows * out.cols, "out");
+  require_nonnull(params, x.cols, "params");
+  if (x.dtype == DType::f32) dispatch_out<float>(x, params, out);
+  else dispatch_out<double>(x, params, out);
+}
+
+}  // namespace kf::cpu

@@ -1,0 +1,147 @@
+// Fused impute -> clip -> scale on the GPU: each element read once and written once.
+// Contiguous float32 input with cols % 4 == 0 takes 16-byte vector loads; other layouts use a
+// 2-D strided kernel. Per-column parameters are staged in shared memory as the compute type.
+#include <algorithm>
+#include <type_traits>
+
+#include "common/cuda_check.h"
+#include "cuda/common.cuh"
+#include "cuda/transform.h"
+
+namespace kf::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxSharedCols = 2048;  // 6 params x 2048 x 4 B = 48 KB for float compute
+
+template <typename C>
+struct Params {
+  const double* __restrict__ p;  // [6, cols] float64
+  int64_t cols;
+  __device__ __forceinline__ C get(int k, int64_t j) const { return static_cast<C>(p[k * cols + j]); }
+};
+
+template <typename C>
+__device__ __forceinline__ C apply(C v, C fill, C lo, C hi, C shift, C inv, C off) {
+  v = (v != v) ? fill : v;
+  v = v < lo ? lo : (v > hi ? hi : v);  // NaN compares false: an unimputed NaN passes through
+  return (v - shift) * inv + off;
+}
+
+// Flat, contiguous x and out (rs == cols, cs == 1), float32 in, cols % 4 == 0: float4 loads.
+template <typename O>
+__global__ void __launch_bounds__(kThreads)
+transform_vec4_kernel(const float4* __restrict__ x,  // [rows * cols / 4]
+                      const double* __restrict__ params,  // [6, cols]
+                      int64_t n4, int64_t cols, bool shared_params,
+                      O* __restrict__ out) {  // [rows, cols] contiguous
+  extern __shared__ float sp[];  // [6, cols] as float when shared_params
+  if (shared_params) {
+    for (int64_t i = threadIdx.x; i < 6 * cols; i += blockDim.x) sp[i] = static_cast<float>(params[i]);
+    __syncthreads();
+  }
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t v = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < n4; v += stride) {
+    const float4 in = x[v];
+    const int64_t j0 = (v * 4) % cols;
+    float vals[4] = {in.x, in.y, in.z, in.w};
+    float res[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t j = j0 + k;
+      float f, lo, hi, sh, iv, of;
+      if (shared_params) {
+        f = sp[j]; lo = sp[cols + j]; hi = sp[2 * cols + j]; sh = sp[3 * cols + j]; iv = sp[4 * cols + j]; of = sp[5 * cols + j];
+      } else {
+        f = __double2float_rn(__ldg(params + j)); lo = __double2float_rn(__ldg(params + cols + j));
+        hi = __double2float_rn(__ldg(params + 2 * cols + j)); sh = __double2float_rn(__ldg(params + 3 * cols + j));
+        iv = __double2float_rn(__ldg(params + 4 * cols + j)); of = __double2float_rn(__ldg(params + 5 * cols + j));
+      }
+      res[k] = apply<float>(vals[k], f, lo, hi, sh, iv, of);
+    }
+    if constexpr (std::is_same<O, float>::value) {
+      reinterpret_cast<float4*>(out)[v] = make_float4(res[0], res[1], res[2], res[3]);
+    } else {
+      O o[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) o[k] = from_compute<O, float>(res[k]);
+      // 4 x 16-bit = one 8-byte store
+      reinterpret_cast<uint2*>(out)[v] = *reinterpret_cast<const uint2*>(o);
+    }
+  }
+}
+
+// Any layout: threads across columns (coalesced for row-major x), blocks down the rows.
+template <typename T, typename C, typename O>
+__global__ void __launch_bounds__(kThreads)
+transform_strided_kernel(const T* __restrict__ x,  // [rows, cols], strides rs, cs
+                         int64_t rows, int64_t cols, int64_t rs, int64_t cs,
+                         const double* __restrict__ params,  // [6, cols]
+                         O* __restrict__ out, int64_t ors) {  // [rows, cols], row stride ors
+  const int64_t total = rows * cols;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  Params<C> p{params, cols};
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t r = i / cols, j = i - r * cols;
+    const C v = static_cast<C>(x[r * rs + j * cs]);
+    const C y = apply<C>(v, p.get(0, j), p.get(1, j), p.get(2, j), p.get(3, j), p.get(4, j), p.get(5, j));
+    out[r * ors + j] = from_compute<O, C>(y);
+  }
+}
+
+int grid_for(int64_t work) {
+  int dev = 0, sms = 0;
+  KF_CUDA_CHECK(cudaGetDevice(&dev));
+  KF_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int64_t want = ceil_div(work, kThreads);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sms) * 8)));
+}
+
+template <typename T, typename C, typename O>
+void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) {
+  const bool vec = std::is_same<T, float>::value && std::is_same<C, float>::value && x.cs == 1 &&
+                   x.rs == x.cols && out.rs == out.cols && x.cols % 4 == 0 &&
+                   reinterpret_cast<uintptr_t>(x.data) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out.data) % (4 * sizeof(O)) == 0;
+  if constexpr (std::is_same<T, float>::value && std::is_same<C, float>::value) {
+    if (vec) {
+      const int64_t n4 = x.rows * x.cols / 4;
+      const bool shared = x.cols <= kMaxSharedCols;
+      const size_t smem = shared ? 6 * x.cols * sizeof(float) : 0;
+      transform_vec4_kernel<O><<<grid_for(n4), kThreads, smem, s>>>(
+          static_cast<const float4*>(x.data), params, n4, x.cols, shared, static_cast<O*>(out.data));
+      KF_CUDA_CHECK_LAUNCH("transform_vec4_kernel");
+      return;
+    }
+  }
+  transform_strided_kernel<T, C, O><<<grid_for(x.rows * x.cols), kThreads, 0, s>>>(
+      static_cast<const T*>(x.data), x.rows, x.cols, x.rs, x.cs, params, static_cast<O*>(out.data), out.rs);
+  KF_CUDA_CHECK_LAUNCH("transform_strided_kernel");
+}
+
+template <typename T>
+void dispatch_out(const Mat& x, const double* params, const Mat& out, cudaStream_t s) {
+  switch (out.dtype) {
+    case DType::f32: return launch<T, float, float>(x, params, out, s);
+    case DType::f64: return launch<T, double, double>(x, params, out, s);
+    case DType::f16: return launch<T, float, __half>(x, params, out, s);
+    case DType::bf16: return launch<T, float, __nv_bfloat16>(x, params, out, s);
+    default: break;
+  }
+}
+
+}  // namespace
+
+void numeric_transform(const Mat& x, const double* params, const Mat& out, uintptr_t stream) {
+  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
+  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
+  require(out.rows == x.rows && out.cols == x.cols, "out must have the shape of x");
+  require(out.cs == 1 && out.rs >= out.cols, "out must have unit column stride and row stride >= cols");
+  if (x.rows == 0 || x.cols == 0) return;
+  require_nonnull(params, x.cols, "params");
+  cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  if (x.dtype == DType::f32) dispatch_out<float>(x, params, out, s);
+  else dispatch_out<double>(x, params, out, s);
+}
+
+}  // namespace kf::cuda

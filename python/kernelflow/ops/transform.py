@@ -1,0 +1,111 @@
+"""Fused numeric transform: impute NaN, clip, scale, in one pass writing float32 / float64 /
+float16 / bfloat16. Per column j, with params [6, cols] = (fill, lo, hi, shift, inv_scale, offset):
+
+    v = fill[j] if isnan(x) else x;  v = clip(v, lo[j], hi[j]) (NaN kept);  y = (v - shift[j]) * inv_scale[j] + offset[j]
+
+A NaN fill leaves NaN in place; +-inf bounds disable clipping. Standard, min-max and max-abs
+scaling, mean/constant imputation and their inverses are all choices of these parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from kernelflow import _backend
+from kernelflow._array import mat, out_dtype as _out_dtype
+from kernelflow._ext import require_ext
+
+PARAM_ROWS = ("fill", "lo", "hi", "shift", "inv_scale", "offset")
+
+
+def transform_params(cols: int, fill=np.nan, lo=-np.inf, hi=np.inf, shift=0.0, inv_scale=1.0, offset=0.0) -> np.ndarray:
+    """Build the [6, cols] float64 parameter block, broadcasting scalars."""
+    p = np.empty((6, cols), dtype=np.float64)
+    for i, v in enumerate((fill, lo, hi, shift, inv_scale, offset)):
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim > 1 or (v.ndim == 1 and v.shape[0] != cols):
+            raise ValueError(f"{PARAM_ROWS[i]} must be a scalar or have {cols} entries, got shape {v.shape}")
+        p[i] = v
+    return p
+
+
+def numeric_transform_reference(x: torch.Tensor, params: torch.Tensor, out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """float64 reference of the fused transform, cast to out_dtype at the end."""
+    xd = x.detach().to(torch.float64)
+    p = params.to(device=xd.device, dtype=torch.float64)
+    fill, lo, hi, shift, inv, off = p.unbind(0)
+    v = torch.where(torch.isnan(xd), fill, xd)
+    v = torch.where(v < lo, lo, torch.where(v > hi, hi, v))
+    return ((v - shift) * inv + off).to(out_dtype)
+
+
+@torch.library.custom_op("kernelflow::numeric_transform", mutates_args=())
+def _numeric_transform_op(x: torch.Tensor, params: torch.Tensor, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
+    if backend == "torch":
+        return numeric_transform_reference(x, params, out_dtype)
+    out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+    if backend == "triton":
+        from kernelflow.triton.transform import numeric_transform as triton_transform  # noqa: PLC0415
+
+        return triton_transform(x, params, out)
+    C = require_ext()
+    p = params.to(dtype=torch.float64).contiguous()
+    if backend == "cpu":
+        C.numeric_transform_cpu(mat(x), p.data_ptr(), mat(out))
+    elif backend == "cuda":
+        with torch.cuda.device(x.device):
+            C.numeric_transform_cuda(mat(x), p.data_ptr(), mat(out), torch.cuda.current_stream(x.device).cuda_stream)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+    return out
+
+
+@_numeric_transform_op.register_fake
+def _(x, params, out_dtype, backend):
+    return x.new_empty(x.shape, dtype=out_dtype)
+
+
+def _setup_context(ctx, inputs, output):
+    x, params, _, _ = inputs
+    ctx.save_for_backward(x, params)
+
+
+def _backward(ctx, grad):
+    # d y / d x = inv_scale where x is a real value inside (lo, hi); 0 where imputed or clipped.
+    x, params = ctx.saved_tensors
+    p = params.to(dtype=grad.dtype)
+    lo, hi, inv = p[1], p[2], p[4]
+    xv = x.to(grad.dtype)
+    live = ~torch.isnan(xv) & (xv >= lo) & (xv <= hi)
+    gx = torch.where(live, grad * inv, torch.zeros((), dtype=grad.dtype, device=grad.device))
+    return gx.to(x.dtype), None, None, None
+
+
+_numeric_transform_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def numeric_transform(
+    x: torch.Tensor,
+    params: torch.Tensor | np.ndarray | Sequence,
+    out_dtype="float32",
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Apply the fused transform to x [rows, cols] float32/float64 (any strides).
+
+    params: [6, cols] (fill, lo, hi, shift, inv_scale, offset), see ``transform_params``.
+    Returns a new contiguous [rows, cols] tensor of ``out_dtype`` on x's device.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-D [rows, cols], got shape {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    dt = _out_dtype(out_dtype, "out_dtype")
+    p = torch.as_tensor(params, dtype=torch.float64, device=x.device)
+    if p.shape != (6, x.shape[1]):
+        raise ValueError(f"params must have shape (6, {x.shape[1]}), got {tuple(p.shape)}")
+    return _numeric_transform_op(x, p, dt, _backend.resolve(backend, x.device))
