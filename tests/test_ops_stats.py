@@ -1,0 +1,135 @@
+"""column_stats on every backend against the float64 reference, numpy and Chan merges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from kernelflow.ops import column_stats, column_stats_reference, merge_stats
+
+# Tolerances (relative to max(|ref|, 1)): float64 input is summed in float64 everywhere; float32
+# input is summarised per thread/tile in fp32 on the GPU and Triton paths before the float64
+# merge, so mean / M2 carry fp32 rounding (about 1e-6 relative over thousands of values).
+TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+
+
+def make(rows, cols, dtype, seed=0, special=True, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(rows, cols, generator=g, dtype=torch.float64) * scale + 3.0).to(dtype)
+    if special and rows and cols:
+        m = torch.rand(rows, cols, generator=g) < 0.05
+        x[m] = float("nan")
+        x[torch.rand(rows, cols, generator=g) < 0.01] = float("inf")
+        x[torch.rand(rows, cols, generator=g) < 0.01] = float("-inf")
+    return x
+
+
+def check(got, ref, dtype):
+    got, ref = got.cpu(), ref.cpu()
+    assert got.shape == ref.shape and got.dtype == torch.float64
+    # count, nan, min, max are exact
+    for i in (0, 1, 4, 5):
+        assert torch.equal(got[i], ref[i]), (i, got[i], ref[i])
+    for i in (2, 3):
+        err = ((got[i] - ref[i]).abs() / ref[i].abs().clamp_min(1.0)).max() if ref.shape[1] else 0
+        assert err <= TOL[dtype], (i, float(err))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(0, 3), (1, 1), (1, 5), (257, 3), (3000, 37), (5000, 1), (100, 0)])
+def test_matches_reference(device_backend, dtype, shape):
+    device, backend = device_backend
+    x = make(*shape, dtype=dtype).to(device)
+    check(column_stats(x, backend=backend), column_stats_reference(x), dtype)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided_rows", "strided_cols", "transposed_view"])
+def test_non_contiguous(device_backend, layout):
+    device, backend = device_backend
+    base = make(600, 20, torch.float32, seed=1).to(device)
+    x = {
+        "fortran": base.t().contiguous().t(),
+        "strided_rows": base[::3],
+        "strided_cols": base[:, ::2],
+        "transposed_view": base[:20, :].t(),
+    }[layout]
+    assert not x.is_contiguous()
+    check(column_stats(x, backend=backend), column_stats_reference(x), torch.float32)
+
+
+def test_all_nan_and_constant_columns(device_backend):
+    device, backend = device_backend
+    x = torch.full((500, 3), 7.25, dtype=torch.float32)
+    x[:, 1] = float("nan")
+    x[:, 2] = float("inf")
+    s = column_stats(x.to(device), backend=backend).cpu()
+    assert s[0].tolist() == [500, 0, 0] and s[1].tolist() == [0, 500, 0]
+    assert s[2, 0] == 7.25 and s[3, 0] == 0.0
+    assert s[4, 1] == float("inf") and s[5, 1] == float("-inf")
+
+
+def test_huge_and_denormal_values(device_backend):
+    device, backend = device_backend
+    x = torch.tensor([[3e38, 1e-40], [-3e38, 2e-40], [1e38, 0.0]], dtype=torch.float32)
+    s = column_stats(x.to(device), backend=backend).cpu()
+    ref = column_stats_reference(x)
+    # float32 accumulation of 3e38-sized values overflows in fp32 Welford steps on the GPU paths;
+    # the result must still be finite-or-equal where the float64 reference is finite.
+    assert torch.equal(s[4], ref[4]) and torch.equal(s[5], ref[5])
+    assert torch.allclose(s[2, 1], ref[2, 1], rtol=1e-5, atol=0)
+
+
+def test_matches_numpy(device_backend):
+    device, backend = device_backend
+    x = make(2048, 9, torch.float64, seed=3, special=False, scale=1e3)
+    s = column_stats(x.to(device), backend=backend).cpu().numpy()
+    xn = x.numpy()
+    np.testing.assert_allclose(s[2], xn.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(s[3] / s[0], xn.var(0), rtol=1e-12)
+
+
+def test_large_offset_is_stable(device_backend):
+    # values 1e8 + N(0,1): a naive sum-of-squares in fp64 would lose all digits of the variance
+    device, backend = device_backend
+    x = (torch.randn(4096, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) + 1e8)
+    s = column_stats(x.to(device), backend=backend).cpu()
+    np.testing.assert_allclose(s[3] / s[0], x.numpy().var(0), rtol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(0, 300), cols=st.integers(1, 6), split=st.integers(0, 300), seed=st.integers(0, 2**16))
+def test_chunked_merge_equals_one_shot(rows, cols, split, seed):
+    split = min(split, rows)
+    x = make(rows, cols, torch.float64, seed=seed)
+    whole = column_stats(x, backend="torch")
+    merged = merge_stats(column_stats(x[:split], backend="torch"), column_stats(x[split:], backend="torch"))
+    check(merged, whole, torch.float64)
+    merged_np = merge_stats(whole.numpy(), column_stats_reference(x[:0]).numpy())
+    np.testing.assert_array_equal(merged_np, whole.numpy())
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        column_stats(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        column_stats(torch.zeros(3))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        column_stats(torch.zeros((2, 2), dtype=torch.int32))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        column_stats(torch.zeros((2, 2)), backend="gpu")
+    with pytest.raises(kernelflow_unavailable(), match="backend 'cuda' is unavailable"):
+        column_stats(torch.zeros((2, 2)), backend="cuda")
+
+
+def kernelflow_unavailable():
+    from kernelflow import BackendUnavailableError
+
+    return BackendUnavailableError
+
+
+def test_opcheck():
+    x = make(64, 5, torch.float32)
+    for backend in ("torch", "cpu"):
+        torch.library.opcheck(torch.ops.kernelflow.column_stats, (x, backend))

@@ -1,0 +1,134 @@
+"""numeric_transform on every backend against the float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from kernelflow.ops import numeric_transform, numeric_transform_reference, transform_params
+
+# Relative tolerances against the float64 reference cast to the output dtype: float32 arithmetic
+# is one or two roundings (~1e-7); 16-bit outputs may differ by one unit in the last place
+# because the kernels round fp32 -> 16 bit while the reference rounds fp64 -> 16 bit
+# (bfloat16: 2^-8 relative; the Triton interpreter truncates, hence 2^-7).
+RTOL = {torch.float64: 1e-15, torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+def params_for(cols, seed=0):
+    g = np.random.default_rng(seed)
+    return transform_params(
+        cols,
+        fill=g.normal(size=cols),
+        lo=np.where(g.random(cols) < 0.5, -np.inf, g.normal(size=cols) - 2),
+        hi=np.where(g.random(cols) < 0.5, np.inf, g.normal(size=cols) + 2),
+        shift=g.normal(size=cols),
+        inv_scale=g.uniform(0.1, 3, size=cols),
+        offset=g.normal(size=cols),
+    )
+
+
+def make(rows, cols, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, cols, generator=g, dtype=torch.float64).to(dtype) * 3
+    if rows and cols:
+        x[torch.rand(rows, cols, generator=g) < 0.1] = float("nan")
+        x[torch.rand(rows, cols, generator=g) < 0.02] = float("inf")
+        x[torch.rand(rows, cols, generator=g) < 0.02] = float("-inf")
+    return x
+
+
+def check(got, ref, dt):
+    assert got.dtype == dt and got.shape == ref.shape
+    g, r = got.double().cpu(), ref.double().cpu()
+    assert torch.equal(torch.isnan(g), torch.isnan(r))
+    fin = torch.isfinite(r)
+    assert torch.equal(g[~fin & ~torch.isnan(r)], r[~fin & ~torch.isnan(r)])
+    if fin.any():
+        err = ((g[fin] - r[fin]).abs() / r[fin].abs().clamp_min(1.0)).max()
+        assert err <= RTOL[dt], float(err)
+
+
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(0, 4), (1, 1), (3, 5), (1000, 32), (257, 7)])
+def test_matches_reference(device_backend, in_dtype, out_dtype, shape):
+    device, backend = device_backend
+    x = make(*shape, dtype=in_dtype).to(device)
+    p = torch.as_tensor(params_for(shape[1]))
+    got = numeric_transform(x, p, out_dtype, backend=backend)
+    check(got, numeric_transform_reference(x, p, out_dtype), out_dtype)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided_rows", "strided_cols"])
+def test_non_contiguous(device_backend, layout):
+    device, backend = device_backend
+    base = make(300, 16, torch.float32, seed=2).to(device)
+    x = {"fortran": base.t().contiguous().t(), "strided_rows": base[::2], "strided_cols": base[:, 1::3]}[layout]
+    p = torch.as_tensor(params_for(x.shape[1], seed=1))
+    check(numeric_transform(x, p, backend=backend), numeric_transform_reference(x, p), torch.float32)
+
+
+def test_nan_fill_keeps_nan_and_no_clip_keeps_inf(device_backend):
+    device, backend = device_backend
+    x = torch.tensor([[float("nan"), float("inf")], [1.0, float("-inf")]], device=device)
+    p = transform_params(2)  # identity: NaN fill, no clip
+    y = numeric_transform(x, p, backend=backend).cpu()
+    assert torch.isnan(y[0, 0]) and y[0, 1] == float("inf") and y[1, 0] == 1.0 and y[1, 1] == float("-inf")
+    p = transform_params(2, fill=0.0, lo=-5, hi=5)
+    y = numeric_transform(x, p, backend=backend).cpu()
+    assert y.tolist() == [[0.0, 5.0], [1.0, -5.0]]
+
+
+def test_huge_values_saturate_in_16_bit(device_backend):
+    device, backend = device_backend
+    x = torch.tensor([[1e30, -1e30, 1e-40]], dtype=torch.float32, device=device)
+    y = numeric_transform(x, transform_params(3), "float16", backend=backend).cpu()
+    assert y[0, 0] == float("inf") and y[0, 1] == float("-inf") and y[0, 2] == 0.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(rows=st.integers(0, 50), cols=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_property_cpu(rows, cols, seed):
+    x = make(rows, cols, torch.float32, seed=seed)
+    p = torch.as_tensor(params_for(cols, seed=seed))
+    check(numeric_transform(x, p, backend="cpu"), numeric_transform_reference(x, p), torch.float32)
+
+
+def test_gradient_matches_reference():
+    x = make(50, 4, torch.float64, seed=4).requires_grad_(True)
+    p = torch.as_tensor(params_for(4, seed=4))
+    y = numeric_transform(x, p, "float64", backend="cpu")
+    y.sum().backward()
+    xr = x.detach().clone().requires_grad_(True)
+    fill, lo, hi, shift, inv, off = p.unbind(0)
+    v = torch.where(torch.isnan(xr), fill, xr)
+    v = torch.where(v < lo, lo, torch.where(v > hi, hi, v))  # a value on a bound keeps its gradient
+    ((v - shift) * inv + off).sum().backward()
+    assert torch.allclose(torch.nan_to_num(x.grad), torch.nan_to_num(xr.grad))
+
+
+def test_bad_input():
+    x = torch.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"params must have shape \(6, 2\)"):
+        numeric_transform(x, torch.zeros(6, 3))
+    with pytest.raises(ValueError, match="out_dtype must be one of"):
+        numeric_transform(x, transform_params(2), "int8")
+    with pytest.raises(ValueError, match="inv_scale must be a scalar or have 2 entries"):
+        transform_params(2, inv_scale=[1, 2, 3])
+
+
+def test_opcheck():
+    x = make(32, 3, torch.float32).clamp(-2, 2)
+    p = torch.as_tensor(params_for(3))
+    for backend in ("torch", "cpu"):
+        torch.library.opcheck(torch.ops.kernelflow.numeric_transform, (x, p, torch.float32, backend))
+        torch.library.opcheck(torch.ops.kernelflow.numeric_transform, (x.double().requires_grad_(), p, torch.float64, backend))
+
+
+def test_torch_compile_fullgraph():
+    x = make(64, 3, torch.float32)
+    p = torch.as_tensor(params_for(3))
+    f = torch.compile(lambda t: numeric_transform(t, p, backend="cpu") * 2, fullgraph=True, backend="eager")
+    check(f(x) / 2, numeric_transform_reference(x, p), torch.float32)
