@@ -16,8 +16,10 @@ namespace kf::cpu {
 namespace {
 
 // A block's rows stay in L2 between the two passes (~256 KB), at least 16 rows.
+// float32 blocks are capped at 256 rows so fp32 block sums stay accurate.
 inline int64_t block_rows(int64_t cols, int64_t elem) {
-  return std::max<int64_t>(16, std::min<int64_t>(4096, (256 * 1024) / std::max<int64_t>(1, cols * elem)));
+  const int64_t cap = elem == 4 ? 256 : 4096;
+  return std::max<int64_t>(16, std::min<int64_t>(cap, (256 * 1024) / std::max<int64_t>(1, cols * elem)));
 }
 
 struct Acc {  // running per-column statistics, float64
@@ -38,41 +40,49 @@ struct Acc {  // running per-column statistics, float64
   }
 };
 
-// Row-contiguous layout (cs == 1): the inner loop runs across columns and vectorises.
+// Row-contiguous layout (cs == 1): the inner loops run across columns and vectorise. Within a
+// block, float32 input accumulates in fp32 (blocks are short, so rounding stays ~1e-7 relative)
+// and float64 input in fp64; the block summaries are merged in float64.
 template <typename T>
-void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc,
-                    std::vector<double>& cnt, std::vector<double>& sum, std::vector<double>& nan,
-                    std::vector<double>& mn, std::vector<double>& mx, std::vector<double>& m2) {
-  std::fill(cnt.begin(), cnt.end(), 0.0);
-  std::fill(sum.begin(), sum.end(), 0.0);
-  std::fill(nan.begin(), nan.end(), 0.0);
-  std::fill(m2.begin(), m2.end(), 0.0);
-  std::fill(mn.begin(), mn.end(), std::numeric_limits<double>::infinity());
-  std::fill(mx.begin(), mx.end(), -std::numeric_limits<double>::infinity());
-  double* __restrict c = cnt.data(); double* __restrict s = sum.data();
-  double* __restrict na = nan.data(); double* __restrict lo = mn.data(); double* __restrict hi = mx.data();
+struct Block {
+  std::vector<T> cnt, sum, nan, mn, mx, m2;
+  explicit Block(int64_t c) : cnt(c), sum(c), nan(c), mn(c), mx(c), m2(c) {}
+};
+
+template <typename T>
+void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<T>& b) {
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  std::fill(b.cnt.begin(), b.cnt.end(), T(0));
+  std::fill(b.sum.begin(), b.sum.end(), T(0));
+  std::fill(b.nan.begin(), b.nan.end(), T(0));
+  std::fill(b.m2.begin(), b.m2.end(), T(0));
+  std::fill(b.mn.begin(), b.mn.end(), kInf);
+  std::fill(b.mx.begin(), b.mx.end(), -kInf);
+  T* __restrict c = b.cnt.data(); T* __restrict s = b.sum.data(); T* __restrict na = b.nan.data();
+  T* __restrict lo = b.mn.data(); T* __restrict hi = b.mx.data(); T* __restrict q = b.m2.data();
   for (int64_t r = r0; r < r1; ++r) {
     const T* __restrict row = x + r * rs;
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) {
-      const double v = static_cast<double>(row[j]);
-      const bool fin = std::isfinite(v);
-      c[j] += fin ? 1.0 : 0.0;
-      s[j] += fin ? v : 0.0;
-      na[j] += (v != v) ? 1.0 : 0.0;
-      lo[j] = (fin && v < lo[j]) ? v : lo[j];
-      hi[j] = (fin && v > hi[j]) ? v : hi[j];
+      const T v = row[j];
+      const bool fin = (v - v) == T(0);  // false for NaN and +-inf; branch-free so it vectorises
+      const T vf = fin ? v : T(0);
+      c[j] += fin ? T(1) : T(0);
+      s[j] += vf;
+      na[j] += (v != v) ? T(1) : T(0);
+      const T vlo = fin ? v : kInf, vhi = fin ? v : -kInf, l = lo[j], h = hi[j];
+      lo[j] = vlo < l ? vlo : l;
+      hi[j] = vhi > h ? vhi : h;
     }
   }
-  // second pass over the cached block: squared deviations from the block mean (fp64)
-  double* __restrict q = m2.data();
-  for (int64_t j = 0; j < cols; ++j) s[j] = c[j] > 0 ? s[j] / c[j] : 0.0;  // s now holds the block mean
+  for (int64_t j = 0; j < cols; ++j) s[j] = c[j] > 0 ? s[j] / c[j] : T(0);  // s now holds the block mean
+  // second pass over the cached block: squared deviations from the block mean
   for (int64_t r = r0; r < r1; ++r) {
     const T* __restrict row = x + r * rs;
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) {
-      const double v = static_cast<double>(row[j]);
-      const double d = std::isfinite(v) ? v - s[j] : 0.0;
+      const T v = row[j], m = s[j];
+      const T d = ((v - v) == T(0)) ? v - m : T(0);
       q[j] += d * d;
     }
   }
@@ -88,19 +98,20 @@ void block_colwise(const T* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, i
 #pragma omp simd reduction(+ : c, s, na) reduction(min : lo) reduction(max : hi)
     for (int64_t r = r0; r < r1; ++r) {
       const double v = static_cast<double>(col[r * rs]);
-      const bool fin = std::isfinite(v);
+      const bool fin = (v - v) == 0.0;
       c += fin ? 1.0 : 0.0;
       s += fin ? v : 0.0;
       na += (v != v) ? 1.0 : 0.0;
-      lo = (fin && v < lo) ? v : lo;
-      hi = (fin && v > hi) ? v : hi;
+      const double vlo = fin ? v : INFINITY, vhi = fin ? v : -INFINITY;
+      lo = vlo < lo ? vlo : lo;
+      hi = vhi > hi ? vhi : hi;
     }
     const double mean = c > 0 ? s / c : 0.0;
     double q = 0;
 #pragma omp simd reduction(+ : q)
     for (int64_t r = r0; r < r1; ++r) {
       const double v = static_cast<double>(col[r * rs]);
-      const double d = std::isfinite(v) ? v - mean : 0.0;
+      const double d = ((v - v) == 0.0) ? v - mean : 0.0;
       q += d * d;
     }
     acc.merge(j, c, na, mean, q, lo, hi);
@@ -125,12 +136,12 @@ void run(const Mat& x, double* out) {
     tid = omp_get_thread_num();
 #endif
     Acc& acc = partial[tid];
-    std::vector<double> cnt(cols), sum(cols), nan(cols), mn(cols), mx(cols), m2(cols);
+    Block<T> blk(cols);
     // static schedule: each thread owns a contiguous range of blocks, so results are reproducible
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < nblocks; ++b) {
       const int64_t r0 = b * kBlockRows, r1 = std::min(rows, r0 + kBlockRows);
-      if (x.cs == 1) block_rowmajor<T>(data, x.rs, r0, r1, cols, acc, cnt, sum, nan, mn, mx, m2);
+      if (x.cs == 1) block_rowmajor<T>(data, x.rs, r0, r1, cols, acc, blk);
       else block_colwise<T>(data, x.rs, x.cs, r0, r1, cols, acc);
     }
   }

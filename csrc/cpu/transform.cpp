@@ -29,24 +29,36 @@ void run(const Mat& x, const double* params, const Mat& out) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const T* __restrict xr = xd + r * xrs;
-    auto body = [&](int64_t j, C v) -> C {
-      v = (v != v) ? fill[j] : v;
-      v = v < lo[j] ? lo[j] : (v > hi[j] ? hi[j] : v);  // comparisons are false for NaN: NaN stays
-      return (v - shift[j]) * inv[j] + off[j];
-    };
     if constexpr (OutKind == 0 || OutKind == 1) {
       using O = std::conditional_t<OutKind == 0, float, double>;
       O* __restrict orow = static_cast<O*>(out.data) + r * ors;
       if (xcs == 1) {
 #pragma omp simd
-        for (int64_t j = 0; j < cols; ++j) orow[j] = static_cast<O>(body(j, static_cast<C>(xr[j])));
+        for (int64_t j = 0; j < cols; ++j) {
+          // every operand in a register first: the selects then if-convert and vectorise
+          const C x0 = static_cast<C>(xr[j]), f = fill[j], l = lo[j], h = hi[j];
+          C v = (x0 != x0) ? f : x0;
+          v = v < l ? l : v;  // comparisons are false for NaN: an unimputed NaN stays
+          v = v > h ? h : v;
+          orow[j] = static_cast<O>((v - shift[j]) * inv[j] + off[j]);
+        }
       } else {
-        for (int64_t j = 0; j < cols; ++j) orow[j] = static_cast<O>(body(j, static_cast<C>(xr[j * xcs])));
+        for (int64_t j = 0; j < cols; ++j) {
+          C v = static_cast<C>(xr[j * xcs]);
+          v = (v != v) ? fill[j] : v;
+          v = v < lo[j] ? lo[j] : v;
+          v = v > hi[j] ? hi[j] : v;
+          orow[j] = static_cast<O>((v - shift[j]) * inv[j] + off[j]);
+        }
       }
     } else {
       uint16_t* __restrict orow = static_cast<uint16_t*>(out.data) + r * ors;
       for (int64_t j = 0; j < cols; ++j) {
-        const float y = static_cast<float>(body(j, static_cast<C>(xr[j * xcs])));
+        C v = static_cast<C>(xr[j * xcs]);
+        v = (v != v) ? fill[j] : v;
+        v = v < lo[j] ? lo[j] : v;
+        v = v > hi[j] ? hi[j] : v;
+        const float y = static_cast<float>((v - shift[j]) * inv[j] + off[j]);
         orow[j] = OutKind == 2 ? float_to_half_bits(y) : float_to_bf16_bits(y);
       }
     }

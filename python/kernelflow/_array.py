@@ -4,6 +4,7 @@ back in the kind the user passed (numpy in, numpy out; torch in, torch out; CuPy
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,10 @@ def numpy_to_tensor(X: np.ndarray) -> torch.Tensor:
     """Zero copy unless numpy's layout cannot be expressed in torch (negative strides)."""
     if any(s < 0 for s in X.strides) or not X.flags.aligned:
         X = np.ascontiguousarray(X)
+    if not X.flags.writeable:  # kernels never write their inputs; torch only warns about it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(X)
     return torch.from_numpy(X)
 
 

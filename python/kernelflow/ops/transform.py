@@ -42,15 +42,16 @@ def numeric_transform_reference(x: torch.Tensor, params: torch.Tensor, out_dtype
     return ((v - shift) * inv + off).to(out_dtype)
 
 
-@torch.library.custom_op("kernelflow::numeric_transform", mutates_args=())
-def _numeric_transform_op(x: torch.Tensor, params: torch.Tensor, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
+def _run(x: torch.Tensor, params: torch.Tensor, out: torch.Tensor, backend: str) -> None:
+    """Write the transform of x into out (unit column stride) with one kernel launch."""
     if backend == "torch":
-        return numeric_transform_reference(x, params, out_dtype)
-    out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+        out.copy_(numeric_transform_reference(x, params, out.dtype))
+        return
     if backend == "triton":
         from kernelflow.triton.transform import numeric_transform as triton_transform  # noqa: PLC0415
 
-        return triton_transform(x, params, out)
+        triton_transform(x, params, out)
+        return
     C = require_ext()
     p = params.to(dtype=torch.float64).contiguous()
     if backend == "cpu":
@@ -60,7 +61,23 @@ def _numeric_transform_op(x: torch.Tensor, params: torch.Tensor, out_dtype: torc
             C.numeric_transform_cuda(mat(x), p.data_ptr(), mat(out), torch.cuda.current_stream(x.device).cuda_stream)
     else:
         raise ValueError(f"unknown backend {backend!r}")
+
+
+@torch.library.custom_op("kernelflow::numeric_transform", mutates_args=())
+def _numeric_transform_op(x: torch.Tensor, params: torch.Tensor, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
+    out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+    _run(x, params, out, backend)
     return out
+
+
+@torch.library.custom_op("kernelflow::numeric_transform_out", mutates_args=("out",))
+def _numeric_transform_out_op(x: torch.Tensor, params: torch.Tensor, out: torch.Tensor, backend: str) -> None:
+    _run(x, params, out, backend)
+
+
+@_numeric_transform_out_op.register_fake
+def _(x, params, out, backend):
+    return None
 
 
 @_numeric_transform_op.register_fake
@@ -92,11 +109,15 @@ def numeric_transform(
     params: torch.Tensor | np.ndarray | Sequence,
     out_dtype="float32",
     backend: str | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply the fused transform to x [rows, cols] float32/float64 (any strides).
 
     params: [6, cols] (fill, lo, hi, shift, inv_scale, offset), see ``transform_params``.
-    Returns a new contiguous [rows, cols] tensor of ``out_dtype`` on x's device.
+    Returns a new contiguous [rows, cols] tensor of ``out_dtype`` on x's device, or writes into
+    ``out`` ([rows, cols] on x's device, unit column stride, any row stride: e.g. a column slice
+    of a wider matrix; its dtype wins over out_dtype) and returns it. The ``out`` form does not
+    record gradients.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -104,8 +125,16 @@ def numeric_transform(
         raise ValueError(f"x must be 2-D [rows, cols], got shape {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    dt = _out_dtype(out_dtype, "out_dtype")
     p = torch.as_tensor(params, dtype=torch.float64, device=x.device)
     if p.shape != (6, x.shape[1]):
         raise ValueError(f"params must have shape (6, {x.shape[1]}), got {tuple(p.shape)}")
-    return _numeric_transform_op(x, p, dt, _backend.resolve(backend, x.device))
+    be = _backend.resolve(backend, x.device)
+    if out is None:
+        return _numeric_transform_op(x, p, _out_dtype(out_dtype, "out_dtype"), be)
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.device != x.device:
+        raise ValueError(f"out must be a tensor of shape {tuple(x.shape)} on {x.device}")
+    _out_dtype(out.dtype, "out.dtype")
+    if x.shape[0] and x.shape[1] and (out.stride(1) != 1 or out.stride(0) < x.shape[1]):
+        raise ValueError("out must have unit column stride and a row stride >= its number of columns")
+    _numeric_transform_out_op(x, p, out, be)
+    return out
