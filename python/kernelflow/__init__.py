@@ -42,6 +42,20 @@ def build_info() -> dict:
     return info
 
 
+def save(obj, path) -> None:
+    """Save a fitted kernelflow object (safetensors + JSON; never pickle)."""
+    from kernelflow.io import save as _save
+
+    _save(obj, path)
+
+
+def load(path):
+    """Load an object saved by ``save``; a malformed or foreign file raises ValueError."""
+    from kernelflow.io import load as _load
+
+    return _load(path)
+
+
 def __getattr__(name: str):
     # Submodules load on first use, so `import kernelflow` stays light.
     if name in ("ops", "preprocessing", "nn", "bench"):
@@ -49,4 +63,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "__version__"]
+__all__ = ["BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
+           "__version__"]

@@ -95,6 +95,27 @@ class KernelTransformer(TransformerMixin, BaseEstimator):
             out = torch.from_numpy(np.empty(tuple(t.shape), dtype=np.float32 if dt == torch.float32 else np.float64))
         return ops.numeric_transform(t, p, dt, backend=self.backend, out=out)
 
+    # -- persistence (kernelflow.save / kernelflow.load: safetensors + JSON, never pickle) --
+    def save(self, path) -> None:
+        """Save the fitted estimator to ``path`` (safetensors + JSON); ``kernelflow.load`` reads it."""
+        check_is_fitted(self)
+        from kernelflow.io import save
+
+        save(self, path)
+
+    def _get_state(self) -> dict:
+        return {k: v for k, v in vars(self).items()
+                if (k.endswith("_") and not k.startswith("__")) or k in self._private_state}
+
+    _private_state: tuple[str, ...] = ()
+
+    def _set_state(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        n = getattr(self, "n_features_in_", None)
+        if not isinstance(n, int) or n < 0:
+            raise ValueError("n_features_in_ missing or invalid")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True

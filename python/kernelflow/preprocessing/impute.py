@@ -10,12 +10,14 @@ import numpy as np
 import torch
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from kernelflow.io import persistable
 from kernelflow.ops import merge_stats, transform_params
 from kernelflow.preprocessing._base import KernelTransformer
 
 _STRATEGIES = ("mean", "constant")
 
 
+@persistable
 class SimpleImputer(KernelTransformer):
     """Replace missing values with a per-column statistic or a constant.
 
@@ -24,6 +26,8 @@ class SimpleImputer(KernelTransformer):
     ``backend`` and ``dtype``. ``missing_values`` may be NaN or a number (a number is turned into
     NaN with one extra pass before the fused kernel).
     """
+
+    _private_state = ("_keep",)
 
     def __init__(self, *, missing_values=np.nan, strategy="mean", fill_value=None, copy=True,
                  add_indicator=False, keep_empty_features=False, backend="auto", dtype=None):

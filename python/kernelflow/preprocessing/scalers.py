@@ -9,12 +9,15 @@ import numpy as np
 from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils.validation import check_is_fitted
 
+from kernelflow.io import persistable
 from kernelflow.ops import merge_stats, transform_params
 from kernelflow.preprocessing._base import KernelTransformer, handle_zeros_in_scale, is_constant_feature
 
 
 class _StatsScaler(OneToOneFeatureMixin, KernelTransformer):
     """Scalers whose fit is one column_stats pass, merged across partial_fit calls (Chan)."""
+
+    _private_state = ("_rows_seen_",)
 
     def fit(self, X, y=None):
         for attr in ("stats_", "n_samples_seen_"):
@@ -62,6 +65,7 @@ class _StatsScaler(OneToOneFeatureMixin, KernelTransformer):
         return np.where(n > 0, v, np.nan)
 
 
+@persistable
 class StandardScaler(_StatsScaler):
     """Standardize features: z = (x - mean_) / scale_ (NaN ignored in fit, kept in transform).
 
@@ -106,6 +110,7 @@ class StandardScaler(_StatsScaler):
                                 offset=self.mean_ if self.with_mean else 0.0)
 
 
+@persistable
 class MinMaxScaler(_StatsScaler):
     """Scale each feature to ``feature_range``: x * scale_ + min_ (NaN ignored in fit, kept).
 
@@ -152,6 +157,7 @@ class MinMaxScaler(_StatsScaler):
         return transform_params(F, shift=self.feature_range[0], inv_scale=1.0 / self.scale_, offset=self.data_min_)
 
 
+@persistable
 class MaxAbsScaler(_StatsScaler):
     """Scale each feature by its maximum absolute value (NaN ignored in fit, kept).
 
