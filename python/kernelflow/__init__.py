@@ -56,12 +56,18 @@ def load(path):
     return _load(path)
 
 
+_LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor")}
+
+
 def __getattr__(name: str):
     # Submodules load on first use, so `import kernelflow` stays light.
-    if name in ("ops", "preprocessing", "nn", "bench"):
+    if name in ("ops", "preprocessing", "nn", "bench", "io"):
         return importlib.import_module(f"kernelflow.{name}")
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
     raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
+__all__ = ["Preprocessor", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
            "__version__"]

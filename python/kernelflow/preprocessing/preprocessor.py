@@ -1,0 +1,594 @@
+"""kernelflow.Preprocessor: a whole table's preprocessing, fitted in as few passes as the policy
+allows and applied as one fused pass that writes the model's input matrix.
+
+Numeric columns: impute (mean / median / constant) -> clip (z-score / IQR / quantile bounds)
+-> nonlinear transform (log1p / sqrt) -> scale (standard / min-max / max-abs / robust), plus optional
+missing-indicator columns. Categorical columns (strings, pandas / pyarrow categoricals, or
+integers named as categorical): impute (most frequent / constant) -> one-hot or ordinal, with
+unknown and infrequent handling. ``to_sklearn()`` builds the equivalent scikit-learn
+``ColumnTransformer``; both give the same output.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from kernelflow import ops
+from kernelflow._array import kind_of, out_dtype as _out_dtype, pyarrow_to_pandas, tensor_to_numpy
+from kernelflow.io import persistable
+from kernelflow.preprocessing._base import handle_zeros_in_scale, is_constant_feature
+
+_IMPUTE = (None, "mean", "median", "constant")
+_CLIP = (None, "zscore", "iqr", "quantile")
+_TRANSFORM = (None, "log1p", "sqrt")
+_SCALE = (None, "standard", "minmax", "maxabs", "robust")
+_CAT_IMPUTE = ("most_frequent", "constant")
+_ENCODE = ("onehot", "ordinal")
+_UNKNOWN = ("error", "ignore", "infrequent_if_exist")
+
+
+def _check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass
+class _CatPlan:
+    """Fitted plan of one categorical column."""
+
+    name: str
+    categories: np.ndarray  # sorted category values (after imputation)
+    slots: np.ndarray  # [n_categories] int64: output slot of each category, -1 = no column
+    width: int  # output columns of this feature
+    names: list = field(default_factory=list)  # output feature names (without prefix)
+    infrequent: np.ndarray | None = None  # categories folded into the infrequent column
+    infrequent_slot: int = -1  # output slot of the infrequent column (unknowns go there), -1 none
+    fill: Any = None  # the value missing entries are imputed with
+
+
+def _as_frame(X: Any):
+    import pandas as pd
+
+    X = pyarrow_to_pandas(X)
+    if type(X).__module__.split(".")[0] == "polars":
+        X = X.to_pandas()
+    if isinstance(X, pd.DataFrame):
+        return X, True
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), False
+
+
+def _lookup(s, plan: _CatPlan) -> np.ndarray:
+    """Codes of the values of column s in plan.categories; missing -> the fill's code; unknown -> -1."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s, from_pandas=True)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        value_set = pa.array(list(plan.categories), type=arr.type) if len(arr) else None
+        idx = pc.index_in(arr, value_set=value_set) if value_set is not None else pa.array([], pa.int32())
+        missing = np.asarray(arr.is_null(nan_is_null=True)) if len(arr) else np.zeros(0, bool)
+        codes = np.array(idx.fill_null(-1), dtype=np.int32)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        obj = s.astype(object)
+        missing = obj.isna().to_numpy()
+        codes = pd.Index(plan.categories, dtype=object).get_indexer(obj).astype(np.int32)
+    if missing.any():
+        fill_code = int(np.flatnonzero(plan.categories == plan.fill)[0]) if np.any(plan.categories == plan.fill) else -1
+        codes[missing] = fill_code
+    return codes
+
+
+@persistable
+class Preprocessor(TransformerMixin, BaseEstimator):
+    """Fused whole-table preprocessing with scikit-learn's API.
+
+    Parameters
+    ----------
+    numeric, categorical : "auto" or a list of column names (or indices for arrays). "auto"
+        takes numeric dtypes as numeric and strings / categoricals / booleans as categorical.
+    passthrough, drop : columns copied unchanged (numeric) or left out.
+    impute : None | "mean" | "median" | "constant" (``fill_value``) for numeric columns.
+    add_indicator : add a 0/1 missing-indicator column per numeric column that had NaN in fit.
+    clip : None | "zscore" (mean +- clip_k * std) | "iqr" (Q1 - clip_k * IQR, Q3 + clip_k * IQR)
+        | "quantile" (``clip_quantiles``), bounds fitted on the imputed data.
+    nonlinear : None | "log1p" | "sqrt" applied after clipping.
+    scale : None | "standard" | "minmax" | "maxabs" | "robust".
+    cat_impute : "most_frequent" | "constant" (``cat_fill_value``).
+    encode : "onehot" | "ordinal".
+    handle_unknown : "error" | "ignore" | "infrequent_if_exist"; min_frequency,
+        max_categories and onehot_drop ("first" | "if_binary" | None) as in OneHotEncoder;
+        ``unknown_value`` for ordinal encoding.
+    dtype : output dtype (float32, float16, bfloat16; numpy output needs float32/float64).
+    backend : "auto" | "cpu" | "cuda" | "triton" | "torch".
+    """
+
+    def __init__(self, *, numeric="auto", categorical="auto", passthrough=(), drop=(),
+                 impute="mean", fill_value=0.0, add_indicator=False,
+                 clip=None, clip_k=3.0, clip_quantiles=(0.01, 0.99),
+                 nonlinear=None, scale="standard",
+                 cat_impute="most_frequent", cat_fill_value="missing", encode="onehot",
+                 handle_unknown="ignore", min_frequency=None, max_categories=None, onehot_drop=None,
+                 unknown_value=-1, dtype="float32", backend="auto"):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.passthrough = passthrough
+        self.drop = drop
+        self.impute = impute
+        self.fill_value = fill_value
+        self.add_indicator = add_indicator
+        self.clip = clip
+        self.clip_k = clip_k
+        self.clip_quantiles = clip_quantiles
+        self.nonlinear = nonlinear
+        self.scale = scale
+        self.cat_impute = cat_impute
+        self.cat_fill_value = cat_fill_value
+        self.encode = encode
+        self.handle_unknown = handle_unknown
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.onehot_drop = onehot_drop
+        self.unknown_value = unknown_value
+        self.dtype = dtype
+        self.backend = backend
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self):
+        _check_choice(self.impute, _IMPUTE, "impute")
+        _check_choice(self.clip, _CLIP, "clip")
+        _check_choice(self.nonlinear, _TRANSFORM, "nonlinear")
+        _check_choice(self.scale, _SCALE, "scale")
+        _check_choice(self.cat_impute, _CAT_IMPUTE, "cat_impute")
+        _check_choice(self.encode, _ENCODE, "encode")
+        _check_choice(self.handle_unknown, _UNKNOWN, "handle_unknown")
+        _check_choice(self.onehot_drop, (None, "first", "if_binary"), "onehot_drop")
+        if not isinstance(self.clip_k, numbers.Real) or self.clip_k <= 0:
+            raise ValueError(f"clip_k must be a positive number, got {self.clip_k!r}")
+        q = self.clip_quantiles
+        if not (isinstance(q, (tuple, list)) and len(q) == 2 and 0 <= q[0] < q[1] <= 1):
+            raise ValueError(f"clip_quantiles must be (low, high) with 0 <= low < high <= 1, got {q!r}")
+        if self.min_frequency is not None and not (
+            (isinstance(self.min_frequency, numbers.Integral) and self.min_frequency >= 1)
+            or (isinstance(self.min_frequency, numbers.Real) and 0 < self.min_frequency < 1)
+        ):
+            raise ValueError(f"min_frequency must be an int >= 1 or a float in (0, 1), got {self.min_frequency!r}")
+        if self.max_categories is not None and (not isinstance(self.max_categories, numbers.Integral) or self.max_categories < 1):
+            raise ValueError(f"max_categories must be an int >= 1, got {self.max_categories!r}")
+        if self.encode == "ordinal" and self.handle_unknown == "infrequent_if_exist":
+            raise ValueError("handle_unknown='infrequent_if_exist' needs encode='onehot'")
+        _out_dtype(self.dtype, "dtype")
+
+    def _select(self, df, spec, auto_mask, name) -> list:
+        cols = list(df.columns)
+        if isinstance(spec, str) and spec == "auto":
+            return [c for c, m in zip(cols, auto_mask) if m]
+        spec = list(spec)
+        out = []
+        for c in spec:
+            if isinstance(c, numbers.Integral) and not isinstance(c, bool) and c not in cols:
+                if not 0 <= c < len(cols):
+                    raise ValueError(f"{name}: column index {c} out of range for {len(cols)} columns")
+                c = cols[c]
+            if c not in cols:
+                raise ValueError(f"{name}: column {c!r} is not in the input (columns: {cols[:20]})")
+            out.append(c)
+        return out
+
+    def _columns(self, df):
+        import pandas as pd
+
+        is_num = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+        explicit = set(self._select(df, self.passthrough, [], "passthrough")) | set(self._select(df, self.drop, [], "drop"))
+        num = [c for c in self._select(df, self.numeric, is_num, "numeric") if c not in explicit]
+        cat_auto = [not m for m in is_num]
+        cat = [c for c in self._select(df, self.categorical, cat_auto, "categorical") if c not in explicit and c not in num]
+        both = set(num) & set(cat)
+        if both:
+            raise ValueError(f"columns {sorted(map(str, both))} are both numeric and categorical")
+        for c in num:
+            if not pd.api.types.is_numeric_dtype(df[c]):
+                raise ValueError(f"numeric column {c!r} has non-numeric dtype {df[c].dtype}")
+        return num, cat, self._select(df, self.passthrough, [], "passthrough")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        self._check_params()
+        df, self._named_ = _as_frame(X)
+        if len(df) == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        self.n_features_in_ = df.shape[1]
+        if self._named_:
+            self.feature_names_in_ = np.asarray([str(c) for c in df.columns], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.columns_in_ = [str(c) for c in df.columns]
+        num, cat, pas = self._columns(df)
+        self.numeric_columns_, self.categorical_columns_, self.passthrough_columns_ = (
+            [str(c) for c in num], [str(c) for c in cat], [str(c) for c in pas])
+        xnum = self._numeric_block(df, num)
+        self._fit_numeric(xnum)
+        self._fit_categorical(df, cat)
+        self._layout()
+        return self
+
+    def _numeric_block(self, df, cols) -> torch.Tensor:
+        if not cols:
+            return torch.empty((len(df), 0), dtype=torch.float64)
+        block = df[cols]
+        dts = {np.dtype(t) for t in block.dtypes if hasattr(t, "kind")}
+        dt = np.float32 if dts and all(t == np.float32 for t in dts) else np.float64
+        arr = block.to_numpy(dtype=dt, na_value=np.nan)
+        return torch.from_numpy(np.ascontiguousarray(arr))
+
+    def _fit_numeric(self, x: torch.Tensor) -> None:
+        F = x.shape[1]
+        be = self.backend
+        s = ops.column_stats(x, backend=be).cpu().numpy() if F else np.zeros((6, 0))
+        n_rows = x.shape[0]
+        if np.any(n_rows - s[0] - s[1] > 0):
+            bad = [self.numeric_columns_[j] for j in np.flatnonzero(n_rows - s[0] - s[1] > 0)]
+            raise ValueError(f"numeric columns {bad[:10]} contain infinity; clip or replace it before fitting")
+        empty = s[0] == 0
+        if self.impute is not None and np.any(empty):
+            raise ValueError(f"numeric columns {[self.numeric_columns_[j] for j in np.flatnonzero(empty)]} "
+                             "have no observed value to impute from")
+        need_q = []
+        if self.impute == "median":
+            need_q += [0.5]
+        if self.clip == "iqr" or self.scale == "robust":
+            need_q += [0.25, 0.75]
+        if self.clip == "quantile":
+            need_q += list(self.clip_quantiles)
+        # fill values
+        if self.impute == "mean":
+            fill = s[2].copy()
+        elif self.impute == "median":
+            fill = self._quantiles(x, [0.5])[0]
+        elif self.impute == "constant":
+            fill = np.full(F, float(self.fill_value))
+        else:
+            fill = np.full(F, np.nan)
+        self.fill_ = fill
+        self.indicator_columns_ = [c for c, nn in zip(self.numeric_columns_, s[1]) if nn > 0] if self.add_indicator else []
+        # the data as the clip step sees it: imputed (only the imputed moments change)
+        lo, hi = np.full(F, -np.inf), np.full(F, np.inf)
+        cur = x
+        staged = False
+        if self.clip is not None or self.nonlinear is not None or self.scale in ("robust",) or self.impute == "median":
+            # materialise the imputed block once when later statistics are not closed-form
+            cur = ops.numeric_transform(x, ops.transform_params(F, fill=fill), "float64", backend=be)
+            staged = True
+        if self.clip == "zscore":
+            st = ops.column_stats(cur, backend=be).cpu().numpy()
+            mean, std = st[2], np.sqrt(st[3] / np.maximum(st[0], 1))
+            lo, hi = mean - self.clip_k * std, mean + self.clip_k * std
+        elif self.clip == "iqr":
+            q1, q3 = self._quantiles(cur, [0.25, 0.75])
+            lo, hi = q1 - self.clip_k * (q3 - q1), q3 + self.clip_k * (q3 - q1)
+        elif self.clip == "quantile":
+            lo, hi = self._quantiles(cur, list(self.clip_quantiles))
+        self.clip_lo_, self.clip_hi_ = lo, hi
+        if self.clip is not None or self.nonlinear is not None:
+            cur = ops.numeric_transform(cur, ops.transform_params(F, lo=lo, hi=hi), "float64", backend=be)
+            cur = self._nonlinear(cur)
+            staged = True
+        # scaling statistics of the data as the scaler sees it
+        shift, inv, off = np.zeros(F), np.ones(F), np.zeros(F)
+        if self.scale in ("standard", "minmax", "maxabs"):
+            if staged:
+                st = ops.column_stats(cur, backend=be).cpu().numpy()
+            else:  # imputed moments in closed form: k copies of the fill value merged in (Chan)
+                k = n_rows - s[0]
+                filled = np.stack([k, np.zeros(F), fill, np.zeros(F), np.where(k > 0, fill, np.inf), np.where(k > 0, fill, -np.inf)])
+                st = ops.merge_stats(s, filled) if self.impute is not None else s
+            n, mean, m2, mn, mx = st[0], st[2], st[3], st[4], st[5]
+            if self.scale == "standard":
+                var = m2 / np.maximum(n, 1)
+                scale = handle_zeros_in_scale(np.sqrt(var), is_constant_feature(var, mean, n))
+                shift, inv = mean, 1.0 / scale
+            elif self.scale == "minmax":
+                shift, inv = mn, 1.0 / handle_zeros_in_scale(mx - mn)
+            else:
+                inv = 1.0 / handle_zeros_in_scale(np.maximum(np.abs(mn), np.abs(mx)))
+        elif self.scale == "robust":
+            q1, med, q3 = self._quantiles(cur, [0.25, 0.5, 0.75])
+            shift, inv = med, 1.0 / handle_zeros_in_scale(q3 - q1)
+        self.shift_, self.inv_scale_, self.offset_ = shift, inv, off
+
+    def _nonlinear(self, t: torch.Tensor) -> torch.Tensor:
+        if self.nonlinear == "log1p":
+            return torch.log1p(t)
+        if self.nonlinear == "sqrt":
+            return torch.sqrt(t)
+        return t
+
+    def _quantiles(self, x: torch.Tensor, q: Sequence[float]) -> np.ndarray:
+        """[len(q), F] NaN-aware linear-interpolation quantiles (numpy.nanquantile semantics)."""
+        if hasattr(ops, "column_quantiles"):
+            return ops.column_quantiles(x, list(q), backend=self.backend).cpu().numpy()
+        return np.nanquantile(x.cpu().numpy(), q, axis=0).reshape(len(q), x.shape[1])
+
+    # ------------------------------------------------------------------ categories
+    def _fit_categorical(self, df, cols) -> None:
+        import pandas as pd
+
+        self._cat_plans = []
+        for c in cols:
+            s = df[c]
+            if self.cat_impute == "constant":
+                fill = self.cat_fill_value
+            else:
+                vc = s.value_counts(dropna=True)
+                if len(vc) == 0:
+                    raise ValueError(f"categorical column {c!r} has no observed value to impute from")
+                fill = sorted(vc[vc == vc.max()].index)[0]  # ties: the smallest, like SimpleImputer
+            filled = s.astype(object).where(s.notna(), fill)
+            try:
+                codes, uniques = pd.factorize(filled, sort=True)
+            except TypeError as e:
+                raise TypeError(f"categorical column {c!r} mixes value types that cannot be sorted ({e})") from None
+            cats = np.asarray(uniques, dtype=object)
+            counts = np.bincount(codes[codes >= 0], minlength=len(cats))
+            plan = self._plan_column(str(c), cats, counts, len(s))
+            plan.fill = fill
+            self._cat_plans.append(plan)
+
+    def _infrequent(self, counts: np.ndarray, n: int) -> np.ndarray:
+        """scikit-learn's OneHotEncoder rule for infrequent categories (indices)."""
+        mf, mc = self.min_frequency, self.max_categories
+        if isinstance(mf, numbers.Integral):
+            mask = counts < mf
+        elif isinstance(mf, numbers.Real):
+            mask = counts < n * mf
+        else:
+            mask = np.zeros(counts.shape[0], dtype=bool)
+        n_current = counts.size - mask.sum() + 1
+        if mc is not None and mc < n_current:
+            keep = mc - 1
+            if keep == 0:
+                mask[:] = True
+            else:
+                mask[np.argsort(counts, kind="mergesort")[:-keep]] = True
+        return np.flatnonzero(mask)
+
+    def _plan_column(self, name, cats, counts, n) -> _CatPlan:
+        k = len(cats)
+        if self.encode == "ordinal":
+            return _CatPlan(name, cats, np.arange(k, dtype=np.int64), 1, [name])
+        infreq = self._infrequent(counts, n) if (self.min_frequency is not None or self.max_categories is not None) else np.array([], dtype=np.int64)
+        frequent = np.setdiff1d(np.arange(k), infreq)
+        slots = np.full(k, -1, dtype=np.int64)
+        slots[frequent] = np.arange(frequent.size)
+        names = [f"{name}_{cats[i]}" for i in frequent]
+        width = frequent.size
+        if infreq.size:
+            slots[infreq] = width
+            names.append(f"{name}_infrequent_sklearn")
+            width += 1
+        # drop: scikit-learn drops the first category (or the infrequent column when it is first)
+        drop_idx = None
+        if self.onehot_drop == "first" or (self.onehot_drop == "if_binary" and width == 2):
+            drop_idx = 0
+        infrequent_slot = width - 1 if infreq.size else -1
+        if drop_idx is not None and width > 0:
+            dropped = slots == drop_idx
+            slots = np.where(dropped, -1, np.where(slots > drop_idx, slots - 1, slots))
+            infrequent_slot = -1 if infrequent_slot == drop_idx else infrequent_slot - (infrequent_slot > drop_idx)
+            names.pop(drop_idx)
+            width -= 1
+        return _CatPlan(name, cats, slots, width, names, cats[infreq] if infreq.size else None, int(infrequent_slot))
+
+    # ------------------------------------------------------------------ layout
+    def _layout(self) -> None:
+        Fn = len(self.numeric_columns_)
+        names = [f"num__{c}" for c in self.numeric_columns_]
+        ind = [f"ind__missingindicator_{c}" for c in self.indicator_columns_]
+        offs, w = [], Fn + len(ind)
+        cat_names = []
+        for p in self._cat_plans:
+            offs.append(w)
+            w += p.width
+            cat_names += [f"cat__{n}" for n in p.names]
+        self.cat_offsets_ = np.asarray(offs, dtype=np.int64)
+        self._pass_offset = w
+        w += len(self.passthrough_columns_)
+        self.n_features_out_ = w
+        self._feature_names_out = np.asarray(
+            names + ind + cat_names + [f"remainder__{c}" for c in self.passthrough_columns_], dtype=object)
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "n_features_out_")
+        return self._feature_names_out.copy()
+
+    # ------------------------------------------------------------------ transform
+    def encode_categories(self, X) -> torch.Tensor:
+        """Category codes [N, Fc] int32 of the categorical columns (index into each column's
+        categories; -1 for unknown; missing values take the imputed category), computed on the
+        host by Arrow's hash kernels (no per-value Python)."""
+        check_is_fitted(self, "n_features_out_")
+        df, _ = _as_frame(X)
+        codes = np.empty((len(df), len(self._cat_plans)), dtype=np.int32)
+        for j, p in enumerate(self._cat_plans):
+            codes[:, j] = _lookup(df[self._orig_name(df, p.name)], p)
+        return torch.from_numpy(codes)
+
+    def _orig_name(self, df, name):
+        for c in df.columns:
+            if str(c) == name:
+                return c
+        raise ValueError(f"column {name!r} seen in fit is missing from X")
+
+    def _check_frame(self, df):
+        if self._named_:
+            missing = [c for c in self.columns_in_ if c not in {str(x) for x in df.columns}]
+            if missing:
+                raise ValueError(f"columns {missing[:10]} seen in fit are missing from X")
+        elif df.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {df.shape[1]} features, but Preprocessor is expecting {self.n_features_in_} features as input.")
+
+    def _transform_frame(self, df) -> torch.Tensor:
+        self._check_frame(df)
+        if len(df) == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        num_cols = [self._orig_name(df, c) for c in self.numeric_columns_]
+        xnum = self._numeric_block(df, num_cols)
+        codes = self.encode_categories(df)
+        dt = _out_dtype(self.dtype, "dtype")
+        out = self._run(xnum, codes, dt)
+        if self.passthrough_columns_:
+            pc = [self._orig_name(df, c) for c in self.passthrough_columns_]
+            out[:, self._pass_offset:] = torch.from_numpy(df[pc].to_numpy(dtype=np.float64, na_value=np.nan)).to(dt)
+        return out
+
+    def _numeric_params(self) -> np.ndarray:
+        F = len(self.numeric_columns_)
+        return ops.transform_params(F, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_,
+                                    shift=self.shift_, inv_scale=self.inv_scale_, offset=self.offset_)
+
+    def _run(self, xnum: torch.Tensor, codes: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+        """Write the [N, W] output: numeric block, indicators, categorical block."""
+        N, Fn = xnum.shape
+        if xnum.device.type == "cpu" and dt in (torch.float32, torch.float64):
+            # numpy maps large outputs with huge pages: far fewer page faults than torch's allocator
+            out = torch.from_numpy(np.empty((N, self.n_features_out_), dtype=torch.empty((), dtype=dt).numpy().dtype))
+        else:
+            out = torch.empty((N, self.n_features_out_), dtype=dt, device=xnum.device)
+        if Fn:
+            if self.nonlinear is None:
+                ops.numeric_transform(xnum, self._numeric_params(), backend=self.backend, out=out[:, :Fn])
+            else:
+                F = Fn
+                v = ops.numeric_transform(xnum, ops.transform_params(F, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_),
+                                          "float64", backend=self.backend)
+                v = self._nonlinear(v)
+                ops.numeric_transform(v, ops.transform_params(F, shift=self.shift_, inv_scale=self.inv_scale_,
+                                                              offset=self.offset_), backend=self.backend, out=out[:, :Fn])
+        if self.indicator_columns_:
+            idx = [self.numeric_columns_.index(c) for c in self.indicator_columns_]
+            out[:, Fn:Fn + len(idx)] = torch.isnan(xnum[:, idx]).to(dt)
+        for j, p in enumerate(self._cat_plans):
+            c = codes[:, j].to(torch.int64)
+            unknown = c < 0
+            if self.handle_unknown == "error" and bool(unknown.any()):
+                raise ValueError(f"Found unknown categories in column {p.name!r} during transform")
+            o = int(self.cat_offsets_[j])
+            if self.encode == "ordinal":
+                vals = c.to(torch.float64)
+                vals[unknown] = float(self.unknown_value)
+                out[:, o] = vals.to(dt)
+                continue
+            slots = torch.from_numpy(p.slots)[c.clamp_min(0)]
+            slots[unknown] = p.infrequent_slot if self.handle_unknown == "infrequent_if_exist" else -1
+            block = out[:, o:o + p.width]
+            block.zero_()
+            live = slots >= 0
+            block[live.nonzero().squeeze(1), slots[live]] = 1
+        return out
+
+    def transform(self, X):
+        check_is_fitted(self, "n_features_out_")
+        kind = kind_of(X) if isinstance(X, torch.Tensor) else "numpy"
+        df, _ = _as_frame(X)
+        out = self._transform_frame(df)
+        if getattr(self, "_kf_output", None) == "torch" or kind == "torch":
+            return out
+        if getattr(self, "_sklearn_output_config", {}).get("transform") == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(tensor_to_numpy(out), columns=self.get_feature_names_out(), index=df.index)
+        return tensor_to_numpy(out)
+
+    def set_output(self, *, transform=None):
+        """"default" / "pandas" / "torch"."""
+        if transform not in (None, "default", "pandas", "torch"):
+            raise ValueError(f"transform must be 'default', 'pandas' or 'torch', got {transform!r}")
+        self._kf_output = "torch" if transform == "torch" else None
+        self._sklearn_output_config = {"transform": transform or "default"}
+        return self
+
+    # ------------------------------------------------------------------ scikit-learn equivalent
+    def to_sklearn(self):
+        """The scikit-learn ColumnTransformer that computes the same output (unfitted)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import MissingIndicator, SimpleImputer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import (FunctionTransformer, MaxAbsScaler, MinMaxScaler, OneHotEncoder,
+                                           OrdinalEncoder, RobustScaler, StandardScaler)
+
+        check_is_fitted(self, "n_features_out_")
+        if self.clip is not None:
+            raise NotImplementedError("scikit-learn has no outlier-clipping step; use kernelflow's OutlierClipper")
+        steps = []
+        if self.impute is not None:
+            steps.append(SimpleImputer(strategy=self.impute, fill_value=self.fill_value))
+        if self.nonlinear is not None:
+            steps.append(FunctionTransformer(np.log1p if self.nonlinear == "log1p" else np.sqrt,
+                                             feature_names_out="one-to-one"))
+        scaler = {"standard": StandardScaler, "minmax": MinMaxScaler, "maxabs": MaxAbsScaler, "robust": RobustScaler}
+        if self.scale is not None:
+            steps.append(scaler[self.scale]())
+        transformers = []
+        if self.numeric_columns_:
+            transformers.append(("num", make_pipeline(*steps) if steps else "passthrough", self.numeric_columns_))
+        if self.indicator_columns_:
+            transformers.append(("ind", MissingIndicator(features="all"), self.indicator_columns_))
+        if self._cat_plans:
+            cat_steps = [_CatImputer(self.cat_impute, self.cat_fill_value)]
+            if self.encode == "onehot":
+                cat_steps.append(OneHotEncoder(handle_unknown=self.handle_unknown, min_frequency=self.min_frequency,
+                                               max_categories=self.max_categories, drop=self.onehot_drop,
+                                               sparse_output=False))
+            else:
+                cat_steps.append(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=self.unknown_value))
+            transformers.append(("cat", make_pipeline(*cat_steps), self.categorical_columns_))
+        if self.passthrough_columns_:
+            transformers.append(("remainder", "passthrough", self.passthrough_columns_))
+        return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
+
+
+class _CatImputer(TransformerMixin, BaseEstimator):
+    """Categorical imputation for the scikit-learn equivalent (object columns; NaN and None)."""
+
+    def __init__(self, strategy="most_frequent", fill_value="missing"):
+        self.strategy = strategy
+        self.fill_value = fill_value
+
+    def fit(self, X, y=None):
+        import pandas as pd
+
+        df = pd.DataFrame(X)
+        self.fills_ = []
+        for c in df.columns:
+            if self.strategy == "constant":
+                self.fills_.append(self.fill_value)
+            else:
+                vc = df[c].value_counts(dropna=True)
+                self.fills_.append(sorted(vc[vc == vc.max()].index)[0])
+        self.feature_names_in_ = np.asarray([str(c) for c in df.columns], dtype=object)
+        return self
+
+    def transform(self, X):
+        import pandas as pd
+
+        df = pd.DataFrame(X).astype(object)
+        for c, f in zip(df.columns, self.fills_):
+            df[c] = df[c].where(df[c].notna(), f)
+        return df
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_in_
