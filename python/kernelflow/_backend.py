@@ -83,14 +83,24 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
     return f"unknown backend {name!r}"
 
 
+@torch.compiler.assume_constant_result
+def _block_choice() -> str:
+    # read at trace time under torch.compile: a compiled graph keeps the backend it was traced with
+    return _current.get() or "auto"
+
+
+@torch.compiler.assume_constant_result
+def _env_choice() -> str:
+    return os.environ.get("KERNELFLOW_BACKEND") or "auto"
+
+
 def resolve(requested: str | None, device: torch.device) -> str:
     """The concrete backend for data on ``device``: the call's choice, else the block's, else KERNELFLOW_BACKEND, else auto."""
     name = _check_name(requested) if requested is not None else "auto"
     if name == "auto":  # a call's "auto" defers to the block, then to the environment
-        name = _current.get() or "auto"
+        name = _block_choice()
     if name == "auto":
-        name = os.environ.get("KERNELFLOW_BACKEND") or "auto"
-        name = _check_name(name, "KERNELFLOW_BACKEND")
+        name = _check_name(_env_choice(), "KERNELFLOW_BACKEND")
     name = _check_name(name)
     if name == "auto":
         order = ("cuda", "triton", "torch") if device.type == "cuda" else ("cpu", "torch")

@@ -69,6 +69,15 @@ def _as_frame(X: Any):
     return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), False
 
 
+def _json_value(v):
+    """A category value as a JSON scalar (str, int, float, bool)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if not isinstance(v, (str, int, float, bool)):
+        raise TypeError(f"category value {v!r} of type {type(v).__name__} cannot be saved")
+    return v
+
+
 def _lookup(s, plan: _CatPlan) -> np.ndarray:
     """Codes of the values of column s in plan.categories; missing -> the fill's code; unknown -> -1."""
     import pandas as pd
@@ -520,6 +529,79 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         self._kf_output = "torch" if transform == "torch" else None
         self._sklearn_output_config = {"transform": transform or "default"}
         return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Save the fitted preprocessor (safetensors + JSON, never pickle); ``kernelflow.load`` reads it."""
+        check_is_fitted(self, "n_features_out_")
+        from kernelflow.io import save
+
+        save(self, path)
+
+    _ARRAYS = ("fill_", "clip_lo_", "clip_hi_", "shift_", "inv_scale_", "offset_", "cat_offsets_")
+    _LISTS = ("columns_in_", "numeric_columns_", "categorical_columns_", "passthrough_columns_", "indicator_columns_")
+
+    def _get_state(self) -> dict:
+        st = {k: getattr(self, k) for k in self._ARRAYS + self._LISTS}
+        st.update(n_features_in_=self.n_features_in_, n_features_out_=self.n_features_out_, _named_=self._named_,
+                  _pass_offset=self._pass_offset, _feature_names_out=self._feature_names_out)
+        if hasattr(self, "feature_names_in_"):
+            st["feature_names_in_"] = self.feature_names_in_
+        st["_cat_plans"] = [
+            {"name": p.name, "categories": [_json_value(v) for v in p.categories], "slots": p.slots.tolist(),
+             "width": p.width, "names": list(p.names), "infrequent_slot": p.infrequent_slot,
+             "infrequent": None if p.infrequent is None else [_json_value(v) for v in p.infrequent],
+             "fill": _json_value(p.fill)}
+            for p in self._cat_plans]
+        return st
+
+    def _set_state(self, st: dict) -> None:
+        for k in self._ARRAYS:
+            v = np.asarray(st[k])
+            if v.dtype.kind not in "iuf":
+                raise ValueError(f"{k} must be numeric")
+            setattr(self, k, v)
+        for k in self._LISTS:
+            v = st[k]
+            if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
+                raise ValueError(f"{k} must be a list of column names")
+            setattr(self, k, v)
+        for k in ("n_features_in_", "n_features_out_", "_pass_offset"):
+            if not isinstance(st[k], int) or st[k] < 0:
+                raise ValueError(f"{k} must be a non-negative int")
+            setattr(self, k, st[k])
+        self._named_ = bool(st["_named_"])
+        self._feature_names_out = np.asarray(st["_feature_names_out"], dtype=object)
+        if "feature_names_in_" in st:
+            self.feature_names_in_ = np.asarray(st["feature_names_in_"], dtype=object)
+        Fn = len(self.numeric_columns_)
+        if any(np.asarray(getattr(self, k)).shape != (Fn,) for k in self._ARRAYS[:-1]):
+            raise ValueError("numeric parameters do not match the numeric columns")
+        plans = []
+        for d in st["_cat_plans"]:
+            cats = np.asarray(d["categories"], dtype=object)
+            slots = np.asarray(d["slots"], dtype=np.int64)
+            limit = len(cats) if self.encode == "ordinal" else d["width"]
+            if slots.shape != cats.shape or (slots.size and (slots.max() >= max(limit, 1) or slots.min() < -1)):
+                raise ValueError(f"category table of column {d['name']!r} is inconsistent")
+            plans.append(_CatPlan(str(d["name"]), cats, slots, int(d["width"]), [str(n) for n in d["names"]],
+                                  None if d["infrequent"] is None else np.asarray(d["infrequent"], dtype=object),
+                                  int(d["infrequent_slot"]), d["fill"]))
+        self._cat_plans = plans
+        if len(plans) != len(self.categorical_columns_) or self.cat_offsets_.shape != (len(plans),):
+            raise ValueError("categorical plans do not match the categorical columns")
+        if len(self._feature_names_out) != self.n_features_out_:
+            raise ValueError("feature names do not match the output width")
+
+    # ------------------------------------------------------------------ torch module
+    def to_module(self):
+        """The fitted pipeline as ``kernelflow.nn.Preprocess``: an nn.Module with the parameters as
+        buffers, taking the numeric tensor (with NaN) and the category-code tensor
+        (``encode_categories``); works under torch.compile(fullgraph=True) on CPU and CUDA."""
+        from kernelflow.nn.preprocess import Preprocess
+
+        check_is_fitted(self, "n_features_out_")
+        return Preprocess.from_preprocessor(self)
 
     # ------------------------------------------------------------------ scikit-learn equivalent
     def to_sklearn(self):
