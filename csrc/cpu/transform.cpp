@@ -15,15 +15,19 @@ namespace {
 template <typename T, typename C, int OutKind>
 void run(const Mat& x, const double* params, const Mat& out) {
   const int64_t rows = x.rows, cols = x.cols;
-  // parameters converted once to the compute type
-  std::vector<C> p(6 * cols);
+  // parameters converted once to the compute type; the shift is split into hi + lo so float
+  // compute keeps the digits a single fp32 shift would lose ((v - hi) is exact near the shift)
+  std::vector<C> p(7 * cols);
   for (int64_t i = 0; i < 6 * cols; ++i) p[i] = static_cast<C>(params[i]);
+  for (int64_t j = 0; j < cols; ++j)
+    p[6 * cols + j] = static_cast<C>(params[3 * cols + j] - static_cast<double>(p[3 * cols + j]));
   const C* __restrict fill = p.data();
   const C* __restrict lo = fill + cols;
   const C* __restrict hi = lo + cols;
   const C* __restrict shift = hi + cols;
   const C* __restrict inv = shift + cols;
   const C* __restrict off = inv + cols;
+  const C* __restrict shift_lo = off + cols;
   const T* xd = static_cast<const T*>(x.data);
   const int64_t xrs = x.rs, xcs = x.cs, ors = out.rs;
 #pragma omp parallel for schedule(static)
@@ -40,7 +44,7 @@ void run(const Mat& x, const double* params, const Mat& out) {
           C v = (x0 != x0) ? f : x0;
           v = v < l ? l : v;  // comparisons are false for NaN: an unimputed NaN stays
           v = v > h ? h : v;
-          orow[j] = static_cast<O>((v - shift[j]) * inv[j] + off[j]);
+          orow[j] = static_cast<O>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
         }
       } else {
         for (int64_t j = 0; j < cols; ++j) {
@@ -48,7 +52,7 @@ void run(const Mat& x, const double* params, const Mat& out) {
           v = (v != v) ? fill[j] : v;
           v = v < lo[j] ? lo[j] : v;
           v = v > hi[j] ? hi[j] : v;
-          orow[j] = static_cast<O>((v - shift[j]) * inv[j] + off[j]);
+          orow[j] = static_cast<O>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
         }
       }
     } else {
@@ -58,7 +62,7 @@ void run(const Mat& x, const double* params, const Mat& out) {
         v = (v != v) ? fill[j] : v;
         v = v < lo[j] ? lo[j] : v;
         v = v > hi[j] ? hi[j] : v;
-        const float y = static_cast<float>((v - shift[j]) * inv[j] + off[j]);
+        const float y = static_cast<float>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
         orow[j] = OutKind == 2 ? float_to_half_bits(y) : float_to_bf16_bits(y);
       }
     }
@@ -67,11 +71,13 @@ void run(const Mat& x, const double* params, const Mat& out) {
 
 template <typename T>
 void dispatch_out(const Mat& x, const double* params, const Mat& out) {
+  using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
   switch (out.dtype) {
-    case DType::f32: return run<T, float, 0>(x, params, out);
+    // float64 input is computed in float64 and rounded once to the output type
+    case DType::f32: return run<T, C, 0>(x, params, out);
     case DType::f64: return run<T, double, 1>(x, params, out);
-    case DType::f16: return run<T, float, 2>(x, params, out);
-    case DType::bf16: return run<T, float, 3>(x, params, out);
+    case DType::f16: return run<T, C, 2>(x, params, out);
+    case DType::bf16: return run<T, C, 3>(x, params, out);
     default: break;
   }
 }

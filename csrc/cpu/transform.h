@@ -7,6 +7,7 @@ namespace kf::cpu {
 // x [rows, cols] float32/float64 any strides; out [rows, cols] float32/float64/float16/bfloat16 with
 // column stride 1 and row stride out.rs (so it can write a slice of a wider matrix).
 // params [6, cols] float64 contiguous: fill, lo, hi, shift, inv_scale, offset.
-// Arithmetic in float64 when out is float64, else float32.
+// Arithmetic in float64 when x or out is float64, else float32 with the shift split into two
+// floats (hi + lo) so large shifts keep their digits.
 void numeric_transform(const Mat& x, const double* params /* [6, cols] */, const Mat& out);
 }  // namespace kf::cpu

@@ -14,6 +14,8 @@ template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat
 template <typename O, typename C> __device__ __forceinline__ O from_compute(C v) { return static_cast<O>(v); }
 template <> __device__ __forceinline__ __half from_compute<__half, float>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16, float>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_compute<__half, double>(double v) { return __double2half(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16, double>(double v) { return __double2bfloat16(v); }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

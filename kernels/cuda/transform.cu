@@ -12,20 +12,27 @@ namespace kf::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxSharedCols = 2048;  // 6 params x 2048 x 4 B = 48 KB for float compute
+constexpr int kMaxSharedCols = 1536;  // 7 params x 1536 x 4 B = 42 KB for float compute
 
 template <typename C>
 struct Params {
   const double* __restrict__ p;  // [6, cols] float64
   int64_t cols;
   __device__ __forceinline__ C get(int k, int64_t j) const { return static_cast<C>(p[k * cols + j]); }
+  __device__ __forceinline__ C shift_lo(int64_t j) const {
+    const double s = p[3 * cols + j];
+    return static_cast<C>(s - static_cast<double>(static_cast<C>(s)));
+  }
 };
 
+// shift = shift_hi + shift_lo (the float64 shift split into two of the compute type): with
+// float compute, (v - hi) is exact when v is near the shift and the small lo term restores the
+// digits a single fp32 shift would lose (e.g. a mean of 2008.03 has an fp32 ulp of 1.2e-4).
 template <typename C>
-__device__ __forceinline__ C apply(C v, C fill, C lo, C hi, C shift, C inv, C off) {
+__device__ __forceinline__ C apply(C v, C fill, C lo, C hi, C shift_hi, C shift_lo, C inv, C off) {
   v = (v != v) ? fill : v;
   v = v < lo ? lo : (v > hi ? hi : v);  // NaN compares false: an unimputed NaN passes through
-  return (v - shift) * inv + off;
+  return ((v - shift_hi) - shift_lo) * inv + off;
 }
 
 // Flat, contiguous x and out (rs == cols, cs == 1), float32 in, cols % 4 == 0: float4 loads.
@@ -35,9 +42,13 @@ transform_vec4_kernel(const float4* __restrict__ x,  // [rows * cols / 4]
                       const double* __restrict__ params,  // [6, cols]
                       int64_t n4, int64_t cols, bool shared_params,
                       O* __restrict__ out) {  // [rows, cols] contiguous
-  extern __shared__ float sp[];  // [6, cols] as float when shared_params
+  extern __shared__ float sp[];  // [7, cols] as float when shared_params; row 6 = shift_lo
   if (shared_params) {
     for (int64_t i = threadIdx.x; i < 6 * cols; i += blockDim.x) sp[i] = static_cast<float>(params[i]);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const double sh = params[3 * cols + j];
+      sp[6 * cols + j] = static_cast<float>(sh - static_cast<double>(static_cast<float>(sh)));
+    }
     __syncthreads();
   }
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -49,15 +60,18 @@ transform_vec4_kernel(const float4* __restrict__ x,  // [rows * cols / 4]
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const int64_t j = j0 + k;
-      float f, lo, hi, sh, iv, of;
+      float f, lo, hi, sh, sl, iv, of;
       if (shared_params) {
-        f = sp[j]; lo = sp[cols + j]; hi = sp[2 * cols + j]; sh = sp[3 * cols + j]; iv = sp[4 * cols + j]; of = sp[5 * cols + j];
+        f = sp[j]; lo = sp[cols + j]; hi = sp[2 * cols + j]; sh = sp[3 * cols + j]; iv = sp[4 * cols + j];
+        of = sp[5 * cols + j]; sl = sp[6 * cols + j];
       } else {
         f = __double2float_rn(__ldg(params + j)); lo = __double2float_rn(__ldg(params + cols + j));
-        hi = __double2float_rn(__ldg(params + 2 * cols + j)); sh = __double2float_rn(__ldg(params + 3 * cols + j));
+        hi = __double2float_rn(__ldg(params + 2 * cols + j));
+        const double shd = __ldg(params + 3 * cols + j);
+        sh = __double2float_rn(shd); sl = __double2float_rn(shd - static_cast<double>(sh));
         iv = __double2float_rn(__ldg(params + 4 * cols + j)); of = __double2float_rn(__ldg(params + 5 * cols + j));
       }
-      res[k] = apply<float>(vals[k], f, lo, hi, sh, iv, of);
+      res[k] = apply<float>(vals[k], f, lo, hi, sh, sl, iv, of);
     }
     if constexpr (std::is_same<O, float>::value) {
       reinterpret_cast<float4*>(out)[v] = make_float4(res[0], res[1], res[2], res[3]);
@@ -84,7 +98,7 @@ transform_strided_kernel(const T* __restrict__ x,  // [rows, cols], strides rs, 
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int64_t r = i / cols, j = i - r * cols;
     const C v = static_cast<C>(x[r * rs + j * cs]);
-    const C y = apply<C>(v, p.get(0, j), p.get(1, j), p.get(2, j), p.get(3, j), p.get(4, j), p.get(5, j));
+    const C y = apply<C>(v, p.get(0, j), p.get(1, j), p.get(2, j), p.get(3, j), p.shift_lo(j), p.get(4, j), p.get(5, j));
     out[r * ors + j] = from_compute<O, C>(y);
   }
 }
@@ -107,7 +121,7 @@ void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) 
     if (vec) {
       const int64_t n4 = x.rows * x.cols / 4;
       const bool shared = x.cols <= kMaxSharedCols;
-      const size_t smem = shared ? 6 * x.cols * sizeof(float) : 0;
+      const size_t smem = shared ? 7 * x.cols * sizeof(float) : 0;
       transform_vec4_kernel<O><<<grid_for(n4), kThreads, smem, s>>>(
           static_cast<const float4*>(x.data), params, n4, x.cols, shared, static_cast<O*>(out.data));
       KF_CUDA_CHECK_LAUNCH("transform_vec4_kernel");
@@ -122,10 +136,11 @@ void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) 
 template <typename T>
 void dispatch_out(const Mat& x, const double* params, const Mat& out, cudaStream_t s) {
   switch (out.dtype) {
-    case DType::f32: return launch<T, float, float>(x, params, out, s);
+    case DType::f32: return launch<T, std::conditional_t<std::is_same<T, double>::value, double, float>, float>(x, params, out, s);
     case DType::f64: return launch<T, double, double>(x, params, out, s);
-    case DType::f16: return launch<T, float, __half>(x, params, out, s);
-    case DType::bf16: return launch<T, float, __nv_bfloat16>(x, params, out, s);
+    // float64 input is computed in float64 and rounded once to the output type
+    case DType::f16: return launch<T, std::conditional_t<std::is_same<T, double>::value, double, float>, __half>(x, params, out, s);
+    case DType::bf16: return launch<T, std::conditional_t<std::is_same<T, double>::value, double, float>, __nv_bfloat16>(x, params, out, s);
     default: break;
   }
 }

@@ -203,12 +203,21 @@ class Preprocessor(TransformerMixin, BaseEstimator):
 
         is_num = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
         explicit = set(self._select(df, self.passthrough, [], "passthrough")) | set(self._select(df, self.drop, [], "drop"))
-        num = [c for c in self._select(df, self.numeric, is_num, "numeric") if c not in explicit]
-        cat_auto = [not m for m in is_num]
-        cat = [c for c in self._select(df, self.categorical, cat_auto, "categorical") if c not in explicit and c not in num]
-        both = set(num) & set(cat)
-        if both:
-            raise ValueError(f"columns {sorted(map(str, both))} are both numeric and categorical")
+        num_auto = isinstance(self.numeric, str) and self.numeric == "auto"
+        cat_auto = isinstance(self.categorical, str) and self.categorical == "auto"
+        num = self._select(df, self.numeric, is_num, "numeric")
+        cat = self._select(df, self.categorical, [not m for m in is_num], "categorical")
+        if not num_auto and not cat_auto:
+            both = set(num) & set(cat)
+            if both:
+                raise ValueError(f"columns {sorted(map(str, both))} are both numeric and categorical")
+        # a column named explicitly wins over the automatic choice of the other kind
+        if num_auto and not cat_auto:
+            num = [c for c in num if c not in set(cat)]
+        elif cat_auto:
+            cat = [c for c in cat if c not in set(num)]
+        num = [c for c in num if c not in explicit]
+        cat = [c for c in cat if c not in explicit]
         for c in num:
             if not pd.api.types.is_numeric_dtype(df[c]):
                 raise ValueError(f"numeric column {c!r} has non-numeric dtype {df[c].dtype}")
@@ -516,19 +525,16 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         out = self._transform_frame(df)
         if getattr(self, "_kf_output", None) == "torch" or kind == "torch":
             return out
-        if getattr(self, "_sklearn_output_config", {}).get("transform") == "pandas":
-            import pandas as pd
-
-            return pd.DataFrame(tensor_to_numpy(out), columns=self.get_feature_names_out(), index=df.index)
-        return tensor_to_numpy(out)
+        return tensor_to_numpy(out)  # scikit-learn's set_output wrapper makes pandas / polars frames
 
     def set_output(self, *, transform=None):
-        """"default" / "pandas" / "torch"."""
-        if transform not in (None, "default", "pandas", "torch"):
-            raise ValueError(f"transform must be 'default', 'pandas' or 'torch', got {transform!r}")
-        self._kf_output = "torch" if transform == "torch" else None
-        self._sklearn_output_config = {"transform": transform or "default"}
-        return self
+        """scikit-learn's set_output ("default", "pandas", "polars") plus "torch"."""
+        if transform == "torch":
+            super().set_output(transform="default")
+            self._kf_output = "torch"
+            return self
+        self._kf_output = None
+        return super().set_output(transform=transform)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
