@@ -220,3 +220,46 @@ def test_module_on_cuda():
     out = m(xnum, pre.encode_categories(df).cuda())
     assert out.is_cuda
     np.testing.assert_allclose(out.cpu().numpy(), pre.transform(df), rtol=1e-6, atol=1e-6)
+
+
+STREAM_POLICIES = [{}, {"scale": "minmax", "add_indicator": True, "min_frequency": 0.03},
+                   {"nonlinear": "sqrt", "scale": "maxabs", "impute": "constant", "fill_value": 2.0}]
+
+
+@pytest.mark.parametrize("policy", STREAM_POLICIES, ids=str)
+def test_parquet_row_groups_partial_fit_equals_fit(tmp_path, policy):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = synthetic(3000)
+    df[["n0", "n1", "n2", "n3"]] = df[["n0", "n1", "n2", "n3"]].abs()
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=700)
+    f = pq.ParquetFile(path)
+    assert f.num_row_groups == 5
+    part = Preprocessor(**policy)
+    for i in range(f.num_row_groups):
+        part.partial_fit(f.read_row_group(i))
+    full = Preprocessor(**policy).fit(df)
+    assert list(part.get_feature_names_out()) == list(full.get_feature_names_out())
+    np.testing.assert_allclose(part.transform(df), full.transform(df), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(part.shift_, full.shift_, rtol=1e-12)
+
+
+def test_partial_fit_rejects_quantile_policies():
+    df = synthetic(100)
+    for policy in ({"impute": "median"}, {"clip": "iqr"}, {"scale": "robust"}):
+        with pytest.raises(ValueError, match="partial_fit and distributed fits need"):
+            Preprocessor(**policy).partial_fit(df)
+
+
+def test_dask_fit_and_transform():
+    dd = pytest.importorskip("dask.dataframe")
+    df = synthetic(2000)
+    ddf = dd.from_pandas(df, npartitions=5)
+    pre = Preprocessor(add_indicator=True).fit_dask(ddf)
+    full = Preprocessor(add_indicator=True).fit(df)
+    np.testing.assert_allclose(pre.transform(df), full.transform(df), rtol=1e-6, atol=1e-6)
+    out = pre.transform_dask(dd.from_pandas(df, npartitions=3)).compute()
+    assert list(out.columns) == list(full.get_feature_names_out())
+    np.testing.assert_allclose(out.to_numpy(), full.transform(df), rtol=1e-6, atol=1e-6)

@@ -229,18 +229,12 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         df, self._named_ = _as_frame(X)
         if len(df) == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
-        self.n_features_in_ = df.shape[1]
-        if self._named_:
-            self.feature_names_in_ = np.asarray([str(c) for c in df.columns], dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self.columns_in_ = [str(c) for c in df.columns]
-        num, cat, pas = self._columns(df)
-        self.numeric_columns_, self.categorical_columns_, self.passthrough_columns_ = (
-            [str(c) for c in num], [str(c) for c in cat], [str(c) for c in pas])
-        xnum = self._numeric_block(df, num)
+        if hasattr(self, "_stream_"):
+            del self._stream_
+        self._set_columns(df)
+        xnum = self._numeric_block(df, [self._orig_name(df, c) for c in self.numeric_columns_])
         self._fit_numeric(xnum)
-        self._fit_categorical(df, cat)
+        self._fit_categorical(df, [self._orig_name(df, c) for c in self.categorical_columns_])
         self._layout()
         return self
 
@@ -306,7 +300,6 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             cur = self._nonlinear(cur)
             staged = True
         # scaling statistics of the data as the scaler sees it
-        shift, inv, off = np.zeros(F), np.ones(F), np.zeros(F)
         if self.scale in ("standard", "minmax", "maxabs"):
             if staged:
                 st = ops.column_stats(cur, backend=be).cpu().numpy()
@@ -314,19 +307,12 @@ class Preprocessor(TransformerMixin, BaseEstimator):
                 k = n_rows - s[0]
                 filled = np.stack([k, np.zeros(F), fill, np.zeros(F), np.where(k > 0, fill, np.inf), np.where(k > 0, fill, -np.inf)])
                 st = ops.merge_stats(s, filled) if self.impute is not None else s
-            n, mean, m2, mn, mx = st[0], st[2], st[3], st[4], st[5]
-            if self.scale == "standard":
-                var = m2 / np.maximum(n, 1)
-                scale = handle_zeros_in_scale(np.sqrt(var), is_constant_feature(var, mean, n))
-                shift, inv = mean, 1.0 / scale
-            elif self.scale == "minmax":
-                shift, inv = mn, 1.0 / handle_zeros_in_scale(mx - mn)
-            else:
-                inv = 1.0 / handle_zeros_in_scale(np.maximum(np.abs(mn), np.abs(mx)))
+            self._scale_from_stats(st)
         elif self.scale == "robust":
             q1, med, q3 = self._quantiles(cur, [0.25, 0.5, 0.75])
-            shift, inv = med, 1.0 / handle_zeros_in_scale(q3 - q1)
-        self.shift_, self.inv_scale_, self.offset_ = shift, inv, off
+            self.shift_, self.inv_scale_, self.offset_ = med, 1.0 / handle_zeros_in_scale(q3 - q1), np.zeros(F)
+        else:
+            self._scale_from_stats(np.zeros((6, F)))
 
     def _nonlinear(self, t: torch.Tensor) -> torch.Tensor:
         if self.nonlinear == "log1p":
@@ -340,6 +326,160 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         if hasattr(ops, "column_quantiles"):
             return ops.column_quantiles(x, list(q), backend=self.backend).cpu().numpy()
         return np.nanquantile(x.cpu().numpy(), q, axis=0).reshape(len(q), x.shape[1])
+
+    # ------------------------------------------------------------------ streaming / distributed fit
+    _STREAMABLE = "impute in (None, 'mean', 'constant'), clip=None and scale in (None, 'standard', 'minmax', 'maxabs')"
+
+    def _check_streamable(self):
+        if self.impute not in (None, "mean", "constant") or self.clip is not None or self.scale == "robust":
+            raise ValueError(f"partial_fit and distributed fits need {self._STREAMABLE} (their statistics merge "
+                             "exactly); fit quantile-based policies in one call")
+
+    def _chunk_state(self, df) -> dict:
+        """Mergeable statistics of one chunk: row count, moments of the numeric columns (raw and
+        after the nonlinear transform) and per-category counts. Runs anywhere (Dask workers)."""
+        num = [self._orig_name(df, c) for c in self.numeric_columns_]
+        x = self._numeric_block(df, num)
+        F = x.shape[1]
+        raw = ops.column_stats(x, backend=self.backend).cpu().numpy() if F else np.zeros((6, 0))
+        f = ops.column_stats(self._nonlinear(x.to(torch.float64)), backend=self.backend).cpu().numpy() \
+            if (F and self.nonlinear is not None) else raw
+        cats = []
+        for c in self.categorical_columns_:
+            vc = df[self._orig_name(df, c)].value_counts(dropna=True)
+            cats.append({"values": [_json_value(v) for v in vc.index], "counts": [int(n) for n in vc.to_numpy()]})
+        return {"rows": int(len(df)), "raw": raw, "f": f, "cats": cats}
+
+    @staticmethod
+    def _merge_states(a: dict, b: dict) -> dict:
+        import pandas as pd
+
+        cats = []
+        for ca, cb in zip(a["cats"], b["cats"]):
+            sa = pd.Series(ca["counts"], index=pd.Index(ca["values"], dtype=object), dtype=np.int64)
+            sb = pd.Series(cb["counts"], index=pd.Index(cb["values"], dtype=object), dtype=np.int64)
+            m = sa.add(sb, fill_value=0).astype(np.int64)
+            cats.append({"values": list(m.index), "counts": [int(n) for n in m.to_numpy()]})
+        return {"rows": a["rows"] + b["rows"], "raw": ops.merge_stats(a["raw"], b["raw"]),
+                "f": ops.merge_stats(a["f"], b["f"]), "cats": cats}
+
+    def _start_stream(self, df) -> None:
+        self._check_params()
+        self._check_streamable()
+        if len(df) == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        self._set_columns(df)
+
+    def _set_columns(self, df) -> None:
+        self.n_features_in_ = df.shape[1]
+        if self._named_:
+            self.feature_names_in_ = np.asarray([str(c) for c in df.columns], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.columns_in_ = [str(c) for c in df.columns]
+        num, cat, pas = self._columns(df)
+        self.numeric_columns_, self.categorical_columns_, self.passthrough_columns_ = (
+            [str(c) for c in num], [str(c) for c in cat], [str(c) for c in pas])
+
+    def partial_fit(self, X, y=None):
+        """Update the fit with one chunk (e.g. a Parquet row group). Moments merge exactly
+        (Chan), category counts add, so chunked fits equal one-shot fits."""
+        df, named = _as_frame(X)
+        if not hasattr(self, "_stream_"):
+            self._named_ = named
+            self._start_stream(df)
+            state = self._chunk_state(df)
+        else:
+            self._check_frame(df)
+            state = self._merge_states(self._stream_, self._chunk_state(df))
+        self._finish_stream(state)
+        return self
+
+    def _finish_stream(self, st: dict) -> None:
+        """Turn merged chunk statistics into the fitted parameters."""
+        import pandas as pd
+
+        self._stream_ = st
+        raw, fs, n_rows = st["raw"], st["f"], st["rows"]
+        F = raw.shape[1]
+        if np.any(n_rows - raw[0] - raw[1] > 0):
+            bad = [self.numeric_columns_[j] for j in np.flatnonzero(n_rows - raw[0] - raw[1] > 0)]
+            raise ValueError(f"numeric columns {bad[:10]} contain infinity; clip or replace it before fitting")
+        if self.impute is not None and np.any(raw[0] == 0):
+            raise ValueError(f"numeric columns {[self.numeric_columns_[j] for j in np.flatnonzero(raw[0] == 0)]} "
+                             "have no observed value to impute from")
+        fill = raw[2].copy() if self.impute == "mean" else np.full(F, float(self.fill_value) if self.impute else np.nan)
+        self.fill_ = fill
+        self.indicator_columns_ = [c for c, nn in zip(self.numeric_columns_, raw[1]) if nn > 0] if self.add_indicator else []
+        self.clip_lo_, self.clip_hi_ = np.full(F, -np.inf), np.full(F, np.inf)
+        k = n_rows - raw[0]
+        if self.impute is not None:  # k imputed copies of f(fill) merged in closed form
+            ff = self._nonlinear(torch.from_numpy(fill)).numpy()
+            filled = np.stack([k, np.zeros(F), ff, np.zeros(F), np.where(k > 0, ff, np.inf), np.where(k > 0, ff, -np.inf)])
+            fs = ops.merge_stats(fs, filled)
+        self._scale_from_stats(fs)
+        self._cat_plans = []
+        for c, cs in zip(self.categorical_columns_, st["cats"]):
+            counts = pd.Series(cs["counts"], index=pd.Index(cs["values"], dtype=object), dtype=np.int64)
+            if counts.empty:
+                raise ValueError(f"categorical column {c!r} has no observed value to impute from")
+            missing = n_rows - int(counts.sum())
+            fill_c = self.cat_fill_value if self.cat_impute == "constant" else sorted(counts[counts == counts.max()].index)[0]
+            if missing:
+                counts = counts.add(pd.Series({fill_c: missing}, dtype=np.int64), fill_value=0).astype(np.int64)
+            try:
+                counts = counts.sort_index()
+            except TypeError as e:
+                raise TypeError(f"categorical column {c!r} mixes value types that cannot be sorted ({e})") from None
+            plan = self._plan_column(c, np.asarray(counts.index, dtype=object), counts.to_numpy(), n_rows)
+            plan.fill = fill_c
+            self._cat_plans.append(plan)
+        self._layout()
+
+    def _scale_from_stats(self, st: np.ndarray) -> None:
+        F = st.shape[1]
+        shift, inv, off = np.zeros(F), np.ones(F), np.zeros(F)
+        n, mean, m2, mn, mx = st[0], st[2], st[3], st[4], st[5]
+        if self.scale == "standard":
+            var = m2 / np.maximum(n, 1)
+            scale = handle_zeros_in_scale(np.sqrt(var), is_constant_feature(var, mean, n))
+            shift, inv = mean, 1.0 / scale
+        elif self.scale == "minmax":
+            shift, inv = mn, 1.0 / handle_zeros_in_scale(mx - mn)
+        elif self.scale == "maxabs":
+            inv = 1.0 / handle_zeros_in_scale(np.maximum(np.abs(mn), np.abs(mx)))
+        self.shift_, self.inv_scale_, self.offset_ = shift, inv, off
+
+    def fit_dask(self, ddf):
+        """Fit on a Dask DataFrame: each partition's statistics are computed where it lives and
+        merged exactly (same policies as partial_fit). Returns self."""
+        import dask
+
+        self._named_ = True
+        if hasattr(self, "_stream_"):
+            del self._stream_
+        head = ddf.head(1, npartitions=-1)
+        self._start_stream(head)
+        parts = ddf.to_delayed()
+        states = dask.compute(*[dask.delayed(self._chunk_state)(p) for p in parts])
+        st = states[0]
+        for other in states[1:]:
+            st = self._merge_states(st, other)
+        self._finish_stream(st)
+        return self
+
+    def transform_dask(self, ddf):
+        """Transform a Dask DataFrame partition by partition (a pandas DataFrame per partition)."""
+        import pandas as pd
+
+        check_is_fitted(self, "n_features_out_")
+        names = list(self.get_feature_names_out())
+        meta = pd.DataFrame({n: pd.Series([], dtype=np.float32) for n in names})
+
+        def part(df):
+            return pd.DataFrame(tensor_to_numpy(self._transform_frame(df)), columns=names, index=df.index)
+
+        return ddf.map_partitions(part, meta=meta)
 
     # ------------------------------------------------------------------ categories
     def _fit_categorical(self, df, cols) -> None:
