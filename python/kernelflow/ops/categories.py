@@ -159,8 +159,8 @@ def map_codes(x: torch.Tensor, categories: Sequence[torch.Tensor], missing_value
 def infrequent_mask(counts: Any, n_samples: int, min_frequency: int | float | None = None,
                     max_categories: int | None = None) -> np.ndarray:
     """Which categories are infrequent, exactly as scikit-learn's ``_identify_infrequent``
-    (OneHotEncoder / OrdinalEncoder, 1.1+): below ``min_frequency`` (an int count, or a float
-    fraction of ``n_samples``), then, if more than ``max_categories - 1`` frequent ones remain
+    (OneHotEncoder / OrdinalEncoder, 1.1+): below ``min_frequency`` (an int count >= 1, or a float
+    fraction of ``n_samples`` in (0, 1)), then, if more than ``max_categories - 1`` frequent ones remain
     (one output is kept for the infrequent group), all but the ``max_categories - 1`` most frequent
     are infrequent, ties broken by a stable sort of counts (among equal counts, the earlier
     category is the infrequent one). ``max_categories=1`` makes all infrequent.
@@ -171,12 +171,12 @@ def infrequent_mask(counts: Any, n_samples: int, min_frequency: int | float | No
     if min_frequency is not None:
         if isinstance(min_frequency, numbers.Integral) and not isinstance(min_frequency, bool):
             if min_frequency < 1:
-                raise ValueError(f"min_frequency must be an int >= 1 or a float in (0, 1], got {min_frequency}")
+                raise ValueError(f"min_frequency must be an int >= 1 or a float in (0, 1), got {min_frequency}")
             mask = counts < min_frequency
-        elif isinstance(min_frequency, numbers.Real) and 0.0 < float(min_frequency) <= 1.0:
+        elif isinstance(min_frequency, numbers.Real) and 0.0 < float(min_frequency) < 1.0:
             mask = counts < n_samples * float(min_frequency)
         else:
-            raise ValueError(f"min_frequency must be an int >= 1 or a float in (0, 1], got {min_frequency!r}")
+            raise ValueError(f"min_frequency must be an int >= 1 or a float in (0, 1), got {min_frequency!r}")
     else:
         mask = np.zeros(counts.shape[0], dtype=bool)
     if max_categories is not None:
