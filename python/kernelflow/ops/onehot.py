@@ -87,7 +87,7 @@ def _grouping(cats, counts, n_missing, n_samples, min_frequency, max_categories,
     return K, has_m, (mask if mask.any() else None), infrequent_mapping(mask)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class OneHotLayout:
     """Where every input column's one-hot block goes and which code lights which output column.
 
@@ -111,6 +111,7 @@ class OneHotLayout:
     feature_names: tuple[str, ...]
     infrequent: tuple[np.ndarray | None, ...]
     drop_idx: tuple[int | None, ...]
+    _device_cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_features(self) -> int:
@@ -256,7 +257,7 @@ class OneHotLayout:
                    tuple(names), tuple(infreq), tuple(drops))
 
     def tensors(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The kernel arguments on ``device``:
+        """The kernel arguments on ``device`` (built once per device and cached: do not modify them):
 
         feat   int64 [4, F]: out_offset, width, table_offset, n_categories per column
         table  int32 [T]
@@ -264,6 +265,11 @@ class OneHotLayout:
                then one check-only slot (position 0) per zero-width column that can raise, so the
                kernels that work per output element still see every column's errors.
         """
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev in self._device_cache:  # built and copied once per device, reused by every call
+            return self._device_cache[dev]
         F = self.n_features
         feat = np.array([self.offsets, self.widths, self.table_offsets, self.n_categories], dtype=np.int64).reshape(4, F)
         cols, pos = [], []
@@ -277,12 +283,13 @@ class OneHotLayout:
                     cols.append(j)
                     pos.append(0)
         slots = np.array([cols, pos], dtype=np.int32).reshape(2, len(cols))
-        dev = torch.device(device)
-        return (torch.from_numpy(feat).to(dev), torch.from_numpy(np.ascontiguousarray(self.table)).to(dev),
-                torch.from_numpy(slots).to(dev))
+        res = (torch.from_numpy(feat).to(dev), torch.from_numpy(np.array(self.table, dtype=np.int32)).to(dev),
+               torch.from_numpy(slots).to(dev))
+        self._device_cache[dev] = res
+        return res
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class OrdinalLayout:
     """Per column, the value each code slot becomes (see the module docstring).
 
@@ -296,6 +303,7 @@ class OrdinalLayout:
     table_offsets: tuple[int, ...]
     errors: tuple[int, ...]
     infrequent: tuple[np.ndarray | None, ...]
+    _device_cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_features(self) -> int:
@@ -366,10 +374,16 @@ class OrdinalLayout:
         return cls(tuple(len(c) for c in cats_l), tab, tuple(toffs), tuple(errs), tuple(infreq))
 
     def tensors(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """feat int64 [3, F] (table_offset, n_categories, error bits) and table float64 [T] on ``device``."""
-        feat = np.array([self.table_offsets, self.n_categories, self.errors], dtype=np.int64).reshape(3, self.n_features)
+        """feat int64 [3, F] (table_offset, n_categories, error bits) and table float64 [T] on
+        ``device`` (built once per device and cached: do not modify them)."""
         dev = torch.device(device)
-        return torch.from_numpy(feat).to(dev), torch.from_numpy(np.ascontiguousarray(self.table)).to(dev)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev not in self._device_cache:
+            feat = np.array([self.table_offsets, self.n_categories, self.errors], dtype=np.int64).reshape(3, self.n_features)
+            self._device_cache[dev] = (torch.from_numpy(feat).to(dev),
+                                       torch.from_numpy(np.array(self.table, dtype=np.float64)).to(dev))
+        return self._device_cache[dev]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -81,9 +81,14 @@ def _ordinal_kernel(
     v = tl.load(table_ptr + t, mask=mask & ~err, other=0.0)
     bad = mask & err
     tl.atomic_add(err_ptr + c64 + 0 * r64, bad.to(tl.int32), mask=bad)
+    optr = out_ptr + r64 * sor + c64
     if out_ptr.dtype.element_ty == tl.int64:
         v = tl.where(v != v, 0.0, v)  # NaN is rejected before int64 output; keep the cast defined
-    tl.store(out_ptr + r64 * sor + c64, v.to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(optr, v.to(tl.int64), mask=mask)
+    elif out_ptr.dtype.element_ty == tl.float64:
+        tl.store(optr, v, mask=mask)
+    else:  # through float32, as the CPU and CUDA kernels round
+        tl.store(optr, v.to(tl.float32).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 def _blocks(device: torch.device) -> tuple[int, int]:
