@@ -35,8 +35,9 @@ class EncodedColumn(NamedTuple):
     n_missing: int  # number of missing values in the column
 
 
-def _to_pandas(column: Any) -> pd.Series | pd.Categorical:
-    """A 1-D host column as a pandas Series (pyarrow dictionary arrays become categoricals)."""
+def _host_values(column: Any) -> Any:
+    """A 1-D host column as something pd.factorize takes without copying: a numpy array, or a
+    pandas Series for pandas / pyarrow / polars input (dictionary arrays become categoricals)."""
     mod = type(column).__module__.split(".")[0]
     if mod == "pyarrow":
         import pyarrow as pa  # noqa: PLC0415
@@ -48,11 +49,13 @@ def _to_pandas(column: Any) -> pd.Series | pd.Categorical:
     if mod == "polars":
         return column.to_pandas()
     if isinstance(column, (pd.Series, pd.Categorical, pd.Index)):
-        return pd.Series(column) if not isinstance(column, pd.Series) else column
-    arr = np.asarray(column, dtype=object if not isinstance(column, np.ndarray) else None)
-    if arr.ndim != 1:
-        raise ValueError(f"column must be 1-D, got shape {arr.shape}")
-    return pd.Series(arr)
+        values = pd.Series(column) if not isinstance(column, pd.Series) else column
+    else:
+        # numpy stays numpy: a Series would re-infer object strings (slow in pandas 3)
+        values = np.asarray(column, dtype=object if not isinstance(column, np.ndarray) else None)
+    if values.ndim != 1:
+        raise ValueError(f"column must be 1-D, got shape {values.shape}")
+    return values
 
 
 def encode_strings(column: Any, categories: Sequence | np.ndarray | None = None) -> EncodedColumn:
@@ -65,39 +68,37 @@ def encode_strings(column: Any, categories: Sequence | np.ndarray | None = None)
     categories given (transform): codes index into them (they must be unique; they are used as
     given, so pass the sorted fitted categories), values not among them get UNKNOWN (-2).
     counts are the occurrences of each category in this column.
+
+    One hash pass over the values (``pd.factorize``, or a categorical's own codes) gives raw codes
+    into the column's distinct values; only those few distinct values are then sorted or looked up
+    among ``categories``, and a lookup table maps the raw codes.
     """
-    s = _to_pandas(column)
-    if isinstance(s, pd.Series) and s.ndim != 1:
-        raise ValueError("column must be 1-D")
+    values = _host_values(column)
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        raw = np.asarray(values.array.codes, dtype=np.int64)
+        distinct = np.asarray(values.array.categories, dtype=object)
+    else:
+        raw, distinct = pd.factorize(values, sort=False, use_na_sentinel=True)
+        raw = np.asarray(raw, dtype=np.int64)
+        distinct = np.asarray(distinct, dtype=object)
     if categories is None:
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            # observed categories only, in sorted (not declared) order, as scikit-learn sees them
-            cat = s.array
-            raw = np.asarray(cat.codes, dtype=np.int64)
-            dcats = np.asarray(cat.categories, dtype=object)
-            seen = np.bincount(raw[raw >= 0], minlength=len(dcats)) > 0
-            cats_sorted, inv = pd.factorize(pd.Series(dcats[seen], dtype=object), sort=True)
-            lut = np.full(len(dcats) + 1, MISSING, dtype=np.int64)
-            lut[np.flatnonzero(seen)] = cats_sorted
-            codes = lut[raw]  # raw == -1 picks the trailing MISSING entry
-            uniques = np.asarray(inv, dtype=object)
-        else:
-            codes, uniques = pd.factorize(s, sort=True, use_na_sentinel=True)
-            uniques = np.asarray(uniques, dtype=object)
-            codes = np.asarray(codes, dtype=np.int64)
+        # observed values only, sorted (a categorical's declared order and unused categories are ignored)
+        seen = np.bincount(raw[raw >= 0], minlength=len(distinct)) > 0
+        pos, uniques = pd.factorize(distinct[seen], sort=True)
+        uniques = np.asarray(uniques, dtype=object)
+        lut = np.full(len(distinct), UNKNOWN, dtype=np.int64)
+        lut[seen] = pos
     else:
         uniques = np.asarray(categories, dtype=object)
         index = pd.Index(uniques, dtype=object)
         if not index.is_unique:
             raise ValueError("categories must be unique")
-        values = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
-        codes = np.asarray(index.get_indexer(pd.Index(values, dtype=object)), dtype=np.int64)
-        isna = np.asarray(pd.isna(values), dtype=bool)
-        codes = np.where(codes < 0, UNKNOWN, codes)
-        codes[isna] = MISSING
+        lut = np.asarray(index.get_indexer(pd.Index(distinct, dtype=object)), dtype=np.int64)
+        lut[lut < 0] = UNKNOWN
+    codes = np.append(lut, MISSING)[raw]  # raw == -1 (missing) picks the trailing MISSING entry
     codes32 = codes.astype(np.int32)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques)).astype(np.int64)
-    return EncodedColumn(codes32, uniques, counts, int(np.count_nonzero(codes == MISSING)))
+    return EncodedColumn(codes32, uniques, counts, int(np.count_nonzero(raw < 0)))
 
 
 def _check_int_tensor(x: Any, arg: str) -> torch.Tensor:
