@@ -7,7 +7,7 @@ namespace kf::cpu {
 // are unknown too. Per column j the lookup table has K_j + 2 slots: codes 0..K_j-1, missing, unknown.
 //   slot = (0 <= code < K_j) ? code : (code == -1 ? K_j : K_j + 1)
 
-// Dense one-hot, one pass, every output element written exactly once (ones and zeros).
+// Dense one-hot in one pass over the rows (each row is zeroed, then gets its ones while in L1).
 // codes [rows, F] int32, any strides.
 // feat  [4, F] int64 contiguous: out_offset, width, table_offset, K per column.
 // table [table_size] int32: per slot the output column within the block, -1 all zeros, -2 error.

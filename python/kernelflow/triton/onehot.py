@@ -106,7 +106,9 @@ def one_hot(codes: torch.Tensor, feat: torch.Tensor, table: torch.Tensor, slots:
     block_r, block_c = _blocks(codes.device)
     grid = (triton.cdiv(rows, block_r), triton.cdiv(S, block_c))
     sor = out.stride(0) if out.shape[1] > 0 else 0
-    _one_hot_kernel[grid](codes, feat.contiguous(), table.contiguous(), slots.contiguous(), out, errors,
+    # zero-width output (only check-only slots): a real 1-element buffer, never written, instead of a null pointer
+    dst = out if out.numel() > 0 else torch.empty(1, dtype=out.dtype, device=out.device)
+    _one_hot_kernel[grid](codes, feat.contiguous(), table.contiguous(), slots.contiguous(), dst, errors,
                           rows, F, table.numel(), S, out.shape[1], codes.stride(0), codes.stride(1), sor,
                           BLOCK_R=block_r, BLOCK_C=block_c)
     return out
