@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from kernelflow.ops.categories import encode_strings, integer_categories, map_codes
@@ -299,3 +300,49 @@ def test_opcheck():
                               (codes, feat, table, slots, torch.empty(24, lay.width), backend))
         torch.library.opcheck(torch.ops.kernelflow.ordinal_encode,
                               (codes, ofeat, otable, torch.empty(24, 3, dtype=torch.float64), backend))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_property_random_configs_match_sklearn(seed):
+    """Random columns, missing rates, handle_unknown, min_frequency, max_categories and drop on the
+    C++ kernel: same output, same names and the same errors as scikit-learn's encoders."""
+    g = np.random.default_rng(seed)
+    n, F, k = int(g.integers(1, 50)), int(g.integers(1, 4)), int(g.integers(1, 7))
+    words = np.array([f"w{i}" for i in range(k)], dtype=object)
+    X = g.choice(words, size=(n, F), p=g.dirichlet(np.ones(k)))
+    X[g.random((n, F)) < g.choice([0, 0.1, 0.4])] = np.nan
+    Xt = g.choice(np.append(words, "zz"), size=(10, F))
+    Xt[g.random((10, F)) < 0.2] = np.nan
+    mf = [None, 1, 2, 3, 0.1, 0.3][int(g.integers(6))]
+    mc = [None, 1, 2, 3, 5][int(g.integers(5))]
+    cfg = dict(handle_unknown=str(g.choice(["ignore", "infrequent_if_exist", "error"])), min_frequency=mf,
+               max_categories=mc, drop=[None, "first", "if_binary"][int(g.integers(3))])
+    cats, counts, nm = fit_columns(X)
+    codes = codes_of(Xt, cats)
+
+    def outcome(fn):
+        try:
+            return fn(), None
+        except ValueError as e:
+            return None, e
+
+    enc = OneHotEncoder(sparse_output=False, **cfg).fit(X)
+    ref, ref_err = outcome(lambda: sk(enc.transform, Xt))
+    lay = OneHotLayout.from_categories(cats, counts, nm, **cfg)
+    got, err = outcome(lambda: one_hot(codes, lay, backend="cpu").numpy())
+    assert (err is None) == (ref_err is None), (err, ref_err)
+    if err is None:
+        np.testing.assert_array_equal(got, ref)
+        assert list(lay.feature_names) == list(enc.get_feature_names_out())
+    ocfg = dict(min_frequency=mf, max_categories=mc)
+    if g.random() < 0.5:
+        ocfg.update(handle_unknown="use_encoded_value", unknown_value=-1)
+    if g.random() < 0.5:
+        ocfg.update(encoded_missing_value=-5)
+    oref, oref_err = outcome(lambda: OrdinalEncoder(**ocfg).fit(X).transform(Xt))
+    olay = OrdinalLayout.from_categories(cats, counts, nm, **ocfg)
+    ogot, oerr = outcome(lambda: ordinal_encode(codes, olay, backend="cpu").numpy())
+    assert (oerr is None) == (oref_err is None), (oerr, oref_err)
+    if oerr is None:
+        np.testing.assert_array_equal(ogot, oref)
