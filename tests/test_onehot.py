@@ -116,7 +116,8 @@ def test_unknown_raises_naming_the_column(device_backend):
     # a one-category column with drop="first" has no output but still raises
     lay = OneHotLayout.from_categories([np.array(["a"]), np.array(["x", "y"])], drop="first")
     assert lay.widths == (0, 1)
-    codes = torch.tensor([[0, 1], [0, 0], [5, 0]], dtype=torch.int32, device=device)
+    # 4 rows x 1 output: the CUDA vector-store path plus its check-only pass
+    codes = torch.tensor([[0, 1], [0, 0], [5, 0], [0, 1]], dtype=torch.int32, device=device)
     with pytest.raises(ValueError, match="Found 1 unknown categories in column 0"):
         one_hot(codes, lay, backend=backend)
     assert one_hot(codes[:2], lay, backend=backend).cpu().tolist() == [[1.0], [0.0]]
