@@ -11,12 +11,25 @@ is compiled into a lookup table with ``n_categories + 2`` slots per column:
 One-hot (:class:`OneHotLayout`): ``table[slot]`` is the output column within the feature that
 gets the 1, ``-1`` for an all-zeros row block (dropped / ignored), ``-2`` for an error (counted per
 column by the kernel and raised afterwards as ValueError naming the column). The dense output
-[N, W] (float32 / float64 / float16 / bfloat16) is written in one pass, every element exactly once,
-and may be a column slice of a wider matrix (any row stride, unit column stride).
+[N, W] (float32 / float64 / float16 / bfloat16) is written in one pass (the CUDA and Triton
+kernels store every element exactly once; the C++ kernel zeroes a row and sets its ones while the
+row is in L1), and may be a column slice of a wider matrix (any row stride, unit column stride).
 
 Ordinal (:class:`OrdinalLayout`): ``table[slot]`` is the float64 value written (NaN allowed),
 with per-column bits marking the missing / unknown slot as an error; output float or int64
 (embedding indices).
+
+Typical use (what an encoder's fit / transform does)::
+
+    fits = [encode_strings(X[:, j]) for j in range(F)]                    # host strings -> codes
+    layout = OneHotLayout.from_categories([f.categories for f in fits], [f.counts for f in fits],
+                                          [f.n_missing for f in fits], handle_unknown="ignore",
+                                          min_frequency=5, drop="if_binary")
+    codes = torch.from_numpy(np.stack([encode_strings(Xt[:, j], fits[j].categories).codes
+                                       for j in range(F)], 1)).to(device)
+    Y = one_hot(codes, layout)             # [N, layout.width]; names: layout.feature_names
+
+Integer columns stay on the device: ``integer_categories`` at fit, ``map_codes`` at transform.
 """
 
 from __future__ import annotations
