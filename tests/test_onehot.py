@@ -347,3 +347,17 @@ def test_property_random_configs_match_sklearn(seed):
     assert (oerr is None) == (oref_err is None), (oerr, oref_err)
     if oerr is None:
         np.testing.assert_array_equal(ogot, oref)
+
+
+def test_torch_compile_fullgraph_without_error_checks():
+    """Layouts that cannot raise skip the error read-back, so a compiled graph has no host sync."""
+    cats = [np.array(["a", "b", "c"]), np.array([1, 2])]
+    lay = OneHotLayout.from_categories(cats, handle_unknown="ignore")
+    olay = OrdinalLayout.from_categories(cats, handle_unknown="use_encoded_value", unknown_value=-1)
+    assert not lay.can_raise and not olay.can_raise
+    assert OneHotLayout.from_categories(cats).can_raise and OrdinalLayout.from_categories(cats).can_raise
+    codes = torch.tensor([[0, 1], [1, 0], [-1, 5]], dtype=torch.int32)
+    f = torch.compile(lambda c: one_hot(c, lay, backend="cpu") * 2, fullgraph=True, backend="eager")
+    assert torch.equal(f(codes), one_hot(codes, lay, backend="torch") * 2)
+    g = torch.compile(lambda c: ordinal_encode(c, olay, backend="cpu") + 1, fullgraph=True, backend="eager")
+    assert torch.equal(g(codes), ordinal_encode(codes, olay, backend="torch") + 1)

@@ -125,6 +125,7 @@ class OneHotLayout:
     infrequent: tuple[np.ndarray | None, ...]
     drop_idx: tuple[int | None, ...]
     _device_cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    _can_raise: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
     @property
     def n_features(self) -> int:
@@ -133,6 +134,12 @@ class OneHotLayout:
     @property
     def width(self) -> int:
         return int(sum(self.widths))
+
+    @property
+    def can_raise(self) -> bool:
+        """Whether any value can raise (handle_unknown="error"); when not, no error check (and no
+        device synchronisation) follows the kernel."""
+        return self._can_raise
 
     def __post_init__(self):
         F = len(self.n_categories)
@@ -152,6 +159,7 @@ class OneHotLayout:
             pos += w
         if len(self.feature_names) != pos:
             raise ValueError(f"feature_names must have {pos} entries, got {len(self.feature_names)}")
+        object.__setattr__(self, "_can_raise", bool((t == ERROR).any()))  # a plain bool: no numpy under torch.compile
 
     @classmethod
     def from_categories(
@@ -321,6 +329,11 @@ class OrdinalLayout:
     @property
     def n_features(self) -> int:
         return len(self.n_categories)
+
+    @property
+    def can_raise(self) -> bool:
+        """Whether any missing / unknown value raises; when not, no error check follows the kernel."""
+        return any(self.errors)
 
     def __post_init__(self):
         F = len(self.n_categories)
@@ -578,7 +591,8 @@ def one_hot(codes: torch.Tensor, layout: OneHotLayout, out_dtype="float32", out:
         _check_out(out, shape, _ONEHOT_OUT, codes.device)
     feat, table, slots = layout.tensors(codes.device)
     errors = _one_hot_op(codes, feat, table, slots, out, _backend.resolve(backend, codes.device))
-    _raise_errors(errors, "unknown categories", feature_names_in)
+    if layout.can_raise:  # reading the counters waits for the device
+        _raise_errors(errors, "unknown categories", feature_names_in)
     return out
 
 
@@ -602,5 +616,6 @@ def ordinal_encode(codes: torch.Tensor, layout: OrdinalLayout, out_dtype="float6
             raise ValueError("int64 output needs finite integral values for every category, missing and unknown value")
     feat, table = layout.tensors(codes.device)
     errors = _ordinal_op(codes, feat, table, out, _backend.resolve(backend, codes.device))
-    _raise_errors(errors, "unknown categories or missing values", feature_names_in)
+    if layout.can_raise:  # reading the counters waits for the device
+        _raise_errors(errors, "unknown categories or missing values", feature_names_in)
     return out
