@@ -2,6 +2,24 @@
 autograd where gradients flow, and dispatch to the cuda / triton / cpu / torch backends.
 Each family lives in its own module next to its float64 reference."""
 
+from kernelflow.ops.categories import (
+    MISSING,
+    UNKNOWN,
+    EncodedColumn,
+    encode_strings,
+    infrequent_mapping,
+    infrequent_mask,
+    integer_categories,
+    map_codes,
+)
+from kernelflow.ops.onehot import (
+    OneHotLayout,
+    OrdinalLayout,
+    one_hot,
+    one_hot_reference,
+    ordinal_encode,
+    ordinal_encode_reference,
+)
 from kernelflow.ops.stats import column_stats, column_stats_reference, merge_stats
 from kernelflow.ops.transform import (
     numeric_transform,
@@ -10,6 +28,9 @@ from kernelflow.ops.transform import (
 )
 
 __all__ = [
+    "MISSING", "UNKNOWN", "EncodedColumn", "encode_strings", "infrequent_mapping", "infrequent_mask",
+    "integer_categories", "map_codes",
+    "OneHotLayout", "OrdinalLayout", "one_hot", "one_hot_reference", "ordinal_encode", "ordinal_encode_reference",
     "column_stats", "column_stats_reference", "merge_stats",
     "numeric_transform", "numeric_transform_reference", "transform_params",
 ]

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from kernelflow import ops
 from kernelflow._array import kind_of, out_dtype as _out_dtype, pyarrow_to_pandas, tensor_to_numpy
 from kernelflow.io import persistable
-from kernelflow.preprocessing._base import handle_zeros_in_scale, is_constant_feature
+from kernelflow.preprocessing._base import column_quantiles, handle_zeros_in_scale, is_constant_feature
 
 _IMPUTE = (None, "mean", "median", "constant")
 _CLIP = (None, "zscore", "iqr", "quantile")
@@ -324,8 +324,8 @@ class Preprocessor(TransformerMixin, BaseEstimator):
     def _quantiles(self, x: torch.Tensor, q: Sequence[float]) -> np.ndarray:
         """[len(q), F] NaN-aware linear-interpolation quantiles (numpy.nanquantile semantics)."""
         if hasattr(ops, "column_quantiles"):
-            return ops.column_quantiles(x, list(q), backend=self.backend).cpu().numpy()
-        return np.nanquantile(x.cpu().numpy(), q, axis=0).reshape(len(q), x.shape[1])
+            return column_quantiles(x, q, self.backend)
+        return np.nanquantile(x.cpu().numpy(), q, axis=0).reshape(len(q), x.shape[1])  # until the op is built
 
     # ------------------------------------------------------------------ streaming / distributed fit
     _STREAMABLE = "impute in (None, 'mean', 'constant'), clip=None and scale in (None, 'standard', 'minmax', 'maxabs')"
