@@ -51,6 +51,7 @@ class _CatPlan:
     infrequent: np.ndarray | None = None  # categories folded into the infrequent column
     infrequent_slot: int = -1  # output slot of the infrequent column (unknowns go there), -1 none
     fill: Any = None  # the value missing entries are imputed with
+    counts: np.ndarray | None = None  # fit counts of the categories (for infrequent grouping)
 
 
 def _as_frame(X: Any):
@@ -432,7 +433,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             except TypeError as e:
                 raise TypeError(f"categorical column {c!r} mixes value types that cannot be sorted ({e})") from None
             plan = self._plan_column(c, np.asarray(counts.index, dtype=object), counts.to_numpy(), n_rows)
-            plan.fill = fill_c
+            plan.fill, plan.counts = fill_c, counts.to_numpy()
             self._cat_plans.append(plan)
         self._layout()
 
@@ -503,7 +504,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             cats = np.asarray(uniques, dtype=object)
             counts = np.bincount(codes[codes >= 0], minlength=len(cats))
             plan = self._plan_column(str(c), cats, counts, len(s))
-            plan.fill = fill
+            plan.fill, plan.counts = fill, counts
             self._cat_plans.append(plan)
 
     def _infrequent(self, counts: np.ndarray, n: int) -> np.ndarray:
@@ -599,7 +600,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         elif df.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {df.shape[1]} features, but Preprocessor is expecting {self.n_features_in_} features as input.")
 
-    def _transform_frame(self, df) -> torch.Tensor:
+    def _transform_frame(self, df, out: torch.Tensor | None = None) -> torch.Tensor:
         self._check_frame(df)
         if len(df) == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
@@ -607,7 +608,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         xnum = self._numeric_block(df, num_cols)
         codes = self.encode_categories(df)
         dt = _out_dtype(self.dtype, "dtype")
-        out = self._run(xnum, codes, dt)
+        out = self._run(xnum, codes, dt, out)
         if self.passthrough_columns_:
             pc = [self._orig_name(df, c) for c in self.passthrough_columns_]
             out[:, self._pass_offset:] = torch.from_numpy(df[pc].to_numpy(dtype=np.float64, na_value=np.nan)).to(dt)
@@ -618,10 +619,14 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         return ops.transform_params(F, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_,
                                     shift=self.shift_, inv_scale=self.inv_scale_, offset=self.offset_)
 
-    def _run(self, xnum: torch.Tensor, codes: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+    def _run(self, xnum: torch.Tensor, codes: torch.Tensor, dt: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
         """Write the [N, W] output: numeric block, indicators, categorical block."""
         N, Fn = xnum.shape
-        if xnum.device.type == "cpu" and dt in (torch.float32, torch.float64):
+        if out is not None:
+            if out.shape != (N, self.n_features_out_) or out.dtype != dt or out.device != xnum.device or out.stride(1) != 1:
+                raise ValueError(f"out must be a ({N}, {self.n_features_out_}) {dt} array on {xnum.device} "
+                                 f"with unit column stride, got {tuple(out.shape)} {out.dtype} on {out.device}")
+        elif xnum.device.type == "cpu" and dt in (torch.float32, torch.float64):
             # numpy maps large outputs with huge pages: far fewer page faults than torch's allocator
             out = torch.from_numpy(np.empty((N, self.n_features_out_), dtype=torch.empty((), dtype=dt).numpy().dtype))
         else:
@@ -639,29 +644,53 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         if self.indicator_columns_:
             idx = [self.numeric_columns_.index(c) for c in self.indicator_columns_]
             out[:, Fn:Fn + len(idx)] = torch.isnan(xnum[:, idx]).to(dt)
-        for j, p in enumerate(self._cat_plans):
-            c = codes[:, j].to(torch.int64)
-            unknown = c < 0
-            if self.handle_unknown == "error" and bool(unknown.any()):
-                raise ValueError(f"Found unknown categories in column {p.name!r} during transform")
-            o = int(self.cat_offsets_[j])
-            if self.encode == "ordinal":
+        if not self._cat_plans:
+            return out
+        if self.encode == "ordinal":
+            for j, p in enumerate(self._cat_plans):
+                c = codes[:, j].to(torch.int64)
+                unknown = c < 0
+                if self.handle_unknown == "error" and bool(unknown.any()):
+                    raise ValueError(f"Found unknown categories in column {p.name!r} during transform")
                 vals = c.to(torch.float64)
                 vals[unknown] = float(self.unknown_value)
-                out[:, o] = vals.to(dt)
-                continue
-            slots = torch.from_numpy(p.slots)[c.clamp_min(0)]
-            slots[unknown] = p.infrequent_slot if self.handle_unknown == "infrequent_if_exist" else -1
-            block = out[:, o:o + p.width]
-            block.zero_()
-            live = slots >= 0
-            block[live.nonzero().squeeze(1), slots[live]] = 1
+                out[:, int(self.cat_offsets_[j])] = vals.to(dt)
+            return out
+        # one kernel writes every one-hot block (zeros and ones) straight into the output slice
+        first = int(self.cat_offsets_[0])
+        width = sum(p.width for p in self._cat_plans)
+        c = torch.where(codes < 0, torch.full_like(codes, ops.UNKNOWN), codes).to(xnum.device)
+        ops.one_hot(c, self._onehot_layout(), out=out[:, first:first + width], backend=self.backend,
+                    feature_names_in=[p.name for p in self._cat_plans])
         return out
 
-    def transform(self, X):
+    def _onehot_layout(self):
+        """The one-hot kernel's layout, rebuilt from the fitted categories (not saved)."""
+        cache = getattr(self, "_onehot_cache", None)
+        if cache is None or cache[0] is not self._cat_plans:
+            counts = [np.ones(len(p.categories), dtype=np.int64) if p.counts is None else p.counts for p in self._cat_plans]
+            layout = ops.OneHotLayout.from_categories(
+                [p.categories for p in self._cat_plans], counts, [0] * len(self._cat_plans),
+                handle_unknown=self.handle_unknown, drop=self.onehot_drop, min_frequency=self.min_frequency,
+                max_categories=self.max_categories, feature_names_in=[p.name for p in self._cat_plans])
+            if [w for w in layout.widths] != [p.width for p in self._cat_plans]:
+                raise RuntimeError("one-hot layout disagrees with the fitted plan")
+            self._onehot_cache = cache = (self._cat_plans, layout)
+        return cache[1]
+
+    def transform(self, X, out=None):
+        """The [N, W] model input. ``out`` (a numpy array or torch tensor of that shape and the
+        fitted dtype) is written in place and returned: reusing one buffer across batches avoids
+        allocating (and page-faulting) a new output every call."""
         check_is_fitted(self, "n_features_out_")
         kind = kind_of(X) if isinstance(X, torch.Tensor) else "numpy"
         df, _ = _as_frame(X)
+        if out is not None:
+            buf = torch.from_numpy(out) if isinstance(out, np.ndarray) else out
+            if not isinstance(buf, torch.Tensor):
+                raise TypeError(f"out must be a numpy array or a torch tensor, got {type(out).__name__}")
+            self._transform_frame(df, buf)
+            return out
         out = self._transform_frame(df)
         if getattr(self, "_kf_output", None) == "torch" or kind == "torch":
             return out
@@ -697,7 +726,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             {"name": p.name, "categories": [_json_value(v) for v in p.categories], "slots": p.slots.tolist(),
              "width": p.width, "names": list(p.names), "infrequent_slot": p.infrequent_slot,
              "infrequent": None if p.infrequent is None else [_json_value(v) for v in p.infrequent],
-             "fill": _json_value(p.fill)}
+             "fill": _json_value(p.fill), "counts": None if p.counts is None else [int(n) for n in p.counts]}
             for p in self._cat_plans]
         return st
 
@@ -732,7 +761,8 @@ class Preprocessor(TransformerMixin, BaseEstimator):
                 raise ValueError(f"category table of column {d['name']!r} is inconsistent")
             plans.append(_CatPlan(str(d["name"]), cats, slots, int(d["width"]), [str(n) for n in d["names"]],
                                   None if d["infrequent"] is None else np.asarray(d["infrequent"], dtype=object),
-                                  int(d["infrequent_slot"]), d["fill"]))
+                                  int(d["infrequent_slot"]), d["fill"],
+                                  None if d.get("counts") is None else np.asarray(d["counts"], dtype=np.int64)))
         self._cat_plans = plans
         if len(plans) != len(self.categorical_columns_) or self.cat_offsets_.shape != (len(plans),):
             raise ValueError("categorical plans do not match the categorical columns")
