@@ -484,26 +484,30 @@ class Preprocessor(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ categories
     def _fit_categorical(self, df, cols) -> None:
-        import pandas as pd
-
         self._cat_plans = []
         for c in cols:
-            s = df[c]
+            enc = ops.encode_strings(df[c])  # one hash pass; categories sorted like scikit-learn's
+            cats, counts = list(enc.categories), enc.counts.astype(np.int64)
             if self.cat_impute == "constant":
                 fill = self.cat_fill_value
             else:
-                vc = s.value_counts(dropna=True)
-                if len(vc) == 0:
+                if not cats:
                     raise ValueError(f"categorical column {c!r} has no observed value to impute from")
-                fill = sorted(vc[vc == vc.max()].index)[0]  # ties: the smallest, like SimpleImputer
-            filled = s.astype(object).where(s.notna(), fill)
-            try:
-                codes, uniques = pd.factorize(filled, sort=True)
-            except TypeError as e:
-                raise TypeError(f"categorical column {c!r} mixes value types that cannot be sorted ({e})") from None
-            cats = np.asarray(uniques, dtype=object)
-            counts = np.bincount(codes[codes >= 0], minlength=len(cats))
-            plan = self._plan_column(str(c), cats, counts, len(s))
+                fill = cats[int(np.argmax(counts))]  # ties: the smallest value, like SimpleImputer
+            if enc.n_missing:
+                if fill in cats:
+                    counts[cats.index(fill)] += enc.n_missing
+                else:
+                    try:
+                        order = sorted(cats + [fill])
+                    except TypeError as e:
+                        raise TypeError(f"categorical column {c!r}: fill value {fill!r} cannot be sorted "
+                                        f"with its categories ({e})") from None
+                    new = dict(zip(cats, counts.tolist()))
+                    new[fill] = enc.n_missing
+                    cats, counts = order, np.asarray([new[v] for v in order], dtype=np.int64)
+            cats = np.asarray(cats, dtype=object)
+            plan = self._plan_column(str(c), cats, counts, len(df))
             plan.fill, plan.counts = fill, counts
             self._cat_plans.append(plan)
 
