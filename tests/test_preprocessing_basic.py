@@ -24,6 +24,8 @@ PAIRS = [
     (SimpleImputer, ski.SimpleImputer, {}),
     (SimpleImputer, ski.SimpleImputer, {"strategy": "constant", "fill_value": -7.5}),
     (SimpleImputer, ski.SimpleImputer, {"keep_empty_features": True}),
+    (SimpleImputer, ski.SimpleImputer, {"strategy": "most_frequent", "add_indicator": True}),
+    (SimpleImputer, ski.SimpleImputer, {"strategy": "mean", "add_indicator": True, "keep_empty_features": True}),
 ]
 IDS = [f"{k.__name__}-{p}" for k, _, p in PAIRS]
 
@@ -173,10 +175,26 @@ def test_backend_context_and_env(monkeypatch):
         StandardScaler().fit(X)
 
 
+def test_imputer_strings_and_most_frequent_ties():
+    S = np.array([["a", "x"], [None, "y"], ["b", None], ["a", "y"], ["b", None]], dtype=object)
+    for kw in ({"strategy": "most_frequent", "missing_values": None},
+               {"strategy": "constant", "missing_values": None, "add_indicator": True}):
+        ours, ref = SimpleImputer(**kw).fit(S), ski.SimpleImputer(**kw).fit(S)
+        assert (ours.transform(S) == ref.transform(S)).all()
+        assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out())
+    X = np.array([[1.0, 5.0], [2.0, np.nan], [2.0, 5.0], [1.0, 7.0], [np.nan, 7.0]])  # ties: smallest wins
+    np.testing.assert_array_equal(SimpleImputer(strategy="most_frequent").fit(X).statistics_,
+                                  ski.SimpleImputer(strategy="most_frequent").fit(X).statistics_)
+    assert not hasattr(SimpleImputer(strategy="most_frequent"), "partial_fit")
+    with pytest.raises(TypeError, match="string or a number"):
+        SimpleImputer(strategy="most_frequent").fit(np.array([["a"], [{"k": 1}]], dtype=object))
+
+
 @pytest.mark.parametrize(
     "est",
     [StandardScaler(), StandardScaler(with_mean=False), MinMaxScaler(), MinMaxScaler(clip=True), MaxAbsScaler(),
-     SimpleImputer(), SimpleImputer(strategy="constant", fill_value=2.0)],
+     SimpleImputer(), SimpleImputer(strategy="constant", fill_value=2.0), SimpleImputer(strategy="most_frequent"),
+     SimpleImputer(add_indicator=True)],
     ids=lambda e: repr(e),
 )
 def test_check_estimator(est):
