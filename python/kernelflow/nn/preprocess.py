@@ -56,13 +56,11 @@ class Preprocess(nn.Module):
         """xnum [N, Fn] float32/float64; codes [N, Fc] integer; passthrough [N, Fp] or None -> [N, W]."""
         N, Fn = xnum.shape[0], self.n_numeric
         p = self.num_params
-        if self.nonlinear:
-            stage = ops.transform_params(Fn)  # identity
+        if self.nonlinear:  # impute + clip, the nonlinear function, then scale
             v = ops.numeric_transform(xnum, torch.stack([p[0], p[1], p[2], torch.zeros_like(p[0]),
                                                          torch.ones_like(p[0]), torch.zeros_like(p[0])]),
                                       torch.float64, backend=self.backend)
             v = torch.log1p(v) if self.nonlinear == 1 else torch.sqrt(v)
-            del stage
             num = ops.numeric_transform(v, torch.stack([torch.full_like(p[0], float("nan")),
                                                         torch.full_like(p[0], -float("inf")),
                                                         torch.full_like(p[0], float("inf")), p[3], p[4], p[5]]),
