@@ -1,0 +1,229 @@
+// int8 GEMMs on the CPU. W8A8: exact int32 dot products over K in a 2x4 register block (two x rows
+// times four w rows share each loaded byte); the compiler turns the widening multiply-add into
+// pmaddwd / vpdpwssd. OpenMP over (M, N) tiles; a tile of w rows stays in L2 while x rows stream.
+#include "cpu/int8_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "common/half.h"
+
+namespace kf::cpu {
+namespace {
+
+constexpr int64_t kTileM = 64, kTileN = 64;
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define KF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define KF_CLONES
+#endif
+
+// s[i * 4 + j] = sum_k a_i[k] * b_j[k], exact in int32.
+KF_CLONES void dot_2x4(const int8_t* __restrict a0, const int8_t* __restrict a1, const int8_t* __restrict b0,
+                       const int8_t* __restrict b1, const int8_t* __restrict b2, const int8_t* __restrict b3,
+                       int64_t K, int32_t* __restrict s) {
+  int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13)
+  for (int64_t k = 0; k < K; ++k) {
+    const int16_t x0 = a0[k], x1 = a1[k];
+    const int16_t y0 = b0[k], y1 = b1[k], y2 = b2[k], y3 = b3[k];
+    s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+    s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+  }
+  s[0] = s00; s[1] = s01; s[2] = s02; s[3] = s03; s[4] = s10; s[5] = s11; s[6] = s12; s[7] = s13;
+}
+
+KF_CLONES int32_t dot_1x1(const int8_t* __restrict a, const int8_t* __restrict b, int64_t K) {
+  int32_t s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < K; ++k) s += int16_t(a[k]) * int16_t(b[k]);
+  return s;
+}
+
+// acc[i, j] for one (M, N) tile, acc row stride ld.
+void tile_acc(const Mat& xq, const Mat& wq, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int32_t* acc, int64_t ld) {
+  const int8_t* xd = static_cast<const int8_t*>(xq.data);
+  const int8_t* wd = static_cast<const int8_t*>(wq.data);
+  const int64_t K = xq.cols;
+  int64_t m = m0;
+  for (; m + 2 <= m1; m += 2) {
+    const int8_t* a0 = xd + m * xq.rs;
+    const int8_t* a1 = a0 + xq.rs;
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+      const int8_t* b0 = wd + n * wq.rs;
+      int32_t s[8];
+      dot_2x4(a0, a1, b0, b0 + wq.rs, b0 + 2 * wq.rs, b0 + 3 * wq.rs, K, s);
+      for (int j = 0; j < 4; ++j) {
+        acc[(m - m0) * ld + (n - n0) + j] = s[j];
+        acc[(m + 1 - m0) * ld + (n - n0) + j] = s[4 + j];
+      }
+    }
+    for (; n < n1; ++n) {
+      const int8_t* b = wd + n * wq.rs;
+      acc[(m - m0) * ld + (n - n0)] = dot_1x1(a0, b, K);
+      acc[(m + 1 - m0) * ld + (n - n0)] = dot_1x1(a1, b, K);
+    }
+  }
+  for (; m < m1; ++m)
+    for (int64_t n = n0; n < n1; ++n) acc[(m - m0) * ld + (n - n0)] = dot_1x1(xd + m * xq.rs, wd + n * wq.rs, K);
+}
+
+inline float activate(float v, int act) {
+  if (act == 1) return v > 0.f ? v : 0.f;
+  if (act == 2) return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
+  return v;
+}
+
+template <typename O>
+inline void put(void* base, int64_t off, float v) {
+  if constexpr (std::is_same<O, float>::value) static_cast<float*>(base)[off] = v;
+  else if constexpr (std::is_same<O, uint16_t>::value) static_cast<uint16_t*>(base)[off] = float_to_half_bits(v);
+  else static_cast<int16_t*>(base)[off] = static_cast<int16_t>(float_to_bf16_bits(v));  // bf16 bits
+}
+
+template <typename O>
+void w8a8(const Mat& xq, const Mat& wq, const float* rsc, const float* csc, const float* bias, int act, const Mat& y) {
+  const int64_t M = xq.rows, N = wq.rows;
+  const int64_t tm = (M + kTileM - 1) / kTileM, tn = (N + kTileN - 1) / kTileN;
+#pragma omp parallel
+  {
+    std::vector<int32_t> acc(kTileM * kTileN);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t bn = 0; bn < tn; ++bn)
+      for (int64_t bm = 0; bm < tm; ++bm) {
+        const int64_t m0 = bm * kTileM, m1 = std::min(M, m0 + kTileM);
+        const int64_t n0 = bn * kTileN, n1 = std::min(N, n0 + kTileN);
+        tile_acc(xq, wq, m0, m1, n0, n1, acc.data(), kTileN);
+        for (int64_t m = m0; m < m1; ++m) {
+          const float rs = rsc[m];
+          for (int64_t n = n0; n < n1; ++n) {
+            float v = static_cast<float>(acc[(m - m0) * kTileN + (n - n0)]) * rs * csc[n];
+            if (bias) v += bias[n];
+            put<O>(y.data, m * y.rs + n, activate(v, act));
+          }
+        }
+      }
+  }
+}
+
+template <typename T> inline float ld(const void* p, int64_t off) {
+  if constexpr (std::is_same<T, float>::value) return static_cast<const float*>(p)[off];
+  else if constexpr (std::is_same<T, uint16_t>::value) return half_bits_to_float(static_cast<const uint16_t*>(p)[off]);
+  else return bf16_bits_to_float(static_cast<const uint16_t*>(static_cast<const void*>(p))[off]);
+}
+
+KF_CLONES void fdot_1x4(const float* __restrict a, const int8_t* __restrict b0, const int8_t* __restrict b1,
+                        const int8_t* __restrict b2, const int8_t* __restrict b3, int64_t K, float* __restrict s) {
+  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // fp32 accumulation
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+  for (int64_t k = 0; k < K; ++k) {
+    const float x = a[k];
+    s0 += x * float(b0[k]); s1 += x * float(b1[k]); s2 += x * float(b2[k]); s3 += x * float(b3[k]);
+  }
+  s[0] = s0; s[1] = s1; s[2] = s2; s[3] = s3;
+}
+
+// T: float (f32), uint16_t (f16 bits), int16_t (bf16 bits) for the input.
+template <typename T, typename O>
+void wonly(const Mat& x, const Mat& wq, const float* wsc, const float* bias, int act, const Mat& y) {
+  const int64_t M = x.rows, N = wq.rows, K = x.cols;
+  const int8_t* wd = static_cast<const int8_t*>(wq.data);
+  std::vector<float> xf(M * K);  // x converted to fp32 once
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) xf[m * K + k] = ld<T>(x.data, m * x.rs + k * x.cs);
+  const int64_t tn = (N + kTileN - 1) / kTileN, tm = (M + kTileM - 1) / kTileM;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t bn = 0; bn < tn; ++bn)
+    for (int64_t bm = 0; bm < tm; ++bm) {
+      const int64_t m1 = std::min(M, (bm + 1) * kTileM), n1 = std::min(N, (bn + 1) * kTileN);
+      for (int64_t m = bm * kTileM; m < m1; ++m) {
+        const float* a = xf.data() + m * K;
+        for (int64_t n = bn * kTileN; n < n1; n += 4) {
+          float s[4];
+          const int64_t nn = std::min<int64_t>(4, n1 - n);
+          const int8_t* b[4];
+          for (int j = 0; j < 4; ++j) b[j] = wd + std::min(n + j, n1 - 1) * wq.rs;
+          fdot_1x4(a, b[0], b[1], b[2], b[3], K, s);
+          for (int j = 0; j < nn; ++j) {
+            float v = s[j] * wsc[n + j];
+            if (bias) v += bias[n + j];
+            put<O>(y.data, m * y.rs + n + j, activate(v, act));
+          }
+        }
+      }
+    }
+}
+
+template <typename F>
+void by_out(DType d, F&& f) {
+  switch (d) {
+    case DType::f32: f(float{}); break;
+    case DType::f16: f(uint16_t{}); break;
+    default: f(int16_t{}); break;
+  }
+}
+
+void check_common(const Mat& xq, const Mat& wq, const Mat* y, int act) {
+  require_dtype(wq.dtype, {DType::i8}, "w_q");
+  require(wq.cols == xq.cols, "x and w_q must have the same number of columns K");
+  require(wq.cs == 1, "w_q must have unit column stride");
+  require(act >= 0 && act <= 2, "activation code must be 0 (none), 1 (relu) or 2 (gelu)");
+  require_nonnull(xq.data, xq.rows * xq.cols, "x");
+  require_nonnull(wq.data, wq.rows * wq.cols, "w_q");
+  if (y) {
+    require_dtype(y->dtype, {DType::f32, DType::f16, DType::bf16}, "out");
+    require(y->rows == xq.rows && y->cols == wq.rows, "out must have shape [M, N]");
+    require(y->cs == 1 && y->rs >= y->cols, "out must have unit column stride");
+  }
+}
+
+}  // namespace
+
+void int8_gemm_acc(const Mat& xq, const Mat& wq, int32_t* acc) {
+  require_dtype(xq.dtype, {DType::i8}, "x_q");
+  require(xq.cs == 1, "x_q must have unit column stride");
+  require(xq.cols <= kInt8GemmMaxK, "K must be <= 131071 for exact int32 accumulation");
+  check_common(xq, wq, nullptr, 0);
+  const int64_t M = xq.rows, N = wq.rows;
+  const int64_t tm = (M + kTileM - 1) / kTileM, tn = (N + kTileN - 1) / kTileN;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t bn = 0; bn < tn; ++bn)
+    for (int64_t bm = 0; bm < tm; ++bm)
+      tile_acc(xq, wq, bm * kTileM, std::min(M, (bm + 1) * kTileM), bn * kTileN, std::min(N, (bn + 1) * kTileN),
+               acc + bm * kTileM * N + bn * kTileN, N);
+}
+
+void int8_gemm(const Mat& xq, const Mat& wq, const float* row_scale, const float* col_scale, const float* bias,
+               int act, const Mat& y) {
+  require_dtype(xq.dtype, {DType::i8}, "x_q");
+  require(xq.cs == 1, "x_q must have unit column stride");
+  require(xq.cols <= kInt8GemmMaxK, "K must be <= 131071 for exact int32 accumulation");
+  check_common(xq, wq, &y, act);
+  require_nonnull(row_scale, xq.rows, "row_scale");
+  require_nonnull(col_scale, wq.rows, "col_scale");
+  if (xq.rows == 0 || wq.rows == 0) return;
+  by_out(y.dtype, [&](auto o) { w8a8<decltype(o)>(xq, wq, row_scale, col_scale, bias, act, y); });
+}
+
+void weight_only_gemm(const Mat& x, const Mat& wq, const float* w_scale, const float* bias, int act, const Mat& y) {
+  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
+  check_common(x, wq, &y, act);
+  require_nonnull(w_scale, wq.rows, "w_scale");
+  if (x.rows == 0 || wq.rows == 0) return;
+  by_out(y.dtype, [&](auto o) {
+    using O = decltype(o);
+    switch (x.dtype) {
+      case DType::f32: return wonly<float, O>(x, wq, w_scale, bias, act, y);
+      case DType::f16: return wonly<uint16_t, O>(x, wq, w_scale, bias, act, y);
+      default: return wonly<int16_t, O>(x, wq, w_scale, bias, act, y);
+    }
+  });
+}
+
+}  // namespace kf::cpu
