@@ -46,8 +46,10 @@ def quantize_rows_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     amax = torch.where(fin, xf.abs(), zero).amax(1) if K else torch.zeros(M, device=xf.device)
     tiny = amax < MIN_ABSMAX
     safe = torch.where(tiny, torch.ones_like(amax), amax)
-    inv = torch.where(tiny, torch.ones_like(amax), 127.0 / safe)
-    scale = torch.where(tiny, torch.ones_like(amax), safe / 127.0)
+    # tensor / tensor: torch turns `scalar / tensor` into a reciprocal times a product (not IEEE division)
+    c127 = torch.full_like(amax, 127.0)
+    inv = torch.where(tiny, torch.ones_like(amax), c127 / safe)
+    scale = torch.where(tiny, torch.ones_like(amax), safe / c127)
     scale = torch.where(bad, torch.full_like(scale, float("nan")), scale)
     q = _round_sat(torch.where(bad[:, None], zero, xf * inv[:, None]))
     return q.to(torch.int8), scale
@@ -55,7 +57,8 @@ def quantize_rows_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def quantize_static_reference(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     xf = x.detach().to(torch.float32)
-    inv = 1.0 / scale.to(device=xf.device, dtype=torch.float32).reshape(())
+    s = scale.to(device=xf.device, dtype=torch.float32).reshape(())
+    inv = torch.ones_like(s) / s
     y = torch.where(torch.isnan(xf), torch.zeros((), device=xf.device), xf * inv)
     return _round_sat(y).to(torch.int8)
 
