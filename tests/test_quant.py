@@ -171,9 +171,13 @@ def test_int8_gemm_16bit_out_no_bias(device_backend, out):
     close(got, int8_gemm_reference(xq, wq, rs, cs, None, 0, out), out)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 17), (17, 64, 257), (64, 33, 4096), (257, 100, 64)])
-def test_cpu_int8_gemm_is_exact(shape):
-    """The C++ accumulators equal the int64 numpy product bit for bit, extremes (-128) included."""
+@pytest.mark.parametrize("path", ["auto", "portable"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 17), (17, 64, 257), (64, 33, 4096), (257, 100, 64), (16, 1, 3)])
+def test_cpu_int8_gemm_is_exact(shape, path, monkeypatch):
+    """The C++ accumulators equal the int64 numpy product bit for bit, extremes (-128) included,
+    on the AVX512-VNNI path (M >= 16 on CPUs that have it) and the portable loops."""
+    if path == "portable":
+        monkeypatch.setenv("KERNELFLOW_INT8_PORTABLE", "1")
     from kernelflow._array import mat
     from kernelflow._ext import require_ext
 

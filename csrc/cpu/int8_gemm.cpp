@@ -6,15 +6,26 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "common/half.h"
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace kf::cpu {
 namespace {
 
 constexpr int64_t kTileM = 64, kTileN = 64;
+
+// KERNELFLOW_INT8_PORTABLE=1 forces the portable loops (tests compare both paths).
+bool force_portable() {
+  const char* e = std::getenv("KERNELFLOW_INT8_PORTABLE");
+  return e && *e && *e != '0';
+}
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define KF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -73,6 +84,117 @@ void tile_acc(const Mat& xq, const Mat& wq, int64_t m0, int64_t m1, int64_t n0, 
     for (int64_t n = n0; n < n1; ++n) acc[(m - m0) * ld + (n - n0)] = dot_1x1(xd + m * xq.rs, wd + n * wq.rs, K);
 }
 
+
+// ---- AVX512-VNNI path (chosen at run time) ---------------------------------------------------
+// vpdpbusd multiplies unsigned by signed bytes, so x is biased to u8 (x + 128, a sign-bit flip)
+// and 128 * sum_k w[n,k] is subtracted afterwards. int32 arithmetic wraps modulo 2^32 and the true
+// result fits in int32 (K <= kInt8GemmMaxK), so the corrected sum is exact even when the biased
+// partial sums wrap. W is packed per call into panels of 32 columns: [K/4][32][4] bytes, so one
+// 64-byte load feeds 16 columns x 4 k; x rows are broadcast 4 bytes at a time.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define KF_HAVE_VNNI 1
+constexpr int kNR = 32, kMR = 4;
+// Below 16 rows the GEMM is bound by reading W once; packing it would cost more than it saves.
+constexpr int64_t kVnniMinM = 16;
+
+bool has_vnni() {
+  static const bool v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return v;
+}
+
+// c[i][0..32) = sum over k4 of a_i[4 k4 .. 4 k4 + 3] . panel[k4][j][0..3] - corr[j]
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_kernel(
+    const uint8_t* a, int64_t lda,      // [MR, 4 * K4] biased x rows
+    const int8_t* panel, int64_t K4,    // [K4, 32, 4]
+    const int32_t* corr,                // [32] = 128 * column sums
+    int32_t* c) {                       // [MR, 32]
+  __m512i acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+  for (int64_t k4 = 0; k4 < K4; ++k4) {
+    const __m512i b0 = _mm512_loadu_si512(panel + k4 * 128);
+    const __m512i b1 = _mm512_loadu_si512(panel + k4 * 128 + 64);
+    for (int i = 0; i < MR; ++i) {
+      int32_t v;
+      std::memcpy(&v, a + i * lda + 4 * k4, 4);
+      const __m512i av = _mm512_set1_epi32(v);
+      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+    }
+  }
+  const __m512i c0 = _mm512_loadu_si512(corr), c1 = _mm512_loadu_si512(corr + 16);
+  for (int i = 0; i < MR; ++i) {
+    _mm512_storeu_si512(c + i * kNR, _mm512_sub_epi32(acc[i][0], c0));
+    _mm512_storeu_si512(c + i * kNR + 16, _mm512_sub_epi32(acc[i][1], c1));
+  }
+}
+
+struct Packed {
+  int64_t K4 = 0, panels = 0;
+  std::vector<int8_t> w;     // [panels, K4, 32, 4]
+  std::vector<int32_t> corr; // [panels * 32]
+  std::vector<uint8_t> x;    // [M, 4 * K4] biased
+};
+
+void pack(const Mat& xq, const Mat& wq, Packed& p) {
+  const int64_t M = xq.rows, N = wq.rows, K = xq.cols;
+  p.K4 = (K + 3) / 4;
+  p.panels = (N + kNR - 1) / kNR;
+  const int64_t Kp = 4 * p.K4;
+  p.w.assign(p.panels * p.K4 * kNR * 4, 0);
+  p.corr.assign(p.panels * kNR, 0);
+  p.x.assign(M * Kp, 0x80);
+  const int8_t* wd = static_cast<const int8_t*>(wq.data);
+  const int8_t* xd = static_cast<const int8_t*>(xq.data);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const int8_t* wr = wd + n * wq.rs;
+    int8_t* dst = p.w.data() + (n / kNR) * p.K4 * kNR * 4 + (n % kNR) * 4;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      dst[(k / 4) * kNR * 4 + (k % 4)] = wr[k];
+      sum += wr[k];
+    }
+    p.corr[n] = 128 * sum;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    const int8_t* xr = xd + m * xq.rs;
+    uint8_t* dst = p.x.data() + m * Kp;
+    for (int64_t k = 0; k < K; ++k) dst[k] = static_cast<uint8_t>(xr[k]) ^ 0x80u;
+  }
+}
+
+// Calls sink(m, n0, c[MR][32], MR, nvalid) for every 4-row x 32-column block, OpenMP over blocks.
+template <typename Sink>
+void vnni_gemm(const Mat& xq, const Mat& wq, Sink&& sink) {
+  Packed p;
+  pack(xq, wq, p);
+  const int64_t M = xq.rows, N = wq.rows, Kp = 4 * p.K4;
+  const int64_t mblocks = (M + kTileM - 1) / kTileM;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t pn = 0; pn < p.panels; ++pn)
+    for (int64_t bm = 0; bm < mblocks; ++bm) {
+      alignas(64) int32_t c[kMR * kNR];
+      const int8_t* panel = p.w.data() + pn * p.K4 * kNR * 4;
+      const int32_t* corr = p.corr.data() + pn * kNR;
+      const int64_t n0 = pn * kNR, nv = std::min<int64_t>(kNR, N - n0);
+      const int64_t m1 = std::min(M, (bm + 1) * kTileM);
+      for (int64_t m = bm * kTileM; m < m1; m += kMR) {
+        const int64_t mr = std::min<int64_t>(kMR, m1 - m);
+        const uint8_t* a = p.x.data() + m * Kp;
+        switch (mr) {
+          case 4: vnni_kernel<4>(a, Kp, panel, p.K4, corr, c); break;
+          case 3: vnni_kernel<3>(a, Kp, panel, p.K4, corr, c); break;
+          case 2: vnni_kernel<2>(a, Kp, panel, p.K4, corr, c); break;
+          default: vnni_kernel<1>(a, Kp, panel, p.K4, corr, c); break;
+        }
+        sink(m, n0, c, mr, nv);
+      }
+    }
+}
+#endif
+
 inline float activate(float v, int act) {
   if (act == 1) return v > 0.f ? v : 0.f;
   if (act == 2) return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
@@ -89,6 +211,22 @@ inline void put(void* base, int64_t off, float v) {
 template <typename O>
 void w8a8(const Mat& xq, const Mat& wq, const float* rsc, const float* csc, const float* bias, int act, const Mat& y) {
   const int64_t M = xq.rows, N = wq.rows;
+#ifdef KF_HAVE_VNNI
+  if (M >= kVnniMinM && has_vnni() && !force_portable()) {
+    vnni_gemm(xq, wq, [&](int64_t m0, int64_t n0, const int32_t* c, int64_t mr, int64_t nv) {
+      for (int64_t i = 0; i < mr; ++i) {
+        const float rs = rsc[m0 + i];
+        for (int64_t j = 0; j < nv; ++j) {
+          const int64_t n = n0 + j;
+          float v = static_cast<float>(c[i * kNR + j]) * rs * csc[n];
+          if (bias) v += bias[n];
+          put<O>(y.data, (m0 + i) * y.rs + n, activate(v, act));
+        }
+      }
+    });
+    return;
+  }
+#endif
   const int64_t tm = (M + kTileM - 1) / kTileM, tn = (N + kTileN - 1) / kTileN;
 #pragma omp parallel
   {
@@ -191,6 +329,16 @@ void int8_gemm_acc(const Mat& xq, const Mat& wq, int32_t* acc) {
   require(xq.cols <= kInt8GemmMaxK, "K must be <= 131071 for exact int32 accumulation");
   check_common(xq, wq, nullptr, 0);
   const int64_t M = xq.rows, N = wq.rows;
+  if (M == 0 || N == 0) return;
+#ifdef KF_HAVE_VNNI
+  if (M >= kVnniMinM && has_vnni() && !force_portable()) {
+    vnni_gemm(xq, wq, [&](int64_t m0, int64_t n0, const int32_t* c, int64_t mr, int64_t nv) {
+      for (int64_t i = 0; i < mr; ++i)
+        for (int64_t j = 0; j < nv; ++j) acc[(m0 + i) * N + n0 + j] = c[i * kNR + j];
+    });
+    return;
+  }
+#endif
   const int64_t tm = (M + kTileM - 1) / kTileM, tn = (N + kTileN - 1) / kTileN;
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t bn = 0; bn < tn; ++bn)
