@@ -186,7 +186,7 @@ wonly_gemv_kernel(const T* __restrict__ x, int64_t xrs, int64_t xcs,  // [M, K]
     for (int c = 0; c < kGemvCols; ++c) {
       const int64_t n = n0 + c;
       if (n >= N) break;
-      int8_t w[16];
+      alignas(16) int8_t w[16];
       if constexpr (VEC) {
         *reinterpret_cast<uint4*>(w) = __ldg(reinterpret_cast<const uint4*>(wq + n * wld + k));
       } else {

@@ -40,7 +40,7 @@ quantize_rows_kernel(const T* __restrict__ x,  // [M, K], strides rs, cs (cs == 
   int bad = 0;
   const int64_t nv = K / V;
   for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-    T v[V];
+    alignas(16) T v[V];
     if constexpr (VEC) *reinterpret_cast<uint4*>(v) = reinterpret_cast<const uint4*>(xr)[i];
     else v[0] = xr[i * cs];
 #pragma unroll
@@ -67,10 +67,10 @@ quantize_rows_kernel(const T* __restrict__ x,  // [M, K], strides rs, cs (cs == 
   const float inv = bad ? 0.f : (tiny ? 1.f : 127.f / amax);  // IEEE division (no fast-math)
   if (threadIdx.x == 0) scale[m] = bad ? __int_as_float(0x7fc00000) : (tiny ? 1.f : amax / 127.f);
   for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-    T v[V];
+    alignas(16) T v[V];
     if constexpr (VEC) *reinterpret_cast<uint4*>(v) = reinterpret_cast<const uint4*>(xr)[i];
     else v[0] = xr[i * cs];
-    int8_t o[V];
+    alignas(8) int8_t o[V];
 #pragma unroll
     for (int j = 0; j < V; ++j) o[j] = bad ? int8_t(0) : q8(to_float<T>(v[j]) * inv);
     if constexpr (V == 8) reinterpret_cast<uint2*>(qr)[i] = *reinterpret_cast<const uint2*>(o);

@@ -62,7 +62,7 @@ def _weight_only_kernel(
     b_ptr,   # [N] float32 (unused unless HAS_BIAS)
     y_ptr,   # [M, N] out dtype, row stride sym
     M, N, K, sxm, sxk, swn, sym,
-    HAS_BIAS: tl.constexpr, ACT: tl.constexpr, WIDEN: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACT: tl.constexpr, WIDEN: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -76,8 +76,8 @@ def _weight_only_kernel(
         b = tl.load(wp, mask=(rn[None, :] < N) & (k0 + rk[:, None] < K), other=0)
         if WIDEN:  # the interpreter's numpy dot has no bfloat16: widen there (exact, fp32 anyway)
             a = a.to(tl.float32)
-        # |q| <= 127 is exact in every 16-bit float type; fp32 inputs use full-precision dot
-        acc = tl.dot(a, b.to(a.dtype), acc, input_precision="ieee", out_dtype=tl.float32)
+        # |q| <= 127 is exact in every 16-bit float type; fp32 inputs use a full-precision dot
+        acc = tl.dot(a, b.to(a.dtype), acc, input_precision=PRECISION, out_dtype=tl.float32)
         xp += BLOCK_K * sxk
         wp += BLOCK_K
     ws = tl.load(ws_ptr + rn, mask=rn < N, other=0.0)
@@ -114,4 +114,5 @@ def weight_only_gemm(x, wq, w_scale, bias, act: int, out: torch.Tensor) -> None:
     _weight_only_kernel[grid](x, wq, w_scale, bias if bias is not None else w_scale, out,
                               M, N, K, x.stride(0), x.stride(1), wq.stride(0), out.stride(0),
                               HAS_BIAS=bias is not None, ACT=act,
-                              WIDEN=x.device.type == "cpu" and x.dtype == torch.bfloat16, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **extra)
+                              WIDEN=x.device.type == "cpu" and x.dtype == torch.bfloat16,
+                              PRECISION="ieee" if x.dtype == torch.float32 else "tf32", BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **extra)
