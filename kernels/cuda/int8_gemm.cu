@@ -155,7 +155,9 @@ w8a8_mma_kernel(const int8_t* __restrict__ xq, int64_t xld,  // [M, K] row-major
 }
 
 // ---- weight-only, M <= 16 -------------------------------------------------------------------
-constexpr int kGemvWarps = 8, kGemvCols = 4, kGemvChunk = 512;  // K chunk = 32 lanes x 16
+constexpr int kGemvWarps = 8, kGemvChunk = 512;  // K chunk = 32 lanes x 16
+// output columns per warp: 4, or 2 at 16 rows so the MT x cols accumulators stay in registers
+__host__ __device__ constexpr int gemv_cols(int MT) { return MT >= 16 ? 2 : 4; }
 
 template <typename T, int MT, bool VEC>
 __global__ void __launch_bounds__(kGemvWarps * 32)
@@ -167,6 +169,7 @@ wonly_gemv_kernel(const T* __restrict__ x, int64_t xrs, int64_t xcs,  // [M, K]
                   int act, void* __restrict__ y, int ydtype, int64_t yld) {  // [M, N]
   __shared__ __align__(16) float xs[MT][kGemvChunk];  // fp32 copy of the current x chunk
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  constexpr int kGemvCols = gemv_cols(MT);
   const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + warp) * kGemvCols;
   float acc[MT][kGemvCols];  // fp32 accumulation
 #pragma unroll
@@ -182,27 +185,36 @@ wonly_gemv_kernel(const T* __restrict__ x, int64_t xrs, int64_t xcs,  // [M, K]
     __syncthreads();
     const int64_t k = kc + lane * 16;
     if (k >= K) continue;
+    // this lane's 16 weights of each column, as fp32 (columns past N read as zeros)
+    float wf[kGemvCols][16];
 #pragma unroll
     for (int c = 0; c < kGemvCols; ++c) {
       const int64_t n = n0 + c;
-      if (n >= N) break;
       alignas(16) int8_t w[16];
-      if constexpr (VEC) {
+      if (n >= N) {
+        *reinterpret_cast<uint4*>(w) = make_uint4(0, 0, 0, 0);
+      } else if constexpr (VEC) {
         *reinterpret_cast<uint4*>(w) = __ldg(reinterpret_cast<const uint4*>(wq + n * wld + k));
       } else {
 #pragma unroll
         for (int j = 0; j < 16; ++j) w[j] = (k + j < K) ? wq[n * wld + k + j] : int8_t(0);
       }
 #pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const float4* xv = reinterpret_cast<const float4*>(&xs[m][lane * 16]);
-        float s = 0.f;
+      for (int j = 0; j < 16; ++j) wf[c][j] = static_cast<float>(w[j]);
+    }
+    // one row of x at a time (16 fp32 from shared memory) against every column
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float4 a = xv[j];
-          s += a.x * float(w[4 * j]) + a.y * float(w[4 * j + 1]) + a.z * float(w[4 * j + 2]) + a.w * float(w[4 * j + 3]);
-        }
-        acc[m][c] += s;
+    for (int m = 0; m < MT; ++m) {
+      const float4* xv = reinterpret_cast<const float4*>(&xs[m][lane * 16]);
+      alignas(16) float xr[16];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) *reinterpret_cast<float4*>(&xr[4 * j]) = xv[j];
+#pragma unroll
+      for (int c = 0; c < kGemvCols; ++c) {
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < 16; ++j) sum = fmaf(xr[j], wf[c][j], sum);
+        acc[m][c] += sum;
       }
     }
   }
@@ -284,10 +296,9 @@ void wonly_launch(const Mat& x, const Mat& wq, const float* wsc, const float* bi
   const int yd = static_cast<int>(y.dtype);
   if (x.rows <= 16) {
     const bool vec = x.cols % 16 == 0 && wq.rs % 16 == 0 && reinterpret_cast<uintptr_t>(wq.data) % 16 == 0;
-    const int64_t blocks = ceil_div(wq.rows, kGemvWarps * kGemvCols);
-    require(blocks <= 0x7fffffff, "N too large");
-    const dim3 grid(static_cast<unsigned>(blocks));
+    require(ceil_div(wq.rows, kGemvWarps * 2) <= 0x7fffffff, "N too large");
 #define KF_GEMV(MT)                                                                                              \
+  const dim3 grid(static_cast<unsigned>(ceil_div(wq.rows, kGemvWarps * gemv_cols(MT))));                        \
   if (vec) wonly_gemv_kernel<T, MT, true><<<grid, kGemvWarps * 32, 0, s>>>(xp, x.rs, x.cs, wp, wq.rs, x.rows,     \
       wq.rows, x.cols, wsc, bias, act, y.data, yd, y.rs);                                                         \
   else wonly_gemv_kernel<T, MT, false><<<grid, kGemvWarps * 32, 0, s>>>(xp, x.rs, x.cs, wp, wq.rs, x.rows,        \
