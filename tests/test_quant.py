@@ -423,3 +423,28 @@ def test_int8_linear_batched_input_and_dtypes():
     qb = Int8Linear.from_float(lin, mode="weight_only")
     assert qb(x.bfloat16()).dtype == torch.bfloat16
     assert Int8Linear.from_float(lin, out_dtype="float16")(x).dtype == torch.float16
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_gpu_large_w8a8_and_weight_only(backend):
+    """Several K tiles, the 16-byte vector paths and several blocks along M and N."""
+    import kernelflow
+
+    if backend not in kernelflow.available_backends("cuda"):
+        pytest.skip(f"{backend} unavailable")
+    xq, wq, rs, cs, b = int8_inputs(300, 200, 1024, seed=20)
+    got = int8_gemm(*(t.cuda() for t in (xq, wq, rs, cs, b)), activation="relu", backend=backend)
+    close(got, int8_gemm_reference(xq, wq, rs, cs, b, 1), torch.float32)
+    for M in (1, 5, 16, 40):
+        x = data(M, 1024, torch.bfloat16, seed=M, scale=1.0)
+        got = weight_only_gemm(x.cuda(), wq.cuda(), cs.cuda(), b.cuda(), out_dtype="float32", backend=backend)
+        ref = weight_only_gemm_reference(x, wq, cs, b, out_dtype=torch.float64)
+        assert ((got.double().cpu() - ref).abs().max() / ref.abs().max()) < 1e-5
+
+
+def test_int8_linear_compiles_with_auto_backend():
+    q = Int8Linear.from_float(nn.Linear(24, 12))
+    x = data(4, 24, seed=21)
+    f = torch.compile(q, fullgraph=True, backend="eager")
+    assert torch.equal(f(x), q(x))
