@@ -172,10 +172,11 @@ def test_int8_gemm_16bit_out_no_bias(device_backend, out):
 
 
 @pytest.mark.parametrize("path", ["auto", "portable"])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 17), (17, 64, 257), (64, 33, 4096), (257, 100, 64), (16, 1, 3)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 17), (17, 64, 257), (64, 33, 4096), (257, 100, 64), (16, 1, 3), (70, 40, 131)])
 def test_cpu_int8_gemm_is_exact(shape, path, monkeypatch):
     """The C++ accumulators equal the int64 numpy product bit for bit, extremes (-128) included,
-    on the AVX512-VNNI path (M >= 16 on CPUs that have it) and the portable loops."""
+    on the AVX512-VNNI paths (unpacked below 64 rows, packed from 64, on CPUs that have VNNI) and
+    the portable loops."""
     if path == "portable":
         monkeypatch.setenv("KERNELFLOW_INT8_PORTABLE", "1")
     from kernelflow._array import mat

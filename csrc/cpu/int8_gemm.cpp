@@ -1,6 +1,9 @@
-// int8 GEMMs on the CPU. W8A8: exact int32 dot products over K in a 2x4 register block (two x rows
-// times four w rows share each loaded byte); the compiler turns the widening multiply-add into
-// pmaddwd / vpdpwssd. OpenMP over (M, N) tiles; a tile of w rows stays in L2 while x rows stream.
+// int8 GEMMs on the CPU. W8A8, exact int32 accumulation, three paths chosen at run time:
+//  * AVX512-VNNI (vpdpbusd), M >= 64: W packed per call into 32-column panels, 4x32 register tiles;
+//  * AVX512-VNNI, M < 64: unpacked, each w row streamed once per group of 4 x rows;
+//  * portable: dot products over K in a 2x4 register block (two x rows times four w rows share each
+//    loaded byte) that the compiler turns into pmaddwd / vpdpwssd (target_clones per ISA).
+// OpenMP over (M, N) tiles. Weight-only: fp32 dot products of x (converted once) and int8 w rows.
 #include "cpu/int8_gemm.h"
 
 #include <algorithm>
@@ -94,8 +97,9 @@ void tile_acc(const Mat& xq, const Mat& wq, int64_t m0, int64_t m1, int64_t n0, 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define KF_HAVE_VNNI 1
 constexpr int kNR = 32, kMR = 4;
-// Below 16 rows the GEMM is bound by reading W once; packing it would cost more than it saves.
-constexpr int64_t kVnniMinM = 16;
+// Below kVnniMinM rows the GEMM is bound by reading W once: packing it would cost more than it
+// saves, so w rows are streamed unpacked (vnni_dot).
+constexpr int64_t kVnniMinM = 64;
 
 bool has_vnni() {
   static const bool v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
@@ -126,6 +130,53 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_kernel(
   for (int i = 0; i < MR; ++i) {
     _mm512_storeu_si512(c + i * kNR, _mm512_sub_epi32(acc[i][0], c0));
     _mm512_storeu_si512(c + i * kNR + 16, _mm512_sub_epi32(acc[i][1], c1));
+  }
+}
+
+// Small M: no packing. Each w row is streamed once per group of up to 4 x rows, 64 bytes per
+// step (masked loads for the K tail); sum_k w is accumulated alongside with a ones vector.
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dot(
+    const uint8_t* a, int64_t lda,  // [MR, K] biased x rows
+    const int8_t* w, int64_t K,     // [K] one w row
+    int32_t* out) {                 // [MR]
+  __m512i acc[MR], sw = _mm512_setzero_si512();
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < K; k += 64) {
+    const __mmask64 mask = K - k >= 64 ? ~__mmask64(0) : ((__mmask64(1) << (K - k)) - 1);
+    const __m512i wv = _mm512_maskz_loadu_epi8(mask, w + k);
+    sw = _mm512_dpbusd_epi32(sw, ones, wv);
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_maskz_loadu_epi8(mask, a + i * lda + k), wv);
+  }
+  const int32_t corr = 128 * _mm512_reduce_add_epi32(sw);
+  for (int i = 0; i < MR; ++i) out[i] = _mm512_reduce_add_epi32(acc[i]) - corr;
+}
+
+// Calls sink(m, n, value) for every output, OpenMP over blocks of w rows.
+template <typename Sink>
+void vnni_small_m(const Mat& xq, const Mat& wq, Sink&& sink) {
+  const int64_t M = xq.rows, N = wq.rows, K = xq.cols;
+  std::vector<uint8_t> xu(M * K);
+  const int8_t* xd = static_cast<const int8_t*>(xq.data);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) xu[m * K + k] = static_cast<uint8_t>(xd[m * xq.rs + k]) ^ 0x80u;
+  const int8_t* wd = static_cast<const int8_t*>(wq.data);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const int8_t* w = wd + n * wq.rs;
+    int32_t c[kMR];
+    for (int64_t m = 0; m < M; m += kMR) {
+      const uint8_t* a = xu.data() + m * K;
+      const int64_t mr = std::min<int64_t>(kMR, M - m);
+      switch (mr) {
+        case 4: vnni_dot<4>(a, K, w, K, c); break;
+        case 3: vnni_dot<3>(a, K, w, K, c); break;
+        case 2: vnni_dot<2>(a, K, w, K, c); break;
+        default: vnni_dot<1>(a, K, w, K, c); break;
+      }
+      for (int64_t i = 0; i < mr; ++i) sink(m + i, n, c[i]);
+    }
   }
 }
 
@@ -212,6 +263,14 @@ template <typename O>
 void w8a8(const Mat& xq, const Mat& wq, const float* rsc, const float* csc, const float* bias, int act, const Mat& y) {
   const int64_t M = xq.rows, N = wq.rows;
 #ifdef KF_HAVE_VNNI
+  if (M < kVnniMinM && has_vnni() && !force_portable()) {
+    vnni_small_m(xq, wq, [&](int64_t m, int64_t n, int32_t c) {
+      float v = static_cast<float>(c) * rsc[m] * csc[n];
+      if (bias) v += bias[n];
+      put<O>(y.data, m * y.rs + n, activate(v, act));
+    });
+    return;
+  }
   if (M >= kVnniMinM && has_vnni() && !force_portable()) {
     vnni_gemm(xq, wq, [&](int64_t m0, int64_t n0, const int32_t* c, int64_t mr, int64_t nv) {
       for (int64_t i = 0; i < mr; ++i) {
@@ -331,6 +390,10 @@ void int8_gemm_acc(const Mat& xq, const Mat& wq, int32_t* acc) {
   const int64_t M = xq.rows, N = wq.rows;
   if (M == 0 || N == 0) return;
 #ifdef KF_HAVE_VNNI
+  if (M < kVnniMinM && has_vnni() && !force_portable()) {
+    vnni_small_m(xq, wq, [&](int64_t m, int64_t n, int32_t c) { acc[m * N + n] = c; });
+    return;
+  }
   if (M >= kVnniMinM && has_vnni() && !force_portable()) {
     vnni_gemm(xq, wq, [&](int64_t m0, int64_t n0, const int32_t* c, int64_t mr, int64_t nv) {
       for (int64_t i = 0; i < mr; ++i)
