@@ -314,15 +314,44 @@ template <typename T> inline float ld(const void* p, int64_t off) {
   else return bf16_bits_to_float(static_cast<const uint16_t*>(static_cast<const void*>(p))[off]);
 }
 
-KF_CLONES void fdot_1x4(const float* __restrict a, const int8_t* __restrict b0, const int8_t* __restrict b1,
-                        const int8_t* __restrict b2, const int8_t* __restrict b3, int64_t K, float* __restrict s) {
-  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // fp32 accumulation
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-  for (int64_t k = 0; k < K; ++k) {
-    const float x = a[k];
-    s0 += x * float(b0[k]); s1 += x * float(b1[k]); s2 += x * float(b2[k]); s3 += x * float(b3[k]);
+// s[i * 4 + j] = sum_k a_i[k] * float(b_j[k]) for MR x rows (fp32 accumulation): each int8 weight
+// is loaded and converted once per MR rows.
+template <int MR>
+KF_CLONES void fdot(const float* __restrict a, int64_t lda, const int8_t* __restrict b0, const int8_t* __restrict b1,
+                    const int8_t* __restrict b2, const int8_t* __restrict b3, int64_t K, float* __restrict s) {
+  float r[4][4] = {};
+  if constexpr (MR == 4) {  // 16 accumulators: each weight converted once for the four rows
+    const float* __restrict x0 = a;
+    const float* __restrict x1 = a + lda;
+    const float* __restrict x2 = a + 2 * lda;
+    const float* __restrict x3 = a + 3 * lda;
+    float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    float s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
+    for (int64_t k = 0; k < K; ++k) {
+      const float w0 = float(b0[k]), w1 = float(b1[k]), w2 = float(b2[k]), w3 = float(b3[k]);
+      const float v0 = x0[k], v1 = x1[k], v2 = x2[k], v3 = x3[k];
+      s00 += v0 * w0; s01 += v0 * w1; s02 += v0 * w2; s03 += v0 * w3;
+      s10 += v1 * w0; s11 += v1 * w1; s12 += v1 * w2; s13 += v1 * w3;
+      s20 += v2 * w0; s21 += v2 * w1; s22 += v2 * w2; s23 += v2 * w3;
+      s30 += v3 * w0; s31 += v3 * w1; s32 += v3 * w2; s33 += v3 * w3;
+    }
+    const float t[16] = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};
+    for (int i = 0; i < 16; ++i) s[i] = t[i];
+    return;
   }
-  s[0] = s0; s[1] = s1; s[2] = s2; s[3] = s3;
+  for (int i = 0; i < MR; ++i) {  // MR < 4 rows; the k loop below is the vectorised one
+    const float* __restrict x = a + i * lda;
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t k = 0; k < K; ++k) {
+      const float v = x[k];
+      s0 += v * float(b0[k]); s1 += v * float(b1[k]); s2 += v * float(b2[k]); s3 += v * float(b3[k]);
+    }
+    r[i][0] = s0; r[i][1] = s1; r[i][2] = s2; r[i][3] = s3;
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4; ++j) s[i * 4 + j] = r[i][j];
 }
 
 // T: float (f32), uint16_t (f16 bits), int16_t (bf16 bits) for the input.
@@ -334,25 +363,40 @@ void wonly(const Mat& x, const Mat& wq, const float* wsc, const float* bias, int
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K; ++k) xf[m * K + k] = ld<T>(x.data, m * x.rs + k * x.cs);
+  // K-blocked so the 4 w rows (4 * kKB bytes) and the x block stay in L1 across the rows of x
+  constexpr int64_t kKB = 2048;
   const int64_t tn = (N + kTileN - 1) / kTileN, tm = (M + kTileM - 1) / kTileM;
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t bn = 0; bn < tn; ++bn)
     for (int64_t bm = 0; bm < tm; ++bm) {
-      const int64_t m1 = std::min(M, (bm + 1) * kTileM), n1 = std::min(N, (bn + 1) * kTileN);
-      for (int64_t m = bm * kTileM; m < m1; ++m) {
-        const float* a = xf.data() + m * K;
-        for (int64_t n = bn * kTileN; n < n1; n += 4) {
-          float s[4];
-          const int64_t nn = std::min<int64_t>(4, n1 - n);
-          const int8_t* b[4];
-          for (int j = 0; j < 4; ++j) b[j] = wd + std::min(n + j, n1 - 1) * wq.rs;
-          fdot_1x4(a, b[0], b[1], b[2], b[3], K, s);
+      const int64_t m0 = bm * kTileM, m1 = std::min(M, m0 + kTileM), n1 = std::min(N, (bn + 1) * kTileN);
+      for (int64_t n = bn * kTileN; n < n1; n += 4) {
+        const int64_t nn = std::min<int64_t>(4, n1 - n);
+        const int8_t* b[4];
+        for (int j = 0; j < 4; ++j) b[j] = wd + std::min(n + j, n1 - 1) * wq.rs;
+        float acc[kTileM][4] = {};
+        for (int64_t k0 = 0; k0 < K; k0 += kKB) {
+          const int64_t kl = std::min(kKB, K - k0);
+          for (int64_t m = m0; m < m1; m += 4) {
+            const int64_t mr = std::min<int64_t>(4, m1 - m);
+            float s[16];
+            const float* a = xf.data() + m * K + k0;
+            switch (mr) {
+              case 4: fdot<4>(a, K, b[0] + k0, b[1] + k0, b[2] + k0, b[3] + k0, kl, s); break;
+              case 3: fdot<3>(a, K, b[0] + k0, b[1] + k0, b[2] + k0, b[3] + k0, kl, s); break;
+              case 2: fdot<2>(a, K, b[0] + k0, b[1] + k0, b[2] + k0, b[3] + k0, kl, s); break;
+              default: fdot<1>(a, K, b[0] + k0, b[1] + k0, b[2] + k0, b[3] + k0, kl, s); break;
+            }
+            for (int64_t i = 0; i < mr; ++i)
+              for (int j = 0; j < 4; ++j) acc[m - m0 + i][j] += s[i * 4 + j];
+          }
+        }
+        for (int64_t m = m0; m < m1; ++m)
           for (int j = 0; j < nn; ++j) {
-            float v = s[j] * wsc[n + j];
+            float v = acc[m - m0][j] * wsc[n + j];
             if (bias) v += bias[n + j];
             put<O>(y.data, m * y.rs + n + j, activate(v, act));
           }
-        }
       }
     }
 }
