@@ -3,8 +3,10 @@ and weight-only GEMM against torch float32 matmul (F.linear) and torch's own dyn
 quantization (torch.ao.quantization.quantize_dynamic on an nn.Linear), same data, same process.
 
     python benchmarks/bench_quant_cpu.py [out.json]
+    KERNELFLOW_BENCH_THREADS=1 python benchmarks/bench_quant_cpu.py   # one thread for every library
 
-Ratios are speedups (peer time / kernelflow time: > 1 means kernelflow is faster).
+On a shared machine, one thread per library gives stable numbers (spinning OpenMP threads
+that lose their core to another process inflate times to scheduler quanta). Ratios are speedups (peer time / kernelflow time: > 1 means kernelflow is faster).
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import os
 import sys
 import warnings
 
-import torch
+_THREADS = os.environ.get("KERNELFLOW_BENCH_THREADS")
+if _THREADS:  # before torch and the extension start their OpenMP runtimes
+    os.environ["OMP_NUM_THREADS"] = _THREADS
+
+import torch  # noqa: E402
 from torch import nn
+
+if _THREADS:
+    torch.set_num_threads(int(_THREADS))
 
 from kernelflow.bench.timing import cpu_time_ms, machine_info, record, write_results
 from kernelflow.ops.int8_gemm import int8_gemm, int8_gemm_exact, weight_only_gemm
@@ -50,7 +59,7 @@ def main(out_path: str = "benchmarks/results/quant_cpu.json") -> dict:
         got = int8_gemm(xq, wq, xs, ws, b, backend="cpu")
         assert torch.allclose(got, ref, rtol=1e-6, atol=1e-6), "int8 GEMM mismatch"
         flops = 2.0 * M * N * K
-        reps = max(3, min(50, int(2e10 / flops)))
+        reps = max(7, min(50, int(2e10 / flops)))
         t_f32 = cpu_time_ms(lambda: torch.nn.functional.linear(x, w, b), repeat=reps)
         t_gemm = cpu_time_ms(lambda: int8_gemm(xq, wq, xs, ws, b, backend="cpu"), repeat=reps)
 
@@ -82,11 +91,10 @@ def main(out_path: str = "benchmarks/results/quant_cpu.json") -> dict:
               f"  kf w-only {t_wo:8.3f}" + (f"  torch dyn int8 {t_dyn:8.3f}" if qd is not None else ""))
     notes = ("CPU only (no GPU on this machine). ms = median wall time; speedup_* = peer ms / kernelflow ms. "
              "kernelflow_w8a8_dynamic includes the per-row activation quantization kernel; "
-             f"torch threads = {torch.get_num_threads()}.")
+             f"threads per library = {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}).")
     return write_results(out_path, "quant_cpu", rows, notes=notes)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
     main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/quant_cpu.json")
     print(machine_info()["device"])
