@@ -197,16 +197,22 @@ void pack(const Mat& xq, const Mat& wq, Packed& p) {
   p.x.assign(M * Kp, 0x80);
   const int8_t* wd = static_cast<const int8_t*>(wq.data);
   const int8_t* xd = static_cast<const int8_t*>(xq.data);
+  const int64_t K4full = K / 4;  // whole 4-byte groups; the tail group is zero-padded
 #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    const int8_t* wr = wd + n * wq.rs;
-    int8_t* dst = p.w.data() + (n / kNR) * p.K4 * kNR * 4 + (n % kNR) * 4;
-    int32_t sum = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      dst[(k / 4) * kNR * 4 + (k % 4)] = wr[k];
-      sum += wr[k];
+  for (int64_t pn = 0; pn < p.panels; ++pn) {
+    int8_t* dst = p.w.data() + pn * p.K4 * kNR * 4;
+    const int64_t n0 = pn * kNR, nv = std::min<int64_t>(kNR, N - n0);
+    for (int64_t j = 0; j < nv; ++j) {  // column sums, vectorised over K
+      const int8_t* wr = wd + (n0 + j) * wq.rs;
+      int32_t sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t k = 0; k < K; ++k) sum += wr[k];
+      p.corr[n0 + j] = 128 * sum;
     }
-    p.corr[n] = 128 * sum;
+    for (int64_t k4 = 0; k4 < K4full; ++k4)  // sequential writes, 32 sequential read streams
+      for (int64_t j = 0; j < nv; ++j) std::memcpy(dst + (k4 * kNR + j) * 4, wd + (n0 + j) * wq.rs + 4 * k4, 4);
+    for (int64_t k = 4 * K4full; k < K; ++k)
+      for (int64_t j = 0; j < nv; ++j) dst[(K4full * kNR + j) * 4 + (k - 4 * K4full)] = wd[(n0 + j) * wq.rs + k];
   }
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
