@@ -3,7 +3,8 @@
 //  * AVX512-VNNI, M < 64: unpacked, each w row streamed once per group of 4 x rows;
 //  * portable: dot products over K in a 2x4 register block (two x rows times four w rows share each
 //    loaded byte) that the compiler turns into pmaddwd / vpdpwssd (target_clones per ISA).
-// OpenMP over (M, N) tiles. Weight-only: fp32 dot products of x (converted once) and int8 w rows.
+// OpenMP over (M, N) tiles. Weight-only (fp32 accumulation): below 8 rows, dot products of x (converted
+// once) with int8 w rows; from 8 rows, an outer-product kernel on fp32 weight panels.
 #include "cpu/int8_gemm.h"
 
 #include <algorithm>
@@ -360,6 +361,73 @@ KF_CLONES void fdot(const float* __restrict a, int64_t lda, const int8_t* __rest
     for (int j = 0; j < 4; ++j) s[i * 4 + j] = r[i][j];
 }
 
+// Larger M: an outer-product micro-kernel. A 16-column panel of w is converted to fp32 once per
+// K block ([kl][16], L1-resident) and reused by every row of the M tile; MR rows of x are broadcast
+// against each 16-wide weight vector (MR FMAs per weight load).
+constexpr int kWoNR = 16, kWoMR = 6, kWoKB = 256, kWoMinM = 8;
+
+template <int MR>
+KF_CLONES void wo_micro(const float* __restrict a, int64_t lda, const float* __restrict wp, int64_t kl,
+                        float* __restrict c) {  // c [MR, 16] += a [MR, kl] @ wp [kl, 16]
+  float acc[MR][kWoNR] = {};
+  for (int64_t k = 0; k < kl; ++k) {
+    const float* __restrict w = wp + k * kWoNR;
+    for (int i = 0; i < MR; ++i) {
+      const float v = a[i * lda + k];
+#pragma omp simd
+      for (int j = 0; j < kWoNR; ++j) acc[i][j] += v * w[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < kWoNR; ++j) c[i * kWoNR + j] += acc[i][j];
+}
+
+template <typename O>
+void wonly_panels(const std::vector<float>& xf, int64_t M, int64_t K, const Mat& wq, const float* wsc,
+                  const float* bias, int act, const Mat& y) {
+  const int64_t N = wq.rows;
+  const int8_t* wd = static_cast<const int8_t*>(wq.data);
+  const int64_t tn = (N + kWoNR - 1) / kWoNR, tm = (M + kTileM * 4 - 1) / (kTileM * 4);
+#pragma omp parallel
+  {
+    std::vector<float> wp(kWoKB * kWoNR), c(kTileM * 4 * kWoNR);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t bn = 0; bn < tn; ++bn)
+      for (int64_t bm = 0; bm < tm; ++bm) {
+        const int64_t n0 = bn * kWoNR, nv = std::min<int64_t>(kWoNR, N - n0);
+        const int64_t m0 = bm * kTileM * 4, m1 = std::min(M, m0 + kTileM * 4);
+        std::fill(c.begin(), c.end(), 0.f);
+        for (int64_t k0 = 0; k0 < K; k0 += kWoKB) {
+          const int64_t kl = std::min<int64_t>(kWoKB, K - k0);
+          for (int64_t j = 0; j < kWoNR; ++j) {  // transpose + convert the panel; missing columns are 0
+            const int8_t* wr = wd + (n0 + std::min<int64_t>(j, nv - 1)) * wq.rs + k0;
+            const float keep = j < nv ? 1.f : 0.f;
+            for (int64_t k = 0; k < kl; ++k) wp[k * kWoNR + j] = keep * static_cast<float>(wr[k]);
+          }
+          for (int64_t m = m0; m < m1; m += kWoMR) {
+            const int64_t mr = std::min<int64_t>(kWoMR, m1 - m);
+            const float* a = xf.data() + m * K + k0;
+            float* cc = c.data() + (m - m0) * kWoNR;
+            switch (mr) {
+              case 6: wo_micro<6>(a, K, wp.data(), kl, cc); break;
+              case 5: wo_micro<5>(a, K, wp.data(), kl, cc); break;
+              case 4: wo_micro<4>(a, K, wp.data(), kl, cc); break;
+              case 3: wo_micro<3>(a, K, wp.data(), kl, cc); break;
+              case 2: wo_micro<2>(a, K, wp.data(), kl, cc); break;
+              default: wo_micro<1>(a, K, wp.data(), kl, cc); break;
+            }
+          }
+        }
+        for (int64_t m = m0; m < m1; ++m)
+          for (int64_t j = 0; j < nv; ++j) {
+            float v = c[(m - m0) * kWoNR + j] * wsc[n0 + j];
+            if (bias) v += bias[n0 + j];
+            put<O>(y.data, m * y.rs + n0 + j, activate(v, act));
+          }
+      }
+  }
+}
+
 // T: float (f32), uint16_t (f16 bits), int16_t (bf16 bits) for the input.
 template <typename T, typename O>
 void wonly(const Mat& x, const Mat& wq, const float* wsc, const float* bias, int act, const Mat& y) {
@@ -369,6 +437,7 @@ void wonly(const Mat& x, const Mat& wq, const float* wsc, const float* bias, int
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K; ++k) xf[m * K + k] = ld<T>(x.data, m * x.rs + k * x.cs);
+  if (M >= kWoMinM) return wonly_panels<O>(xf, M, K, wq, wsc, bias, act, y);
   // K-blocked so the 4 w rows (4 * kKB bytes) and the x block stay in L1 across the rows of x
   constexpr int64_t kKB = 2048;
   const int64_t tn = (N + kTileN - 1) / kTileN, tm = (M + kTileM - 1) / kTileM;
