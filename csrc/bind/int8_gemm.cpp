@@ -1,0 +1,52 @@
+// Bindings for the int8 GEMM family (W8A8 with fused epilogue, weight-only int8).
+// Optional pointers (bias) are passed as 0.
+#include <pybind11/pybind11.h>
+
+#include "common/py.h"
+#include "common/registry.h"
+#include "cpu/int8_gemm.h"
+#ifdef KERNELFLOW_WITH_CUDA
+#include "cuda/int8_gemm.h"
+#endif
+
+namespace {
+namespace py = pybind11;
+
+void bind(py::module_& m) {
+  m.attr("INT8_GEMM_MAX_K") = kf::kInt8GemmMaxK;
+  m.def("int8_gemm_cpu", [](const py::tuple& xq, const py::tuple& wq, uintptr_t rs, uintptr_t cs, uintptr_t bias,
+                            int act, const py::tuple& y) {
+    const kf::Mat xm = kf::to_mat(xq, "x_q"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
+    py::gil_scoped_release nogil;
+    kf::cpu::int8_gemm(xm, wm, kf::to_ptr<const float>(rs), kf::to_ptr<const float>(cs), kf::to_ptr<const float>(bias), act, ym);
+  }, py::arg("x_q"), py::arg("w_q"), py::arg("row_scale"), py::arg("col_scale"), py::arg("bias"), py::arg("act"), py::arg("out"));
+  m.def("int8_gemm_acc_cpu", [](const py::tuple& xq, const py::tuple& wq, uintptr_t acc) {
+    const kf::Mat xm = kf::to_mat(xq, "x_q"), wm = kf::to_mat(wq, "w_q");
+    py::gil_scoped_release nogil;
+    kf::cpu::int8_gemm_acc(xm, wm, kf::to_ptr<int32_t>(acc));
+  }, py::arg("x_q"), py::arg("w_q"), py::arg("acc"), "exact int32 x_q @ w_q^T into acc [M, N] (contiguous)");
+  m.def("weight_only_gemm_cpu", [](const py::tuple& x, const py::tuple& wq, uintptr_t ws, uintptr_t bias, int act,
+                                   const py::tuple& y) {
+    const kf::Mat xm = kf::to_mat(x, "x"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
+    py::gil_scoped_release nogil;
+    kf::cpu::weight_only_gemm(xm, wm, kf::to_ptr<const float>(ws), kf::to_ptr<const float>(bias), act, ym);
+  }, py::arg("x"), py::arg("w_q"), py::arg("w_scale"), py::arg("bias"), py::arg("act"), py::arg("out"));
+#ifdef KERNELFLOW_WITH_CUDA
+  m.def("int8_gemm_cuda", [](const py::tuple& xq, const py::tuple& wq, uintptr_t rs, uintptr_t cs, uintptr_t bias,
+                             int act, const py::tuple& y, uintptr_t stream) {
+    const kf::Mat xm = kf::to_mat(xq, "x_q"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
+    py::gil_scoped_release nogil;
+    kf::cuda::int8_gemm(xm, wm, kf::to_ptr<const float>(rs), kf::to_ptr<const float>(cs), kf::to_ptr<const float>(bias), act, ym, stream);
+  }, py::arg("x_q"), py::arg("w_q"), py::arg("row_scale"), py::arg("col_scale"), py::arg("bias"), py::arg("act"), py::arg("out"), py::arg("stream"));
+  m.def("weight_only_gemm_cuda", [](const py::tuple& x, const py::tuple& wq, uintptr_t ws, uintptr_t bias, int act,
+                                    const py::tuple& y, uintptr_t stream) {
+    const kf::Mat xm = kf::to_mat(x, "x"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
+    py::gil_scoped_release nogil;
+    kf::cuda::weight_only_gemm(xm, wm, kf::to_ptr<const float>(ws), kf::to_ptr<const float>(bias), act, ym, stream);
+  }, py::arg("x"), py::arg("w_q"), py::arg("w_scale"), py::arg("bias"), py::arg("act"), py::arg("out"), py::arg("stream"));
+#endif
+}
+
+}  // namespace
+
+KF_REGISTER_FAMILY(int8_gemm, bind);
