@@ -56,12 +56,13 @@ def load(path):
     return _load(path)
 
 
-_LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor")}
+_LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor"),
+         "quantize": ("kernelflow.quant", "quantize")}
 
 
 def __getattr__(name: str):
     # Submodules load on first use, so `import kernelflow` stays light.
-    if name in ("ops", "preprocessing", "nn", "bench", "io"):
+    if name in ("ops", "preprocessing", "nn", "bench", "io", "quant"):
         return importlib.import_module(f"kernelflow.{name}")
     if name in _LAZY:
         mod, attr = _LAZY[name]
@@ -69,5 +70,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
 
 
-__all__ = ["Preprocessor", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
+__all__ = ["Preprocessor", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
            "__version__"]

@@ -1,1 +1,6 @@
 """torch.nn modules backed by kernelflow ops."""
+
+from kernelflow.nn.int8 import Int8Linear
+from kernelflow.nn.preprocess import Preprocess
+
+__all__ = ["Int8Linear", "Preprocess"]

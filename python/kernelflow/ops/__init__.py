@@ -20,6 +20,23 @@ from kernelflow.ops.onehot import (
     ordinal_encode,
     ordinal_encode_reference,
 )
+from kernelflow.ops.int8_gemm import (
+    int8_gemm,
+    int8_gemm_exact,
+    int8_gemm_reference,
+    weight_only_gemm,
+    weight_only_gemm_reference,
+)
+from kernelflow.ops.quant import (
+    dequantize,
+    dequantize_rows_reference,
+    quantize_activation,
+    quantize_rows,
+    quantize_rows_reference,
+    quantize_static,
+    quantize_static_reference,
+    quantize_weight,
+)
 from kernelflow.ops.stats import column_stats, column_stats_reference, merge_stats
 from kernelflow.ops.transform import (
     numeric_transform,
@@ -28,6 +45,9 @@ from kernelflow.ops.transform import (
 )
 
 __all__ = [
+    "int8_gemm", "int8_gemm_exact", "int8_gemm_reference", "weight_only_gemm", "weight_only_gemm_reference",
+    "dequantize", "dequantize_rows_reference", "quantize_activation", "quantize_rows", "quantize_rows_reference",
+    "quantize_static", "quantize_static_reference", "quantize_weight",
     "MISSING", "UNKNOWN", "EncodedColumn", "encode_strings", "infrequent_mapping", "infrequent_mask",
     "integer_categories", "map_codes",
     "OneHotLayout", "OrdinalLayout", "one_hot", "one_hot_reference", "ordinal_encode", "ordinal_encode_reference",
