@@ -18,7 +18,6 @@ import json
 import torch
 from torch import nn
 
-from kernelflow import _backend
 from kernelflow.ops.int8_gemm import ACTIVATIONS, int8_gemm, weight_only_gemm
 from kernelflow.ops.quant import quantize_rows, quantize_static, quantize_weight
 
@@ -57,20 +56,7 @@ class Int8Linear(nn.Module):
             self.register_buffer("act_scale", s)
         else:
             self.register_buffer("act_scale", None)
-        self._cache_backend()
 
-    def _cache_backend(self) -> None:
-        # torch.compile cannot trace the backend resolution (a ContextVar): inside a compiled graph
-        # the module uses the backend resolved for its buffers' device when it was built or moved.
-        try:
-            self._traced_backend = _backend.resolve(self.backend, self.weight_q.device)
-        except Exception:  # an unavailable explicit backend: the op raises the clear error later
-            self._traced_backend = self.backend
-
-    def _apply(self, fn, *args, **kwargs):
-        out = super()._apply(fn, *args, **kwargs)
-        self._cache_backend()
-        return out
 
     @classmethod
     def from_float(cls, linear: nn.Linear, mode: str = "w8a8", act_scale=None, out_dtype=None,
@@ -102,7 +88,7 @@ class Int8Linear(nn.Module):
         if x2.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             x2 = x2.float()
         out = self.out_dtype or x2.dtype
-        b = self._traced_backend if torch.compiler.is_compiling() else self.backend
+        b = self.backend  # resolved per call (traceable: torch.compile keeps the traced choice)
         if self.mode == "weight_only":
             y = weight_only_gemm(x2, self.weight_q, self.weight_scale, self.bias, self.activation, out, backend=b)
         else:
