@@ -9,8 +9,9 @@ Conventions shared with scikit-learn:
 - empty input raises ``ValueError``; mismatched lengths raise ``ValueError``.
 - ``precision``/``recall``/``f1`` with a zero denominator give ``zero_division`` (0.0 by
   default, where scikit-learn gives 0.0 with a warning).
-- ``roc_auc`` raises ``ValueError`` when ``y_true`` holds a single class (the score is
-  undefined), ties in the scores count one half (average ranks, the Mann-Whitney U statistic).
+- ``roc_auc`` of a ``y_true`` holding a single class is undefined: like scikit-learn >= 1.6
+  it warns (``UndefinedMetricWarning``) and returns NaN, so a validation split that happens
+  to hold one class does not abort training (older scikit-learn raised ``ValueError``). Ties in the scores count one half (average ranks, the Mann-Whitney U statistic).
 - ``r2`` of a constant ``y_true`` is 1.0 for a perfect prediction and 0.0 otherwise (scikit-
   learn's ``force_finite=True``); with fewer than two samples it is NaN with a warning.
 """
@@ -25,8 +26,12 @@ import torch
 __all__ = [
     "accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae", "r2",
     "accuracy_tensor", "precision_recall_f1_tensor", "roc_auc_tensor", "mse_tensor", "mae_tensor", "r2_tensor",
-    "METRICS", "GREATER_IS_BETTER",
+    "METRICS", "GREATER_IS_BETTER", "UndefinedMetricWarning",
 ]
+
+
+class UndefinedMetricWarning(UserWarning):
+    """The metric is undefined for this input (the value returned is NaN)."""
 
 _AVERAGES = ("binary", "macro", "micro", "weighted")
 
@@ -226,7 +231,9 @@ def roc_auc_tensor(y_true: Any, y_score: Any) -> torch.Tensor:
         else:
             raise ValueError("y_score has no columns")
     if k == 1:
-        raise ValueError("Only one class present in y_true. ROC AUC score is not defined in that case.")
+        warnings.warn("Only one class is present in y_true. ROC AUC score is not defined in that case.",
+                      UndefinedMetricWarning, stacklevel=3)
+        return torch.full((), float("nan"), dtype=_float_dtype(ys.device), device=ys.device)
     if k > 2:
         raise ValueError(f"y_true holds {k} labels but y_score is 1-D; pass (n, {k}) class scores")
     pos = (inv == 1).unsqueeze(1)
