@@ -351,8 +351,9 @@ def fit(
         outs, loss_sum = [], torch.zeros((), dtype=torch.float64, device=dev)
         with torch.no_grad(), autocast():
             for i in range(lo, hi, eval_batch_size):
-                out = core(Xv[i:i + eval_batch_size])
-                loss_sum += loss_fn(out, yv[i:i + eval_batch_size]).double() * out.shape[0]
+                j = min(i + eval_batch_size, hi)
+                out = core(Xv[i:j])
+                loss_sum += loss_fn(out, yv[i:j]).double() * out.shape[0]
                 outs.append(out.float())
         core.train()
         if outs:
