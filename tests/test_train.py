@@ -21,6 +21,15 @@ from kernelflow.train import History, fit
 from kernelflow.train import metrics as M
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models: intra-op threads only contend on a shared 2-core machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _mlp(d_in: int, d_out: int, seed: int = 0, hidden: int = 32) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
@@ -272,6 +281,8 @@ def test_bad_data():
 # ---------------------------------------------------------------------------------------------
 # DistributedDataParallel: two gloo processes on the CPU
 
+_CONFIGS = {"full": (12, 50), "early-stop": (40, 1)}  # name: (epochs, patience)
+
 _WORKER = textwrap.dedent(
     """
     import json, os, sys
@@ -279,20 +290,21 @@ _WORKER = textwrap.dedent(
     from safetensors.torch import save_file
     from kernelflow.train import fit
 
-    rank, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    rank, port, out, configs = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(1000, 8, generator=g)
+    X = torch.randn(1001, 8, generator=g)  # 201 validation rows: uneven rank shards
     y = (X @ torch.randn(8, generator=g) > 0).long()
-    # Different initial weights per rank: DDP must broadcast rank 0's.
-    torch.manual_seed(0 if rank == 0 else 99)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
-    h = fit(model, (X[:800], y[:800]), (X[800:], y[800:]), epochs=int(sys.argv[4]), batch_size=32,
-            patience=int(sys.argv[5]), progress=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/rank{rank}.safetensors")
-    with open(f"{out}/rank{rank}.json", "w") as f:
-        f.write(h.to_json())
+    for name, (epochs, patience) in configs.items():
+        # Different initial weights per rank: DDP must broadcast rank 0's.
+        torch.manual_seed(0 if rank == 0 else 99)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+        h = fit(model, (X[:800], y[:800]), (X[800:], y[800:]), epochs=epochs, batch_size=32,
+                patience=patience, progress=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/{name}{rank}.safetensors")
+        with open(f"{out}/{name}{rank}.json", "w") as f:
+            f.write(h.to_json())
     dist.destroy_process_group()
     """
 )
@@ -304,43 +316,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("epochs,patience", [(12, 50), (40, 1)], ids=["full", "early-stop"])
-def test_ddp_two_gloo_ranks(tmp_path: Path, epochs, patience):
-    from safetensors.torch import load_file
-
-    script = tmp_path / "worker.py"
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Both configurations trained by one pair of gloo processes (process start-up is the cost)."""
+    out = tmp_path_factory.mktemp("ddp")
+    script = out / "worker.py"
     script.write_text(_WORKER)
     pkg_root = str(Path(kernelflow.__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=pkg_root + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), str(port), str(tmp_path), str(epochs),
-                               str(patience)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for r in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), str(port), str(out), json.dumps(_CONFIGS)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
     logs = []
     for p in procs:
         try:
-            logs.append(p.communicate(timeout=120)[0].decode(errors="replace"))
+            logs.append(p.communicate(timeout=180)[0].decode(errors="replace"))
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
             raise
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-3000:]
-    w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    return out, logs
+
+
+@pytest.mark.parametrize("name", list(_CONFIGS))
+def test_ddp_two_gloo_ranks(ddp_run, name):
+    from safetensors.torch import load_file
+
+    out, logs = ddp_run
+    epochs, patience = _CONFIGS[name]
+    w0, w1 = load_file(str(out / f"{name}0.safetensors")), load_file(str(out / f"{name}1.safetensors"))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
-    h0 = History.from_json((tmp_path / "rank0.json").read_text())
-    h1 = History.from_json((tmp_path / "rank1.json").read_text())
+    h0 = History.from_json((out / f"{name}0.json").read_text())
+    h1 = History.from_json((out / f"{name}1.json").read_text())
     assert h0.world_size == h1.world_size == 2
     assert h0.val_metric == h1.val_metric and h0.val_loss == h1.val_loss and h0.train_loss == h1.train_loss
     assert h0.epochs_run == h1.epochs_run and h0.best_epoch == h1.best_epoch
-    assert "fit" not in logs[1]  # only rank 0 draws the progress bar
+    assert "fit" not in logs[1] and "fit" in logs[0]  # only rank 0 draws the progress bar
 
     # Rank r trains on perm[r::2]; step j of both ranks together is exactly the single-process
     # batch j of twice the size from the same permutation, and DDP averages their gradients,
     # so one process with batch_size=64 follows the same trajectory (up to summation order).
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(1000, 8, generator=g)
+    X = torch.randn(1001, 8, generator=g)  # 201 validation rows: uneven rank shards
     y = (X @ torch.randn(8, generator=g) > 0).long()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
