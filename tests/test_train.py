@@ -224,6 +224,27 @@ def test_custom_loss_and_optimizer_instance():
     assert h.metric == "mse" and h.val_metric[-1] < h.val_metric[0]
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_cuda_fit_and_metrics(amp):
+    from sklearn.metrics import roc_auc_score
+
+    tr, va = _split(*_binary(), 1000)
+    model = _mlp(8, 2)
+    h = fit(model, tr, va, epochs=20, batch_size=64, metric="roc_auc", amp=amp, device="cuda", progress=False)
+    assert next(model.parameters()).is_cuda and h.val_metric[-1] > 0.97
+    with torch.no_grad():
+        p = model(va[0].cuda()).softmax(1)[:, 1]
+    ours = M.roc_auc_tensor(va[1].cuda(), p)
+    assert ours.is_cuda
+    assert float(ours) == pytest.approx(roc_auc_score(va[1].numpy(), p.cpu().double().numpy()), abs=1e-9)
+    # same seed, same weights on the GPU too (cuBLAS is deterministic for these shapes)
+    m2 = _mlp(8, 2)
+    fit(m2, tr, va, epochs=20, batch_size=64, metric="roc_auc", amp=amp, device="cuda", progress=False)
+    for a, b in zip(model.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # bad arguments
 
@@ -281,7 +302,8 @@ def test_bad_data():
 # ---------------------------------------------------------------------------------------------
 # DistributedDataParallel: two gloo processes on the CPU
 
-_CONFIGS = {"full": (12, 50), "early-stop": (40, 1)}  # name: (epochs, patience)
+# name: (epochs, patience, model handed over already wrapped in DistributedDataParallel)
+_CONFIGS = {"full": (12, 50, False), "early-stop": (40, 1, False), "wrapped": (12, 50, True)}
 
 _WORKER = textwrap.dedent(
     """
@@ -296,11 +318,12 @@ _WORKER = textwrap.dedent(
     g = torch.Generator().manual_seed(0)
     X = torch.randn(1001, 8, generator=g)  # 201 validation rows: uneven rank shards
     y = (X @ torch.randn(8, generator=g) > 0).long()
-    for name, (epochs, patience) in configs.items():
+    for name, (epochs, patience, wrap) in configs.items():
         # Different initial weights per rank: DDP must broadcast rank 0's.
         torch.manual_seed(0 if rank == 0 else 99)
         model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
-        h = fit(model, (X[:800], y[:800]), (X[800:], y[800:]), epochs=epochs, batch_size=32,
+        net = torch.nn.parallel.DistributedDataParallel(model) if wrap else model
+        h = fit(net, (X[:800], y[:800]), (X[800:], y[800:]), epochs=epochs, batch_size=32,
                 patience=patience, progress=True)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/{name}{rank}.safetensors")
         with open(f"{out}/{name}{rank}.json", "w") as f:
@@ -346,7 +369,7 @@ def test_ddp_two_gloo_ranks(ddp_run, name):
     from safetensors.torch import load_file
 
     out, logs = ddp_run
-    epochs, patience = _CONFIGS[name]
+    epochs, patience, _ = _CONFIGS[name]
     w0, w1 = load_file(str(out / f"{name}0.safetensors")), load_file(str(out / f"{name}1.safetensors"))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     h0 = History.from_json((out / f"{name}0.json").read_text())

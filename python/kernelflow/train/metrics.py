@@ -50,7 +50,11 @@ def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.T
 
 
 def _pair(y_true: Any, y_other: Any, other_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    yt = _as_tensor(y_true, "y_true")
+    # Work where the data already is: a tensor argument decides the device, y_true first.
+    if not isinstance(y_true, torch.Tensor) and isinstance(y_other, torch.Tensor):
+        yt = _as_tensor(y_true, "y_true", y_other.device)
+    else:
+        yt = _as_tensor(y_true, "y_true")
     yo = _as_tensor(y_other, other_name, yt.device)
     if yt.dim() == 0 or yo.dim() == 0:
         raise ValueError("y_true and %s must have at least one dimension" % other_name)
