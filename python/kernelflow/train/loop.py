@@ -267,8 +267,6 @@ def fit(
     if isinstance(model, DDP):
         if model_device != dev:
             raise ValueError(f"device={dev} differs from the device of the DistributedDataParallel model ({model_device})")
-    else:
-        core.to(dev)
 
     # ---- data, resident on the device for the whole run
     X, y = _data_pair(train, "train")
@@ -306,7 +304,9 @@ def fit(
             raise ValueError("mode ('max' or 'min') must be given with a callable metric")
         mode = "max" if M.GREATER_IS_BETTER[metric_name] else "min"
 
-    # ---- model (wrapped for DDP) and optimizer
+    # ---- model (moved once every argument is known good, wrapped for DDP) and optimizer
+    if not isinstance(model, DDP):
+        core.to(dev)
     net: nn.Module = model
     if world > 1 and not isinstance(model, DDP):
         net = DDP(core, device_ids=[dev.index] if dev.type == "cuda" else None)
