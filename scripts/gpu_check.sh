@@ -25,6 +25,12 @@ export PYTHONPATH=$ROOT/python${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONDONTWRITEBYTECODE=1
 export KERNELFLOW_COMMIT=${KERNELFLOW_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 unset TRITON_INTERPRET        # real Triton kernels on the GPU
+# nvcc and compute-sanitizer may live in the toolkit folder rather than on PATH
+for d in ${CUDA_HOME:-} /usr/local/cuda /usr/local/cuda-13*; do
+  if [ -x "$d/bin/nvcc" ] && ! command -v nvcc > /dev/null; then export PATH=$PATH:$d/bin; fi
+done
+SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2> /dev/null | head -1)
+SANITIZER=${SANITIZER:-compute-sanitizer}
 
 log() { echo "$*" | tee -a "$LOG"; }
 
@@ -82,10 +88,9 @@ step build_info 60 bash -c info
 
 # rc 5 = no test carries the gpu marker yet: not a failure
 step pytest_gpu 120 bash -c '"$0" -m pytest -q -m gpu -p no:cacheprovider tests; rc=$?; ((rc == 5)) && rc=0; exit $rc' "$PY"
-step pytest_all 240 $PY -m pytest -q -p no:cacheprovider tests
 
-step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check no $PY scripts/sanitize_kernels.py
-step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 1 $PY scripts/sanitize_kernels.py
+step memcheck 90 "$SANITIZER" --tool memcheck --error-exitcode 1 --leak-check no $PY scripts/sanitize_kernels.py
+step racecheck 90 "$SANITIZER" --tool racecheck --error-exitcode 1 $PY scripts/sanitize_kernels.py
 
 run_bench() {
   $PY - "$1" "$2" <<'PY'
@@ -100,8 +105,11 @@ export -f run_bench
 for f in benchmarks/gpu_*.py; do
   [ -e "$f" ] || continue
   name=$(basename "$f" .py)
-  step "$name" 240 bash -c 'run_bench "$1" "$2"' _ "$f" "$OUT/$name.json"
+  step "$name" 150 bash -c 'run_bench "$1" "$2"' _ "$f" "$OUT/$name.json"
 done
+
+# last, so that a slow suite cannot starve the sanitizers and benchmarks: it gets what is left
+step pytest_all 300 $PY -m pytest -q -p no:cacheprovider tests
 
 # summary.json and the table
 $PY - "$STEPS" "$OUT/summary.json" "$BUILT" <<'PY' 2>&1 | tee -a "$LOG"

@@ -142,3 +142,14 @@ def test_record_gpu_results(tmp_path):
     doc = json.loads((dest / names[1]).read_text())
     assert doc["recorded"] == {"device": "NVIDIA H100 80GB HBM3", "commit": "abc1234", "date": "2026-01-02",
                                "source": "gpu_preprocess.json"}
+
+
+def test_gpu_harness_on_cpu():
+    # the GPU benchmark's code path (checks, rotation, records) on the CPU backend at a tiny size
+    from kernelflow.bench.preprocess import run_gpu
+
+    res = run_gpu(((300, 5), (1, 3)), repeat=1, device="cpu", compile=False)
+    assert res["failures"] == []
+    ops = {(r["op"], r["impl"]) for r in res["rows"]}
+    assert ("column_stats", "kernelflow_cpu") in ops and ("numeric_transform_bfloat16", "torch_eager") in ops
+    assert all(r["correct"] for r in res["rows"])
