@@ -29,7 +29,7 @@ unset TRITON_INTERPRET        # real Triton kernels on the GPU
 for d in ${CUDA_HOME:-} /usr/local/cuda /usr/local/cuda-13*; do
   if [ -x "$d/bin/nvcc" ] && ! command -v nvcc > /dev/null; then export PATH=$PATH:$d/bin; fi
 done
-SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2> /dev/null | head -1)
+SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2> /dev/null | head -1)
 SANITIZER=${SANITIZER:-compute-sanitizer}
 
 log() { echo "$*" | tee -a "$LOG"; }
@@ -89,8 +89,9 @@ step build_info 60 bash -c info
 # rc 5 = no test carries the gpu marker yet: not a failure
 step pytest_gpu 120 bash -c '"$0" -m pytest -q -m gpu -p no:cacheprovider tests; rc=$?; ((rc == 5)) && rc=0; exit $rc' "$PY"
 
-step memcheck 90 "$SANITIZER" --tool memcheck --error-exitcode 1 --leak-check no $PY scripts/sanitize_kernels.py
-step racecheck 90 "$SANITIZER" --tool racecheck --error-exitcode 1 $PY scripts/sanitize_kernels.py
+# no caching allocator: every tensor is its own allocation, so out-of-bounds accesses are caught
+step memcheck 90 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 1 --leak-check no $PY scripts/sanitize_kernels.py
+step racecheck 90 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool racecheck --error-exitcode 1 $PY scripts/sanitize_kernels.py
 
 run_bench() {
   $PY - "$1" "$2" <<'PY'
