@@ -6,6 +6,7 @@
 // OpenMP over (M, N) tiles. Weight-only (fp32 accumulation): below 8 rows, dot products of x (converted
 // once) with int8 w rows; from 8 rows, an outer-product kernel on fp32 weight panels.
 #include "cpu/int8_gemm.h"
+#include "common/simd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -31,11 +32,6 @@ bool force_portable() {
   return e && *e && *e != '0';
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define KF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define KF_CLONES
-#endif
 
 // s[i * 4 + j] = sum_k a_i[k] * b_j[k], exact in int32.
 KF_CLONES void dot_2x4(const int8_t* __restrict a0, const int8_t* __restrict a1, const int8_t* __restrict b0,

@@ -4,6 +4,8 @@
 // no catastrophic cancellation, and the same merge that combines chunked and distributed fits.
 #include "cpu/stats.h"
 
+#include "common/simd.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -50,7 +52,7 @@ struct Block {
 };
 
 template <typename T>
-void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<T>& b) {
+KF_INLINE void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<T>& b) {
   constexpr T kInf = std::numeric_limits<T>::infinity();
   std::fill(b.cnt.begin(), b.cnt.end(), T(0));
   std::fill(b.sum.begin(), b.sum.end(), T(0));
@@ -91,7 +93,7 @@ void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols
 
 // Any other layout: one column at a time down the rows (contiguous when rs == 1).
 template <typename T>
-void block_colwise(const T* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t cols, Acc& acc) {
+KF_INLINE void block_colwise(const T* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t cols, Acc& acc) {
   for (int64_t j = 0; j < cols; ++j) {
     const T* __restrict col = x + j * cs;
     double c = 0, s = 0, na = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
@@ -118,6 +120,24 @@ void block_colwise(const T* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, i
   }
 }
 
+// Non-template leaves, cloned per ISA (the templates above are inlined into each clone).
+KF_CLONES void block_rowmajor_f32(const float* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<float>& b) {
+  block_rowmajor<float>(x, rs, r0, r1, cols, acc, b);
+}
+KF_CLONES void block_rowmajor_f64(const double* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<double>& b) {
+  block_rowmajor<double>(x, rs, r0, r1, cols, acc, b);
+}
+KF_CLONES void block_colwise_f32(const float* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t cols, Acc& acc) {
+  block_colwise<float>(x, rs, cs, r0, r1, cols, acc);
+}
+KF_CLONES void block_colwise_f64(const double* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t cols, Acc& acc) {
+  block_colwise<double>(x, rs, cs, r0, r1, cols, acc);
+}
+inline void block_rowmajor_any(const float* x, int64_t rs, int64_t r0, int64_t r1, int64_t c, Acc& a, Block<float>& b) { block_rowmajor_f32(x, rs, r0, r1, c, a, b); }
+inline void block_rowmajor_any(const double* x, int64_t rs, int64_t r0, int64_t r1, int64_t c, Acc& a, Block<double>& b) { block_rowmajor_f64(x, rs, r0, r1, c, a, b); }
+inline void block_colwise_any(const float* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t c, Acc& a) { block_colwise_f32(x, rs, cs, r0, r1, c, a); }
+inline void block_colwise_any(const double* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t c, Acc& a) { block_colwise_f64(x, rs, cs, r0, r1, c, a); }
+
 template <typename T>
 void run(const Mat& x, double* out) {
   const int64_t rows = x.rows, cols = x.cols;
@@ -141,8 +161,8 @@ void run(const Mat& x, double* out) {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < nblocks; ++b) {
       const int64_t r0 = b * kBlockRows, r1 = std::min(rows, r0 + kBlockRows);
-      if (x.cs == 1) block_rowmajor<T>(data, x.rs, r0, r1, cols, acc, blk);
-      else block_colwise<T>(data, x.rs, x.cs, r0, r1, cols, acc);
+      if (x.cs == 1) block_rowmajor_any(data, x.rs, r0, r1, cols, acc, blk);
+      else block_colwise_any(data, x.rs, x.cs, r0, r1, cols, acc);
     }
   }
   Acc total(cols);
