@@ -21,8 +21,8 @@ def params_for(cols, seed=0):
     return transform_params(
         cols,
         fill=g.normal(size=cols),
-        lo=np.where(g.random(cols) < 0.5, -np.inf, g.normal(size=cols) - 2),
-        hi=np.where(g.random(cols) < 0.5, np.inf, g.normal(size=cols) + 2),
+        lo=np.where(g.random(cols) < 0.5, -np.inf, -1 - g.random(cols) * 2),  # lo <= -1 < 1 <= hi
+        hi=np.where(g.random(cols) < 0.5, np.inf, 1 + g.random(cols) * 2),
         shift=g.normal(size=cols),
         inv_scale=g.uniform(0.1, 3, size=cols),
         offset=g.normal(size=cols),
@@ -117,6 +117,8 @@ def test_bad_input():
         numeric_transform(x, transform_params(2), "int8")
     with pytest.raises(ValueError, match="inv_scale must be a scalar or have 2 entries"):
         transform_params(2, inv_scale=[1, 2, 3])
+    with pytest.raises(ValueError, match="lo must not exceed hi"):
+        transform_params(2, lo=[0, 3], hi=[1, 2])
 
 
 def test_opcheck():

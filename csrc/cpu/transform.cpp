@@ -38,16 +38,14 @@ KF_INLINE void rows_body(const T* xd, int64_t xrs, int64_t xcs, int64_t r0, int6
           // every operand in a register first: the selects then if-convert and vectorise
           const C x0 = static_cast<C>(xr[j]), f = fill[j], l = lo[j], h = hi[j];
           C v = (x0 != x0) ? f : x0;
-          v = v < l ? l : v;  // comparisons are false for NaN: an unimputed NaN stays
-          v = v > h ? h : v;
+          v = v < l ? l : (v > h ? h : v);  // comparisons are false for NaN: an unimputed NaN stays
           orow[j] = static_cast<O>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
         }
       } else {
         for (int64_t j = 0; j < cols; ++j) {
           C v = static_cast<C>(xr[j * xcs]);
           v = (v != v) ? fill[j] : v;
-          v = v < lo[j] ? lo[j] : v;
-          v = v > hi[j] ? hi[j] : v;
+          v = v < lo[j] ? lo[j] : (v > hi[j] ? hi[j] : v);
           orow[j] = static_cast<O>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
         }
       }
@@ -56,8 +54,7 @@ KF_INLINE void rows_body(const T* xd, int64_t xrs, int64_t xcs, int64_t r0, int6
       for (int64_t j = 0; j < cols; ++j) {
         C v = static_cast<C>(xr[j * xcs]);
         v = (v != v) ? fill[j] : v;
-        v = v < lo[j] ? lo[j] : v;
-        v = v > hi[j] ? hi[j] : v;
+        v = v < lo[j] ? lo[j] : (v > hi[j] ? hi[j] : v);
         const float y = static_cast<float>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
         orow[j] = OutKind == 2 ? float_to_half_bits(y) : float_to_bf16_bits(y);
       }

@@ -29,6 +29,8 @@ def transform_params(cols: int, fill=np.nan, lo=-np.inf, hi=np.inf, shift=0.0, i
         if v.ndim > 1 or (v.ndim == 1 and v.shape[0] != cols):
             raise ValueError(f"{PARAM_ROWS[i]} must be a scalar or have {cols} entries, got shape {v.shape}")
         p[i] = v
+    if np.any(p[1] > p[2]):
+        raise ValueError(f"lo must not exceed hi (columns {np.flatnonzero(p[1] > p[2])[:10].tolist()})")
     return p
 
 
