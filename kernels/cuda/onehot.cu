@@ -96,14 +96,6 @@ ordinal_kernel(const int32_t* __restrict__ codes, int64_t rows, int64_t F, int64
   }
 }
 
-int grid_for(int64_t work) {
-  int dev = 0, sms = 0;
-  KF_CUDA_CHECK(cudaGetDevice(&dev));
-  KF_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int64_t want = ceil_div(work, kThreads);
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sms) * 8)));
-}
-
 template <typename O>
 void launch_one_hot(const Layout& L, const Mat& out, cudaStream_t s) {
   constexpr int VEC = 16 / sizeof(O);
@@ -112,12 +104,12 @@ void launch_one_hot(const Layout& L, const Mat& out, cudaStream_t s) {
   int64_t slot_begin = 0;
   if (W > 0 && (out.rs == W || rows == 1) && (rows * W) % VEC == 0 && reinterpret_cast<uintptr_t>(o) % 16 == 0) {
     const int64_t n_vec = rows * W / VEC;
-    one_hot_vec_kernel<O, VEC><<<grid_for(n_vec), kThreads, 0, s>>>(L, n_vec, W, o);
+    one_hot_vec_kernel<O, VEC><<<grid_for(n_vec, kThreads), kThreads, 0, s>>>(L, n_vec, W, o);
     KF_CUDA_CHECK_LAUNCH("one_hot_vec_kernel");
     slot_begin = W;  // only the check-only slots are left
   }
   if (L.S > slot_begin && rows > 0) {
-    one_hot_kernel<O><<<grid_for(rows * (L.S - slot_begin)), kThreads, 0, s>>>(L, rows, slot_begin, W, o, out.rs);
+    one_hot_kernel<O><<<grid_for(rows * (L.S - slot_begin), kThreads), kThreads, 0, s>>>(L, rows, slot_begin, W, o, out.rs);
     KF_CUDA_CHECK_LAUNCH("one_hot_kernel");
   }
 }
@@ -125,7 +117,7 @@ void launch_one_hot(const Layout& L, const Mat& out, cudaStream_t s) {
 template <typename O>
 void launch_ordinal(const Mat& codes, const int64_t* feat, const double* table, int64_t T, const Mat& out,
                     int32_t* errors, cudaStream_t s) {
-  ordinal_kernel<O><<<grid_for(codes.rows * codes.cols), kThreads, 0, s>>>(
+  ordinal_kernel<O><<<grid_for(codes.rows * codes.cols, kThreads), kThreads, 0, s>>>(
       static_cast<const int32_t*>(codes.data), codes.rows, codes.cols, codes.rs, codes.cs, feat, table, T,
       static_cast<O*>(out.data), out.rs, errors);
   KF_CUDA_CHECK_LAUNCH("ordinal_kernel");

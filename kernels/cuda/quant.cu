@@ -105,13 +105,6 @@ dequantize_kernel(const int8_t* __restrict__ q, int64_t M, int64_t K, int64_t rs
   }
 }
 
-int grid_for(int64_t work) {
-  int dev = 0, sms = 0;
-  KF_CUDA_CHECK(cudaGetDevice(&dev));
-  KF_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ceil_div(work, kThreads), int64_t(sms) * 8)));
-}
-
 template <typename T>
 void rows_launch(const Mat& x, const Mat& q, float* scale, cudaStream_t s) {
   constexpr int V = 16 / sizeof(T);
@@ -126,14 +119,14 @@ void rows_launch(const Mat& x, const Mat& q, float* scale, cudaStream_t s) {
 
 template <typename T>
 void static_launch(const Mat& x, const float* scale, const Mat& q, cudaStream_t s) {
-  quantize_static_kernel<T><<<grid_for(x.rows * x.cols), kThreads, 0, s>>>(
+  quantize_static_kernel<T><<<grid_for(x.rows * x.cols, kThreads), kThreads, 0, s>>>(
       static_cast<const T*>(x.data), x.rows, x.cols, x.rs, x.cs, scale, static_cast<int8_t*>(q.data), q.rs);
   KF_CUDA_CHECK_LAUNCH("quantize_static_kernel");
 }
 
 template <typename O>
 void deq_launch(const Mat& q, const float* scale, const Mat& out, cudaStream_t s) {
-  dequantize_kernel<O><<<grid_for(q.rows * q.cols), kThreads, 0, s>>>(
+  dequantize_kernel<O><<<grid_for(q.rows * q.cols, kThreads), kThreads, 0, s>>>(
       static_cast<const int8_t*>(q.data), q.rows, q.cols, q.rs, q.cs, scale, static_cast<O*>(out.data), out.rs);
   KF_CUDA_CHECK_LAUNCH("dequantize_kernel");
 }

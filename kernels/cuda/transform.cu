@@ -103,14 +103,6 @@ transform_strided_kernel(const T* __restrict__ x,  // [rows, cols], strides rs, 
   }
 }
 
-int grid_for(int64_t work) {
-  int dev = 0, sms = 0;
-  KF_CUDA_CHECK(cudaGetDevice(&dev));
-  KF_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int64_t want = ceil_div(work, kThreads);
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sms) * 8)));
-}
-
 template <typename T, typename C, typename O>
 void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) {
   const bool vec = std::is_same<T, float>::value && std::is_same<C, float>::value && x.cs == 1 &&
@@ -122,13 +114,13 @@ void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) 
       const int64_t n4 = x.rows * x.cols / 4;
       const bool shared = x.cols <= kMaxSharedCols;
       const size_t smem = shared ? 7 * x.cols * sizeof(float) : 0;
-      transform_vec4_kernel<O><<<grid_for(n4), kThreads, smem, s>>>(
+      transform_vec4_kernel<O><<<grid_for(n4, kThreads), kThreads, smem, s>>>(
           static_cast<const float4*>(x.data), params, n4, x.cols, shared, static_cast<O*>(out.data));
       KF_CUDA_CHECK_LAUNCH("transform_vec4_kernel");
       return;
     }
   }
-  transform_strided_kernel<T, C, O><<<grid_for(x.rows * x.cols), kThreads, 0, s>>>(
+  transform_strided_kernel<T, C, O><<<grid_for(x.rows * x.cols, kThreads), kThreads, 0, s>>>(
       static_cast<const T*>(x.data), x.rows, x.cols, x.rs, x.cs, params, static_cast<O*>(out.data), out.rs);
   KF_CUDA_CHECK_LAUNCH("transform_strided_kernel");
 }

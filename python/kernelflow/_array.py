@@ -82,3 +82,13 @@ def pyarrow_to_pandas(X: Any) -> Any:
     if mod == "pyarrow" and hasattr(X, "to_pandas"):
         return X.to_pandas()
     return X
+
+
+def check_float_matrix(x: Any, arg: str = "x") -> None:
+    """The op-level input contract: a 2-D float32 / float64 torch tensor (any strides)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{arg} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{arg} must be 2-D [rows, cols], got shape {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{arg} must be float32 or float64, got {x.dtype}")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from kernelflow import _backend
-from kernelflow._array import mat
+from kernelflow._array import check_float_matrix, mat
 from kernelflow._ext import require_ext
 
 STAT_ROWS = ("count", "nan_count", "mean", "m2", "min", "max")
@@ -65,12 +65,7 @@ def column_stats(x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
     Returns [6, cols] float64 on x's device: rows are ``STAT_ROWS`` (count of finite values,
     NaN count, mean, M2, min, max over the finite values).
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2:
-        raise ValueError(f"x must be 2-D [rows, cols], got shape {tuple(x.shape)}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    check_float_matrix(x)
     return _column_stats_op(x, _backend.resolve(backend, x.device))
 
 

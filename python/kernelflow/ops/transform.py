@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from kernelflow import _backend
-from kernelflow._array import mat, out_dtype as _out_dtype
+from kernelflow._array import check_float_matrix, mat, out_dtype as _out_dtype
 from kernelflow._ext import require_ext
 
 PARAM_ROWS = ("fill", "lo", "hi", "shift", "inv_scale", "offset")
@@ -121,12 +121,7 @@ def numeric_transform(
     of a wider matrix; its dtype wins over out_dtype) and returns it. The ``out`` form does not
     record gradients.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2:
-        raise ValueError(f"x must be 2-D [rows, cols], got shape {tuple(x.shape)}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    check_float_matrix(x)
     p = torch.as_tensor(params, dtype=torch.float64, device=x.device)
     if p.shape != (6, x.shape[1]):
         raise ValueError(f"params must have shape (6, {x.shape[1]}), got {tuple(p.shape)}")

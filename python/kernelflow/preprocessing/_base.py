@@ -21,7 +21,21 @@ from kernelflow._array import from_cupy, kind_of, numpy_to_tensor, out_dtype, py
 _FLOATS = (torch.float32, torch.float64)
 
 
-class KernelTransformer(TransformerMixin, BaseEstimator):
+class TorchOutputMixin:
+    """set_output with "torch" beside scikit-learn's "default", "pandas" and "polars"."""
+
+    def set_output(self, *, transform: str | None = None):
+        """scikit-learn's set_output ("default", "pandas", "polars") plus "torch": return torch
+        tensors (on the input's device) whatever the input kind."""
+        if transform == "torch":
+            super().set_output(transform="default")
+            self._kf_output = "torch"
+            return self
+        self._kf_output = None
+        return super().set_output(transform=transform)
+
+
+class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
     """Base of the column-wise transformers: validation, stats, the fused transform, output kinds."""
 
     # -- input ---------------------------------------------------------------------------
@@ -62,16 +76,6 @@ class KernelTransformer(TransformerMixin, BaseEstimator):
         if kind == "cupy":
             return to_cupy(t)
         return tensor_to_numpy(t)
-
-    def set_output(self, *, transform: str | None = None):
-        """scikit-learn's set_output ("default", "pandas", "polars") plus "torch": return torch
-        tensors (on the input's device) whatever the input kind."""
-        if transform == "torch":
-            super().set_output(transform="default")
-            self._kf_output = "torch"
-            return self
-        self._kf_output = None
-        return super().set_output(transform=transform)
 
     def _out_dtype(self, t: torch.Tensor) -> torch.dtype:
         dt = getattr(self, "dtype", None)

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from kernelflow import ops
 from kernelflow._array import kind_of, out_dtype as _out_dtype, pyarrow_to_pandas, tensor_to_numpy
 from kernelflow.io import persistable
-from kernelflow.preprocessing._base import column_quantiles, handle_zeros_in_scale, is_constant_feature
+from kernelflow.preprocessing._base import TorchOutputMixin, column_quantiles, handle_zeros_in_scale, is_constant_feature
 
 _IMPUTE = (None, "mean", "median", "constant")
 _CLIP = (None, "zscore", "iqr", "quantile")
@@ -104,7 +104,7 @@ def _lookup(s, plan: _CatPlan) -> np.ndarray:
 
 
 @persistable
-class Preprocessor(TransformerMixin, BaseEstimator):
+class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     """Fused whole-table preprocessing with scikit-learn's API.
 
     Parameters
@@ -699,15 +699,6 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         if getattr(self, "_kf_output", None) == "torch" or kind == "torch":
             return out
         return tensor_to_numpy(out)  # scikit-learn's set_output wrapper makes pandas / polars frames
-
-    def set_output(self, *, transform=None):
-        """scikit-learn's set_output ("default", "pandas", "polars") plus "torch"."""
-        if transform == "torch":
-            super().set_output(transform="default")
-            self._kf_output = "torch"
-            return self
-        self._kf_output = None
-        return super().set_output(transform=transform)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
