@@ -37,6 +37,7 @@ from kernelflow.ops.quant import (
     quantize_static_reference,
     quantize_weight,
 )
+from kernelflow.ops.table import FN_CODES, TableSpec, table_transform, table_transform_reference
 from kernelflow.ops.stats import column_stats, column_stats_reference, merge_stats
 from kernelflow.ops.transform import (
     numeric_transform,
@@ -45,6 +46,7 @@ from kernelflow.ops.transform import (
 )
 
 __all__ = [
+    "FN_CODES", "TableSpec", "table_transform", "table_transform_reference",
     "int8_gemm", "int8_gemm_exact", "int8_gemm_reference", "weight_only_gemm", "weight_only_gemm_reference",
     "dequantize", "dequantize_rows_reference", "quantize_activation", "quantize_rows", "quantize_rows_reference",
     "quantize_static", "quantize_static_reference", "quantize_weight",

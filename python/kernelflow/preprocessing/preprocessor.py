@@ -608,79 +608,57 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         self._check_frame(df)
         if len(df) == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
-        num_cols = [self._orig_name(df, c) for c in self.numeric_columns_]
-        xnum = self._numeric_block(df, num_cols)
+        cols = [self._orig_name(df, c) for c in self.numeric_columns_ + self.passthrough_columns_]
+        xnum = self._numeric_block(df, cols)
         codes = self.encode_categories(df)
-        dt = _out_dtype(self.dtype, "dtype")
-        out = self._run(xnum, codes, dt, out)
-        if self.passthrough_columns_:
-            pc = [self._orig_name(df, c) for c in self.passthrough_columns_]
-            out[:, self._pass_offset:] = torch.from_numpy(df[pc].to_numpy(dtype=np.float64, na_value=np.nan)).to(dt)
-        return out
+        return self._run(xnum, codes, _out_dtype(self.dtype, "dtype"), out)
 
-    def _numeric_params(self) -> np.ndarray:
-        F = len(self.numeric_columns_)
-        return ops.transform_params(F, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_,
-                                    shift=self.shift_, inv_scale=self.inv_scale_, offset=self.offset_)
+    def table_spec(self):
+        """The fused kernel's layout (``kernelflow.ops.TableSpec``) for the fitted plan, on the CPU."""
+        check_is_fitted(self, "n_features_out_")
+        cache = getattr(self, "_spec_cache", None)
+        if cache is not None and cache[0] is self._cat_plans:
+            return cache[1]
+        Fn, Fp = len(self.numeric_columns_), len(self.passthrough_columns_)
+        fn = ops.FN_CODES[self.nonlinear]
+        num = np.vstack([ops.transform_params(Fn, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_, shift=self.shift_,
+                                              inv_scale=self.inv_scale_, offset=self.offset_), np.full((1, Fn), float(fn))])
+        passthrough = np.vstack([ops.transform_params(Fp), np.zeros((1, Fp))])  # identity: NaN stays NaN
+        params = np.hstack([num, passthrough])
+        num_out = list(range(Fn)) + list(range(self._pass_offset, self._pass_offset + Fp))
+        ind_src = [self.numeric_columns_.index(c) for c in self.indicator_columns_]
+        ind_out = list(range(Fn, Fn + len(ind_src)))
+        cats = []
+        for j, p in enumerate(self._cat_plans):
+            unknown_slot = p.infrequent_slot if self.handle_unknown == "infrequent_if_exist" else -1
+            cats.append(dict(off=int(self.cat_offsets_[j]), width=p.width, mode=self.encode, slots=p.slots,
+                             unknown_slot=unknown_slot, unknown_value=float(self.unknown_value)))
+        spec = ops.TableSpec.build(self.n_features_out_, params, num_out, ind_src, ind_out, cats)
+        self._spec_cache = (self._cat_plans, spec)
+        return spec
 
     def _run(self, xnum: torch.Tensor, codes: torch.Tensor, dt: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Write the [N, W] output: numeric block, indicators, categorical block."""
-        N, Fn = xnum.shape
+        """ONE kernel launch writes the whole [N, W] output (numeric, indicators, categorical,
+        passthrough); xnum here holds the numeric columns followed by the passthrough columns."""
+        N = xnum.shape[0]
         if out is not None:
             if out.shape != (N, self.n_features_out_) or out.dtype != dt or out.device != xnum.device or out.stride(1) != 1:
                 raise ValueError(f"out must be a ({N}, {self.n_features_out_}) {dt} array on {xnum.device} "
                                  f"with unit column stride, got {tuple(out.shape)} {out.dtype} on {out.device}")
         elif xnum.device.type == "cpu" and dt in (torch.float32, torch.float64):
             # numpy maps large outputs with huge pages: far fewer page faults than torch's allocator
-            out = torch.from_numpy(np.empty((N, self.n_features_out_), dtype=torch.empty((), dtype=dt).numpy().dtype))
+            out = torch.from_numpy(np.empty((N, self.n_features_out_), dtype=np.float32 if dt == torch.float32 else np.float64))
         else:
             out = torch.empty((N, self.n_features_out_), dtype=dt, device=xnum.device)
-        if Fn:
-            if self.nonlinear is None:
-                ops.numeric_transform(xnum, self._numeric_params(), backend=self.backend, out=out[:, :Fn])
-            else:
-                F = Fn
-                v = ops.numeric_transform(xnum, ops.transform_params(F, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_),
-                                          "float64", backend=self.backend)
-                v = self._nonlinear(v)
-                ops.numeric_transform(v, ops.transform_params(F, shift=self.shift_, inv_scale=self.inv_scale_,
-                                                              offset=self.offset_), backend=self.backend, out=out[:, :Fn])
-        if self.indicator_columns_:
-            idx = [self.numeric_columns_.index(c) for c in self.indicator_columns_]
-            out[:, Fn:Fn + len(idx)] = torch.isnan(xnum[:, idx]).to(dt)
-        if not self._cat_plans:
-            return out
-        if self.encode == "ordinal":
-            for j, p in enumerate(self._cat_plans):
-                c = codes[:, j].to(torch.int64)
-                unknown = c < 0
-                if self.handle_unknown == "error" and bool(unknown.any()):
-                    raise ValueError(f"Found unknown categories in column {p.name!r} during transform")
-                vals = c.to(torch.float64)
-                vals[unknown] = float(self.unknown_value)
-                out[:, int(self.cat_offsets_[j])] = vals.to(dt)
-            return out
-        # one kernel writes every one-hot block (zeros and ones) straight into the output slice
-        first = int(self.cat_offsets_[0])
-        width = sum(p.width for p in self._cat_plans)
-        c = torch.where(codes < 0, torch.full_like(codes, ops.UNKNOWN), codes).to(xnum.device)
-        ops.one_hot(c, self._onehot_layout(), out=out[:, first:first + width], backend=self.backend,
-                    feature_names_in=[p.name for p in self._cat_plans])
-        return out
-
-    def _onehot_layout(self):
-        """The one-hot kernel's layout, rebuilt from the fitted categories (not saved)."""
-        cache = getattr(self, "_onehot_cache", None)
-        if cache is None or cache[0] is not self._cat_plans:
-            counts = [np.ones(len(p.categories), dtype=np.int64) if p.counts is None else p.counts for p in self._cat_plans]
-            layout = ops.OneHotLayout.from_categories(
-                [p.categories for p in self._cat_plans], counts, [0] * len(self._cat_plans),
-                handle_unknown=self.handle_unknown, drop=self.onehot_drop, min_frequency=self.min_frequency,
-                max_categories=self.max_categories, feature_names_in=[p.name for p in self._cat_plans])
-            if [w for w in layout.widths] != [p.width for p in self._cat_plans]:
-                raise RuntimeError("one-hot layout disagrees with the fitted plan")
-            self._onehot_cache = cache = (self._cat_plans, layout)
-        return cache[1]
+        if self.handle_unknown == "error" and codes.numel():
+            bad = (codes < 0).any(0)
+            if bool(bad.any()):
+                names = [p.name for p, b in zip(self._cat_plans, bad.tolist()) if b]
+                raise ValueError(f"Found unknown categories in columns {names} during transform")
+        spec = self.table_spec()
+        if spec.params.device != xnum.device:
+            spec = spec.to(xnum.device)
+        return ops.table_transform(xnum, codes.to(xnum.device), spec, out=out, backend=self.backend)
 
     def transform(self, X, out=None):
         """The [N, W] model input. ``out`` (a numpy array or torch tensor of that shape and the

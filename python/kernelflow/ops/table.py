@@ -1,0 +1,217 @@
+"""The fused whole-table transform: one kernel writes the model's input matrix [N, W] from the
+numeric block (impute -> clip -> log1p / sqrt -> scale), missing indicators, and one-hot or
+ordinal blocks of category codes. ``TableSpec`` is the layout (see csrc/cpu/table.h);
+``kernelflow.Preprocessor`` builds it from its fitted plan."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from kernelflow import _backend
+from kernelflow._array import mat, out_dtype as _out_dtype
+from kernelflow._ext import require_ext
+
+FN_CODES = {None: 0, "log1p": 1, "sqrt": 2}
+_I64 = ("num_out", "ind_src", "ind_out", "cat_off", "cat_width", "cat_mode", "cat_toff", "cat_tab", "cat_k", "cat_unk")
+_I32 = ("col_kind", "col_src", "col_slot")
+
+
+@dataclasses.dataclass
+class TableSpec:
+    """Layout of the fused transform (all tensors on one device).
+
+    params [7, Fn] float64: fill, lo, hi, shift, inv_scale, offset, fn (0 identity, 1 log1p, 2 sqrt);
+    num_out [Fn]: output column of each numeric column; ind_src / ind_out [Fi]: indicators;
+    cat_off / cat_width / cat_mode (0 one-hot, 1 ordinal) / cat_toff / cat_k / cat_unk [Fc] and
+    cat_tab [sum K] (code -> one-hot slot) / cat_unk_value [Fc]: categorical blocks; col_kind /
+    col_src / col_slot [W] int32: per output column (kind 0 numeric, 1 indicator, 2 one-hot,
+    3 ordinal), derived by ``build``.
+    """
+
+    W: int
+    params: torch.Tensor
+    num_out: torch.Tensor
+    ind_src: torch.Tensor
+    ind_out: torch.Tensor
+    cat_off: torch.Tensor
+    cat_width: torch.Tensor
+    cat_mode: torch.Tensor
+    cat_toff: torch.Tensor
+    cat_tab: torch.Tensor
+    cat_k: torch.Tensor
+    cat_unk: torch.Tensor
+    cat_unk_value: torch.Tensor
+    col_kind: torch.Tensor
+    col_src: torch.Tensor
+    col_slot: torch.Tensor
+
+    @classmethod
+    def build(cls, W: int, params: np.ndarray, num_out, ind_src=(), ind_out=(), cats=()) -> "TableSpec":
+        """cats: per categorical column a dict(off, width, mode ("onehot" | "ordinal"), slots
+        [K] int (code -> slot, -1 no column), unknown_slot (-1: zeros), unknown_value)."""
+        params = np.asarray(params, dtype=np.float64)
+        Fn = params.shape[1] if params.ndim == 2 else 0
+        if params.shape != (7, Fn):
+            raise ValueError(f"params must have shape (7, Fn), got {params.shape}")
+        kind = np.full(W, -1, dtype=np.int32)
+        src = np.zeros(W, dtype=np.int32)
+        slot = np.full(W, -1, dtype=np.int32)
+
+        def claim(col, k, s, sl=-1):
+            if not 0 <= col < W:
+                raise ValueError(f"output column {col} is outside [0, {W})")
+            if kind[col] != -1:
+                raise ValueError(f"output column {col} is written twice")
+            kind[col], src[col], slot[col] = k, s, sl
+
+        num_out = np.asarray(num_out, dtype=np.int64).reshape(-1)
+        if num_out.shape != (Fn,):
+            raise ValueError(f"num_out must have {Fn} entries")
+        for j, c in enumerate(num_out):
+            claim(int(c), 0, j)
+        ind_src, ind_out = np.asarray(ind_src, dtype=np.int64).reshape(-1), np.asarray(ind_out, dtype=np.int64).reshape(-1)
+        if ind_src.shape != ind_out.shape or np.any((ind_src < 0) | (ind_src >= max(Fn, 1))):
+            raise ValueError("ind_src / ind_out must pair indicator columns with numeric columns")
+        for i, c in enumerate(ind_out):
+            claim(int(c), 1, i)
+        offs, widths, modes, toffs, ks, unks, unkv, tab = [], [], [], [], [], [], [], []
+        for c, d in enumerate(cats):
+            slots = np.asarray(d["slots"], dtype=np.int64).reshape(-1)
+            mode = {"onehot": 0, "ordinal": 1}[d["mode"]]
+            width = 1 if mode == 1 else int(d["width"])
+            if mode == 0 and np.any(slots >= width):
+                raise ValueError(f"categorical column {c}: slot beyond its width {width}")
+            off = int(d["off"])
+            if mode == 1:
+                claim(off, 3, c)
+            else:
+                for s_ in range(width):
+                    claim(off + s_, 2, c, s_)
+            offs.append(off); widths.append(width); modes.append(mode); toffs.append(len(tab))
+            ks.append(len(slots)); unks.append(int(d.get("unknown_slot", -1)))
+            unkv.append(float(d.get("unknown_value", np.nan))); tab.extend(slots.tolist())
+        if np.any(kind == -1):
+            raise ValueError(f"output columns {np.flatnonzero(kind == -1)[:10].tolist()} are written by nothing")
+        i64 = lambda v: torch.as_tensor(np.asarray(v, dtype=np.int64).reshape(-1))  # noqa: E731
+        return cls(W, torch.from_numpy(params.copy()), i64(num_out), i64(ind_src), i64(ind_out), i64(offs), i64(widths),
+                   i64(modes), i64(toffs), i64(tab if tab else [0]), i64(ks), i64(unks),
+                   torch.as_tensor(np.asarray(unkv, dtype=np.float64)), torch.from_numpy(kind), torch.from_numpy(src),
+                   torch.from_numpy(slot))
+
+    @property
+    def Fn(self) -> int:
+        return self.params.shape[1]
+
+    @property
+    def Fi(self) -> int:
+        return self.ind_src.shape[0]
+
+    @property
+    def Fc(self) -> int:
+        return self.cat_off.shape[0]
+
+    def to(self, device) -> "TableSpec":
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device)
+                                            for f in dataclasses.fields(self) if f.name != "W"})
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "W"]
+
+    def pointers(self) -> tuple:
+        t = [self.params, *(getattr(self, n) for n in _I64), self.cat_unk_value, *(getattr(self, n) for n in _I32)]
+        return (self.Fn, self.Fi, self.Fc, self.W, *(x.data_ptr() for x in t))
+
+    @classmethod
+    def from_tensors(cls, W: int, ts) -> "TableSpec":
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "W"]
+        return cls(W, **dict(zip(names, ts)))
+
+
+def table_transform_reference(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec,
+                              out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """float64 torch reference: builds the output column by column kind."""
+    N = xnum.shape[0]
+    dev = xnum.device
+    p = spec.params.to(dev, torch.float64)
+    x = xnum.detach().to(torch.float64)
+    v = torch.where(torch.isnan(x), p[0], x)
+    v = torch.where(v < p[1], p[1], torch.where(v > p[2], p[2], v))
+    v = torch.where(p[6] == 1, torch.log1p(v), torch.where(p[6] == 2, torch.sqrt(v), v))
+    num = (v - p[3]) * p[4] + p[5]
+    out = torch.zeros((N, spec.W), dtype=torch.float64, device=dev)
+    if spec.Fn:
+        out[:, spec.num_out.to(dev)] = num
+    if spec.Fi:
+        out[:, spec.ind_out.to(dev)] = torch.isnan(x[:, spec.ind_src.to(dev)]).to(torch.float64)
+    c = codes.to(dev, torch.int64)
+    for j in range(spec.Fc):
+        k = int(spec.cat_k[j])
+        code = c[:, j]
+        known = (code >= 0) & (code < k)
+        off = int(spec.cat_off[j])
+        if int(spec.cat_mode[j]) == 1:
+            out[:, off] = torch.where(known, code.to(torch.float64), spec.cat_unk_value[j].to(dev))
+            continue
+        tab = spec.cat_tab[int(spec.cat_toff[j]):int(spec.cat_toff[j]) + k].to(dev)
+        slot = torch.where(known, tab[code.clamp(0, max(k - 1, 0))] if k else torch.full_like(code, -1),
+                           spec.cat_unk[j].to(dev))
+        w = int(spec.cat_width[j])
+        for s in range(w):
+            out[:, off + s] = (slot == s).to(torch.float64)
+    return out.to(out_dtype)
+
+
+def _run(xnum, codes, spec_ts, W, out, backend):
+    spec = TableSpec.from_tensors(W, spec_ts)
+    if backend == "torch":
+        out.copy_(table_transform_reference(xnum, codes, spec, out.dtype))
+        return
+    if backend == "triton":
+        from kernelflow.triton.table import table_transform as triton_table  # noqa: PLC0415
+
+        triton_table(xnum, codes, spec, out)
+        return
+    C = require_ext()
+    if backend == "cpu":
+        C.table_transform_cpu(mat(xnum), mat(codes), spec.pointers(), mat(out))
+    elif backend == "cuda":
+        with torch.cuda.device(xnum.device):
+            C.table_transform_cuda(mat(xnum), mat(codes), spec.pointers(), mat(out),
+                                   torch.cuda.current_stream(xnum.device).cuda_stream)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+
+
+@torch.library.custom_op("kernelflow::table_transform", mutates_args=("out",))
+def _table_op(xnum: torch.Tensor, codes: torch.Tensor, spec: list[torch.Tensor], W: int, out: torch.Tensor,
+              backend: str) -> None:
+    _run(xnum, codes, spec, W, out, backend)
+
+
+@_table_op.register_fake
+def _(xnum, codes, spec, W, out, backend):
+    return None
+
+
+def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec, out: torch.Tensor | None = None,
+                    out_dtype="float32", backend: str | None = None) -> torch.Tensor:
+    """Write the [N, spec.W] matrix in one kernel launch. xnum [N, Fn] float32/float64 (NaN =
+    missing), codes [N, Fc] int32 category indices (< 0 or >= K: unknown). Returns ``out``."""
+    if not isinstance(xnum, torch.Tensor) or xnum.dim() != 2 or xnum.dtype not in (torch.float32, torch.float64):
+        raise TypeError("xnum must be a 2-D float32 / float64 tensor")
+    if xnum.shape[1] != spec.Fn:
+        raise ValueError(f"xnum has {xnum.shape[1]} columns, the spec has {spec.Fn} numeric columns")
+    if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape != (xnum.shape[0], spec.Fc):
+        raise ValueError(f"codes must be a tensor of shape ({xnum.shape[0]}, {spec.Fc})")
+    if codes.dtype != torch.int32:
+        codes = codes.to(torch.int32)
+    codes = codes.to(xnum.device)
+    if out is None:
+        out = torch.empty((xnum.shape[0], spec.W), dtype=_out_dtype(out_dtype, "out_dtype"), device=xnum.device)
+    elif out.shape != (xnum.shape[0], spec.W) or out.device != xnum.device or (out.numel() and out.stride(1) != 1):
+        raise ValueError(f"out must be a ({xnum.shape[0]}, {spec.W}) tensor on {xnum.device} with unit column stride")
+    _table_op(xnum, codes, spec.tensors(), spec.W, out, _backend.resolve(backend, xnum.device))
+    return out
