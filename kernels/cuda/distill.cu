@@ -127,7 +127,7 @@ distill_kernel(const T* __restrict__ s, int64_t srs, int64_t scs,  // [rows, C] 
       mx = fmaxf(mx, x[k]); mb = fmaxf(mb, b[k]);
     }
     ma = mx * invT;  // T > 0: max(s / T) = max(s) / T
-    if (mx == -INFINITY) continue;
+    // a pack with max -inf yields NaN sums (exp(-inf + inf)); Online::merge discards those packs
     float za = 0.f, zb = 0.f, wb = 0.f, zx = 0.f;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {

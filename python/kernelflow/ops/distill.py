@@ -18,7 +18,9 @@ Reductions:
 The op ``kernelflow::distill_loss`` returns (loss_rows [N] float32, grad [N, C] dtype of s): the
 weighted per-row losses and d loss_rows_i / d s_i, computed in the same pass (online softmax with
 fp32 accumulation, no softmax tensor kept). Backward only scales the stored gradient by the
-incoming gradient. No gradient flows to the teacher logits. Labels outside [0, C) that are not
+incoming gradient. No gradient flows to the teacher logits. Teacher logits of -inf (masked
+classes) have p_t = 0 and add nothing to the KL term (the F.kl_div composition gives NaN there).
+Labels outside [0, C) that are not
 ignore_index raise on the CPU backends and give NaN rows on the CUDA / Triton backends.
 """
 
