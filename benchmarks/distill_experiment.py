@@ -116,9 +116,9 @@ def load(name: str, seed: int):
     return f(X_tr), g(y_tr), f(X_va), g(y_va), f(X_te), g(y_te), int(y.max()) + 1
 
 
-ARCH = {  # (teacher hidden, student hidden)
-    "digits": ([256, 256], [16]),
-    "make_classification_hard": ([512, 512], [32]),  # 40 features, 10 classes
+ARCH = {  # (teacher hidden, student hidden): students at ~6-8% of the teacher's parameters
+    "digits": ([256, 256], [64]),
+    "make_classification_hard": ([512, 512], [128, 128]),  # 40 features, 10 classes
 }
 
 
@@ -172,6 +172,13 @@ def run_dataset(name: str) -> dict:
     }
 
 
+# An earlier run of this script with much smaller students (digits [16]: 1.4% of the teacher;
+# synthetic [32]: 0.6%) and otherwise identical settings found no gain; kept here for the record.
+EARLIER = ("Earlier run with tiny students (digits hidden [16] = 1210 params, synthetic [32] = 1642 params), same "
+           "protocol: digits baseline 0.9667 vs distilled 0.9667; synthetic baseline 0.6297 vs distilled 0.6247 "
+           "(mean test accuracy over the 3 seeds).")
+
+
 def main(out_path: str = "benchmarks/results/distill_cpu.json") -> dict:
     torch.set_num_threads(1)  # tiny matmuls: threading costs more than it saves
     t0 = time.perf_counter()
@@ -180,6 +187,7 @@ def main(out_path: str = "benchmarks/results/distill_cpu.json") -> dict:
              f"distilled: kernelflow DistillationLoss via Distiller, mean reduction); teacher up to {EPOCHS['teacher']} "
              f"epochs with dropout 0.3 and weight decay 1e-4, early-stopped on validation accuracy. (temperature, alpha) picked per seed on the validation "
              f"split from {GRID}. Splits 60/20/20 stratified; features standardised on train. "
+             f"{EARLIER}"
              f"Wall time {time.perf_counter() - t0:.1f} s.")
     doc = write_results(out_path, "distill_experiment", rows, notes=notes)
     for r in rows:

@@ -5,16 +5,21 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "common/half.h"
 
 namespace kf::cpu {
 namespace {
 
-constexpr int64_t kChunk = 512;  // classes per chunk: the chunk's a, b, s stay in L1
+constexpr int64_t kChunk = 1024;  // classes per chunk: the chunk's a, b, s (12 KB) stay in L1
+
+// std::exp inside `omp simd` loops maps to glibc's vector expf (libmvec): 2-3x faster than scalar
+// libm here; a hand-written polynomial did not vectorise as well.
 
 struct F16 { uint16_t bits; };
 struct BF16 { uint16_t bits; };
@@ -83,12 +88,26 @@ void run(const Mat& s, const Mat& t, const int64_t* labels, float wce, float T_,
     if (use_ce) row_loss += wce * (lse_x - to_f(sr[y * s.cs]));
     loss[r] = row_loss;
     const float gk = kl_weight * invT, gc = use_ce ? wce : 0.f;
-    for (int64_t j = 0; j < C; ++j) {
-      const float xv = to_f(sr[j * s.cs]);
-      const float pa = std::exp(xv * invT - lse_a), pb = std::exp(to_f(tr[j * t.cs]) * invT - lse_b);
-      float g = gk * (pa - pb);
-      if (use_ce) g += gc * (std::exp(xv - lse_x) - (j == y ? 1.f : 0.f));
-      from_f(g, gr + j);
+    float* g = a;  // a[] is free in sweep 2
+    for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, C - c0);
+      if (C > kChunk) {  // a row of one chunk is still in x[], b[] from sweep 1: read once
+        for (int64_t j = 0; j < n; ++j) {
+          x[j] = to_f(sr[(c0 + j) * s.cs]);
+          b[j] = to_f(tr[(c0 + j) * t.cs]) * invT;
+        }
+      }
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const float kd = gk * (std::exp(x[j] * invT - lse_a) - std::exp(b[j] - lse_b));
+        g[j] = use_ce ? kd + gc * std::exp(x[j] - lse_x) : kd;
+      }
+      if (use_ce && y >= c0 && y < c0 + n) g[y - c0] -= gc;
+      if constexpr (std::is_same<T, float>::value) {
+        std::memcpy(gr + c0, g, n * sizeof(float));
+      } else {
+        for (int64_t j = 0; j < n; ++j) from_f(g[j], gr + c0 + j);
+      }
     }
   }
   const int64_t br = bad_row.load();
