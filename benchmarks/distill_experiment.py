@@ -187,7 +187,7 @@ def main(out_path: str = "benchmarks/results/distill_cpu.json") -> dict:
              f"distilled: kernelflow DistillationLoss via Distiller, mean reduction); teacher up to {EPOCHS['teacher']} "
              f"epochs with dropout 0.3 and weight decay 1e-4, early-stopped on validation accuracy. (temperature, alpha) picked per seed on the validation "
              f"split from {GRID}. Splits 60/20/20 stratified; features standardised on train. "
-             f"{EARLIER}"
+             f"{EARLIER} "
              f"Wall time {time.perf_counter() - t0:.1f} s.")
     doc = write_results(out_path, "distill_experiment", rows, notes=notes)
     for r in rows:
