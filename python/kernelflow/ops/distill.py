@@ -1,0 +1,186 @@
+"""Fused knowledge-distillation loss (Hinton et al.) and its gradient in one pass.
+
+Per row i of student logits s [N, C] and teacher logits t [N, C], with temperature T and labels y:
+
+    loss_i = alpha * T^2 * KL(softmax(t_i / T) || softmax(s_i / T)) + (1 - alpha) * CE(s_i, y_i)
+
+The CE term is left out (exactly, not multiplied by zero) for rows with y_i == ignore_index.
+Reductions:
+
+- ``"none"``: the [N] vector loss_i (ignored rows carry only their KL term).
+- ``"sum"``: sum_i loss_i.
+- ``"mean"``: alpha * T^2 * sum_i KL_i / N  +  (1 - alpha) * sum_i CE_i / max(n_valid, 1), where
+  n_valid counts rows whose label is not ignore_index. This is the usual composition
+  ``alpha * T^2 * F.kl_div(log_softmax(s/T), log_softmax(t/T), reduction="batchmean", log_target=True)
+  + (1 - alpha) * F.cross_entropy(s, y, ignore_index=ignore_index)``; it differs only when every
+  label is ignored (F.cross_entropy then gives NaN, here the CE term is 0) or N == 0 (0 here).
+
+The op ``kernelflow::distill_loss`` returns (loss_rows [N] float32, grad [N, C] dtype of s): the
+weighted per-row losses and d loss_rows_i / d s_i, computed in the same pass (online softmax with
+fp32 accumulation, no softmax tensor kept). Backward only scales the stored gradient by the
+incoming gradient. No gradient flows to the teacher logits. Teacher logits of -inf (masked
+classes) have p_t = 0 and add nothing to the KL term (the F.kl_div composition gives NaN there).
+Labels outside [0, C) that are not
+ignore_index raise on the CPU backends and give NaN rows on the CUDA / Triton backends.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kernelflow import _backend
+from kernelflow._array import mat
+from kernelflow._ext import require_ext
+
+REDUCTIONS = ("mean", "sum", "none")
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def distill_loss_reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                           temperature: float = 2.0, alpha: float = 0.5, reduction: str = "mean",
+                           ignore_index: int = -100) -> torch.Tensor:
+    """The float64 torch composition the fused op matches (differentiable w.r.t. the student logits)."""
+    T = float(temperature)
+    s = student_logits.to(torch.float64)
+    t = teacher_logits.detach().to(torch.float64)
+    n = s.shape[0]
+    kl = F.kl_div(F.log_softmax(s / T, dim=-1), F.log_softmax(t / T, dim=-1), reduction="none",
+                  log_target=True).sum(-1)  # [N]
+    ce = F.cross_entropy(s, labels, ignore_index=ignore_index, reduction="none")  # [N], 0 where ignored
+    if reduction == "none":
+        return alpha * T * T * kl + (1 - alpha) * ce
+    if reduction == "sum":
+        return alpha * T * T * kl.sum() + (1 - alpha) * ce.sum()
+    n_valid = (labels != ignore_index).sum().clamp_min(1)
+    return alpha * T * T * kl.sum() / max(n, 1) + (1 - alpha) * ce.sum() / n_valid
+
+
+def _rows_torch(s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
+    """Pure-torch (fp32) version of the fused op: per-row weighted loss and its gradient."""
+    inv_t = 1.0 / temperature
+    x = s.float()
+    la = torch.log_softmax(x * inv_t, dim=-1)
+    lb = torch.log_softmax(t.float() * inv_t, dim=-1)
+    pa, pb = la.exp(), lb.exp()
+    kl = torch.where(pb == 0, 0.0, pb * (lb - la)).sum(-1)  # p_t = 0 adds nothing; NaN propagates
+    valid = labels != ignore_index
+    safe = torch.where(valid, labels, 0)
+    lx = torch.log_softmax(x, dim=-1)
+    ce = -lx.gather(1, safe[:, None]).squeeze(1)
+    w = ce_weight.float().reshape(())
+    loss = kl_weight * kl + torch.where(valid, w * ce, 0.0)
+    onehot = F.one_hot(safe, x.shape[1]).to(x.dtype) if x.shape[1] else torch.zeros_like(x)
+    grad = kl_weight * inv_t * (pa - pb) + torch.where(valid[:, None], w * (lx.exp() - onehot), 0.0)
+    return loss, grad.to(s.dtype)
+
+
+@torch.library.custom_op("kernelflow::distill_loss", mutates_args=())
+def _distill_loss_op(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                     ce_weight: torch.Tensor, temperature: float, kl_weight: float, ignore_index: int,
+                     backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    s, t = student_logits, teacher_logits
+    if backend == "torch":
+        return _rows_torch(s, t, labels, ce_weight, temperature, kl_weight, ignore_index)
+    loss = torch.empty(s.shape[0], dtype=torch.float32, device=s.device)
+    grad = torch.empty(s.shape, dtype=s.dtype, device=s.device)
+    w = ce_weight.to(torch.float32).contiguous()
+    y = labels.contiguous()
+    if backend == "triton":
+        from kernelflow.triton.distill import distill_loss as triton_distill  # noqa: PLC0415
+
+        triton_distill(s, t, y, w, temperature, kl_weight, ignore_index, loss, grad)
+        return loss, grad
+    C = require_ext()
+    if backend == "cpu":
+        C.distill_loss_cpu(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
+                           loss.data_ptr(), mat(grad))
+    elif backend == "cuda":
+        with torch.cuda.device(s.device):
+            stream = torch.cuda.current_stream(s.device).cuda_stream
+            C.distill_loss_cuda(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
+                                loss.data_ptr(), mat(grad), stream)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+    return loss, grad
+
+
+@_distill_loss_op.register_fake
+def _(student_logits, teacher_logits, labels, ce_weight, temperature, kl_weight, ignore_index, backend):
+    s = student_logits
+    return s.new_empty((s.shape[0],), dtype=torch.float32), s.new_empty(s.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.s_dtype = inputs[0].dtype
+    ctx.save_for_backward(output[1])
+
+
+def _backward(ctx, grad_loss, _grad_grad):
+    # d loss_rows_i / d s_i was written by the forward pass; scale it by the incoming gradient.
+    (g,) = ctx.saved_tensors
+    gs = (g.float() * grad_loss[:, None].float()).to(ctx.s_dtype)
+    return gs, None, None, None, None, None, None, None
+
+
+_distill_loss_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check(student_logits, teacher_logits, labels, temperature, alpha, reduction):
+    for name, v in (("student_logits", student_logits), ("teacher_logits", teacher_logits), ("labels", labels)):
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+    s, t = student_logits, teacher_logits
+    if s.dim() != 2:
+        raise ValueError(f"student_logits must be 2-D [N, C], got shape {tuple(s.shape)}")
+    if t.shape != s.shape:
+        raise ValueError(f"teacher_logits must have the shape of student_logits {tuple(s.shape)}, got {tuple(t.shape)}")
+    if s.dtype not in _DTYPES:
+        raise TypeError(f"student_logits must be float32, float16 or bfloat16, got {s.dtype}")
+    if t.dtype not in _DTYPES + (torch.float64,):
+        raise TypeError(f"teacher_logits must be a floating tensor, got {t.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != s.shape[0]:
+        raise ValueError(f"labels must be 1-D with {s.shape[0]} entries, got shape {tuple(labels.shape)}")
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
+    if t.device != s.device or labels.device != s.device:
+        raise ValueError(f"student_logits, teacher_logits and labels must be on one device, got {s.device}, "
+                         f"{t.device}, {labels.device}")
+    if s.shape[1] < 1 and s.shape[0] > 0:
+        raise ValueError("student_logits must have at least one class")
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                 temperature: float = 2.0, alpha: float = 0.5, reduction: str = "mean", ignore_index: int = -100,
+                 backend: str | None = None) -> torch.Tensor:
+    """Distillation loss of student_logits [N, C] (float32/float16/bfloat16) against teacher_logits
+    [N, C] (cast to the student's dtype; no gradient flows to it) and labels [N] (integer).
+
+    Returns a float32 scalar (``"mean"``, ``"sum"``) or [N] vector (``"none"``); see the module
+    docstring for what ``"mean"`` divides by. The gradient w.r.t. student_logits is computed by the
+    forward pass and stored, so backward is one multiply.
+    """
+    _check(student_logits, teacher_logits, labels, temperature, alpha, reduction)
+    s = student_logits
+    t = teacher_logits.detach().to(s.dtype)
+    y = labels.to(torch.int64)
+    T = float(temperature)
+    n = s.shape[0]
+    kl_weight = alpha * T * T
+    if reduction == "mean":
+        kl_weight = kl_weight / max(n, 1)
+        n_valid = (y != ignore_index).sum().clamp_min(1)
+        ce_weight = ((1.0 - alpha) / n_valid.to(torch.float32)).reshape(1)  # on the device: no host sync
+    else:
+        ce_weight = torch.full((1,), 1.0 - alpha, dtype=torch.float32, device=s.device)
+    loss_rows, _ = _distill_loss_op(s, t, y, ce_weight, T, float(kl_weight), int(ignore_index),
+                                    _backend.resolve(backend, s.device))
+    return loss_rows if reduction == "none" else loss_rows.sum()
