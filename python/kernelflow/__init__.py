@@ -62,7 +62,7 @@ _LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor
 
 def __getattr__(name: str):
     # Submodules load on first use, so `import kernelflow` stays light.
-    if name in ("ops", "preprocessing", "nn", "bench", "io", "quant", "train"):
+    if name in ("ops", "preprocessing", "nn", "bench", "io", "quant", "train", "distill"):
         return importlib.import_module(f"kernelflow.{name}")
     if name in _LAZY:
         mod, attr = _LAZY[name]

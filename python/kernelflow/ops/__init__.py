@@ -20,6 +20,7 @@ from kernelflow.ops.onehot import (
     ordinal_encode,
     ordinal_encode_reference,
 )
+from kernelflow.ops.distill import distill_loss, distill_loss_reference
 from kernelflow.ops.int8_gemm import (
     int8_gemm,
     int8_gemm_exact,
@@ -46,6 +47,7 @@ from kernelflow.ops.transform import (
 )
 
 __all__ = [
+    "distill_loss", "distill_loss_reference",
     "FN_CODES", "TableSpec", "table_transform", "table_transform_reference",
     "int8_gemm", "int8_gemm_exact", "int8_gemm_reference", "weight_only_gemm", "weight_only_gemm_reference",
     "dequantize", "dequantize_rows_reference", "quantize_activation", "quantize_rows", "quantize_rows_reference",
