@@ -1,61 +1,121 @@
-// Fused whole-table transform on the CPU: OpenMP over row chunks; per row the numeric columns
-// (impute -> clip -> log1p/sqrt -> scale, float64), the missing indicators, then each
-// categorical block zeroed and its one set while the row is in L1.
+// Fused whole-table transform on the CPU: OpenMP over row chunks; each output row is assembled in
+// an L1 buffer (numeric columns: impute -> clip -> log1p/sqrt -> scale in float64; missing
+// indicators; the one of each one-hot block; ordinal values) and streamed to memory once.
 #include "cpu/table.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/half.h"
+#include "common/simd.h"
 
 namespace kf::cpu {
 namespace {
 
+// Copy one finished output row to memory with non-temporal stores: the output is written once
+// and not read back here, so streaming it past the cache halves the memory traffic of a wide
+// output (no read-for-ownership of lines about to be overwritten).
+inline void stream_row(char* dst, const char* src, size_t n) {
+#if defined(__SSE2__)
+  size_t head = (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15;
+  if (head > n) head = n;
+  std::memcpy(dst, src, head);
+  size_t i = head;
+  for (; i + 16 <= n; i += 16)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+  std::memcpy(dst + i, src + i, n - i);
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+
+// Leading numeric columns that go to output columns 0..n-1 with no log1p/sqrt: one vectorised
+// loop (cloned per ISA). C is the compute type; q holds [7, n] params in C (shift split hi + lo).
+template <typename T, typename C>
+KF_INLINE void numeric_lead(const T* __restrict xr, int64_t xcs, int64_t n, const C* __restrict q, C* __restrict y) {
+  const C* fill = q; const C* lo = q + n; const C* hi = q + 2 * n; const C* sh = q + 3 * n;
+  const C* inv = q + 4 * n; const C* off = q + 5 * n; const C* sl = q + 6 * n;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const C x0 = static_cast<C>(xr[j * xcs]), f = fill[j], l = lo[j], h = hi[j];
+    C v = (x0 != x0) ? f : x0;
+    v = v < l ? l : (v > h ? h : v);
+    y[j] = ((v - sh[j]) - sl[j]) * inv[j] + off[j];
+  }
+}
+KF_CLONES void numeric_lead_f32(const float* xr, int64_t xcs, int64_t n, const float* q, float* y) { numeric_lead(xr, xcs, n, q, y); }
+KF_CLONES void numeric_lead_f64(const double* xr, int64_t xcs, int64_t n, const double* q, double* y) { numeric_lead(xr, xcs, n, q, y); }
+
 template <typename T, int OutKind>  // OutKind: 0 f32, 1 f64, 2 f16, 3 bf16
 void run(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out) {
+  using O = std::conditional_t<OutKind == 0, float, std::conditional_t<OutKind == 1, double, uint16_t>>;
   const T* xd = static_cast<const T*>(x.data);
   const int32_t* cd = static_cast<const int32_t*>(codes.data);
-  const int64_t N = out.rows;
+  const int64_t N = out.rows, W = s.W, Fn = s.Fn;
   const double* p = s.params;
-  const int64_t Fn = s.Fn;
-  auto put = [&](void* base, int64_t r, int64_t col, double v) {
-    if constexpr (OutKind == 0) static_cast<float*>(base)[r * out.rs + col] = static_cast<float>(v);
-    else if constexpr (OutKind == 1) static_cast<double*>(base)[r * out.rs + col] = v;
-    else if constexpr (OutKind == 2) static_cast<uint16_t*>(base)[r * out.rs + col] = float_to_half_bits(static_cast<float>(v));
-    else static_cast<uint16_t*>(base)[r * out.rs + col] = float_to_bf16_bits(static_cast<float>(v));
+  auto conv = [](double v) -> O {
+    if constexpr (OutKind == 0) return static_cast<float>(v);
+    else if constexpr (OutKind == 1) return v;
+    else if constexpr (OutKind == 2) return float_to_half_bits(static_cast<float>(v));
+    else return float_to_bf16_bits(static_cast<float>(v));
   };
-  const size_t esize = OutKind == 1 ? 8 : (OutKind == 0 ? 4 : 2);
-#pragma omp parallel for schedule(static, 256)
-  for (int64_t r = 0; r < N; ++r) {
-    for (int64_t j = 0; j < Fn; ++j) {
-      double v = static_cast<double>(xd[r * x.rs + j * x.cs]);
-      v = (v != v) ? p[j] : v;
-      v = v < p[Fn + j] ? p[Fn + j] : (v > p[2 * Fn + j] ? p[2 * Fn + j] : v);  // NaN kept
-      const double fn = p[6 * Fn + j];
-      if (fn == 1.0) v = std::log1p(v);
-      else if (fn == 2.0) v = std::sqrt(v);
-      put(out.data, r, s.num_out[j], (v - p[3 * Fn + j]) * p[4 * Fn + j] + p[5 * Fn + j]);
-    }
-    for (int64_t i = 0; i < s.Fi; ++i) {
-      const T v = xd[r * x.rs + s.ind_src[i] * x.cs];
-      put(out.data, r, s.ind_out[i], v != v ? 1.0 : 0.0);
-    }
-    for (int64_t c = 0; c < s.Fc; ++c) {
-      const int64_t code = cd[r * codes.rs + c * codes.cs];
-      const bool known = code >= 0 && code < s.cat_k[c];
-      if (s.cat_mode[c] == 1) {
-        put(out.data, r, s.cat_off[c], known ? static_cast<double>(code) : s.cat_unk_value[c]);
-        continue;
+  // float32 in and out computes in fp32 (shift split hi + lo); float64 input or output in float64
+  using C = std::conditional_t<std::is_same_v<T, float> && OutKind != 1, float, double>;
+  int64_t lead = 0;
+  while (lead < Fn && s.num_out[lead] == lead && p[6 * Fn + lead] == 0.0) ++lead;
+  std::vector<C> q(7 * lead);
+  for (int64_t j = 0; j < lead; ++j) {
+    for (int k = 0; k < 6; ++k) q[k * lead + j] = static_cast<C>(p[k * Fn + j]);
+    q[6 * lead + j] = static_cast<C>(p[3 * Fn + j] - static_cast<double>(q[3 * lead + j]));
+  }
+#pragma omp parallel
+  {
+    std::vector<O> row(W);  // the row is assembled in L1, then streamed out
+    std::vector<C> y(lead);
+#pragma omp for schedule(static, 256)
+    for (int64_t r = 0; r < N; ++r) {
+      std::memset(row.data(), 0, W * sizeof(O));  // all-zero bits are +0.0 in every output dtype
+      if (lead) {
+        if constexpr (std::is_same_v<C, float>) numeric_lead_f32(xd + r * x.rs, x.cs, lead, q.data(), y.data());
+        else if constexpr (std::is_same_v<T, double>) numeric_lead_f64(xd + r * x.rs, x.cs, lead, q.data(), y.data());
+        else numeric_lead(xd + r * x.rs, x.cs, lead, q.data(), y.data());  // float32 in, float64 out
+        for (int64_t j = 0; j < lead; ++j) row[j] = conv(static_cast<double>(y[j]));
       }
-      const int64_t w = s.cat_width[c];
-      if (w == 0) continue;
-      char* row = static_cast<char*>(out.data) + (r * out.rs + s.cat_off[c]) * esize;
-      std::memset(row, 0, w * esize);  // all-zero bit patterns are +0.0 in every output dtype
-      const int64_t slot = known ? s.cat_tab[s.cat_toff[c] + code] : s.cat_unk[c];
-      if (slot >= 0 && slot < w) put(out.data, r, s.cat_off[c] + slot, 1.0);
+      for (int64_t j = lead; j < Fn; ++j) {
+        double v = static_cast<double>(xd[r * x.rs + j * x.cs]);
+        v = (v != v) ? p[j] : v;
+        v = v < p[Fn + j] ? p[Fn + j] : (v > p[2 * Fn + j] ? p[2 * Fn + j] : v);  // NaN kept
+        const double fn = p[6 * Fn + j];
+        if (fn == 1.0) v = std::log1p(v);
+        else if (fn == 2.0) v = std::sqrt(v);
+        row[s.num_out[j]] = conv((v - p[3 * Fn + j]) * p[4 * Fn + j] + p[5 * Fn + j]);
+      }
+      for (int64_t i = 0; i < s.Fi; ++i) {
+        const T v = xd[r * x.rs + s.ind_src[i] * x.cs];
+        row[s.ind_out[i]] = conv(v != v ? 1.0 : 0.0);
+      }
+      for (int64_t c = 0; c < s.Fc; ++c) {
+        const int64_t code = cd[r * codes.rs + c * codes.cs];
+        const bool known = code >= 0 && code < s.cat_k[c];
+        if (s.cat_mode[c] == 1) {
+          row[s.cat_off[c]] = conv(known ? static_cast<double>(code) : s.cat_unk_value[c]);
+          continue;
+        }
+        const int64_t slot = known ? s.cat_tab[s.cat_toff[c] + code] : s.cat_unk[c];
+        if (slot >= 0 && slot < s.cat_width[c]) row[s.cat_off[c] + slot] = conv(1.0);
+      }
+      stream_row(reinterpret_cast<char*>(static_cast<O*>(out.data) + r * out.rs),
+                 reinterpret_cast<const char*>(row.data()), W * sizeof(O));
     }
+#if defined(__SSE2__)
+    _mm_sfence();  // streamed stores are visible before the kernel returns
+#endif
   }
 }
 
