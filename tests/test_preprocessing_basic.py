@@ -25,6 +25,7 @@ PAIRS = [
     (SimpleImputer, ski.SimpleImputer, {"strategy": "constant", "fill_value": -7.5}),
     (SimpleImputer, ski.SimpleImputer, {"keep_empty_features": True}),
     (SimpleImputer, ski.SimpleImputer, {"strategy": "most_frequent", "add_indicator": True}),
+    (SimpleImputer, ski.SimpleImputer, {"strategy": "median"}),
     (SimpleImputer, ski.SimpleImputer, {"strategy": "mean", "add_indicator": True, "keep_empty_features": True}),
 ]
 IDS = [f"{k.__name__}-{p}" for k, _, p in PAIRS]
@@ -194,7 +195,7 @@ def test_imputer_strings_and_most_frequent_ties():
     "est",
     [StandardScaler(), StandardScaler(with_mean=False), MinMaxScaler(), MinMaxScaler(clip=True), MaxAbsScaler(),
      SimpleImputer(), SimpleImputer(strategy="constant", fill_value=2.0), SimpleImputer(strategy="most_frequent"),
-     SimpleImputer(add_indicator=True)],
+     SimpleImputer(add_indicator=True), SimpleImputer(strategy="median")],
     ids=lambda e: repr(e),
 )
 def test_check_estimator(est):

@@ -39,6 +39,8 @@ from kernelflow.ops.quant import (
     quantize_weight,
 )
 from kernelflow.ops.table import FN_CODES, TableSpec, table_transform, table_transform_reference
+from kernelflow.ops.quantile import column_quantiles, column_quantiles_reference
+from kernelflow.ops.sketch import QuantileSketch
 from kernelflow.ops.stats import column_stats, column_stats_reference, merge_stats
 from kernelflow.ops.transform import (
     numeric_transform,
@@ -47,6 +49,7 @@ from kernelflow.ops.transform import (
 )
 
 __all__ = [
+    "column_quantiles", "column_quantiles_reference", "QuantileSketch",
     "distill_loss", "distill_loss_reference",
     "FN_CODES", "TableSpec", "table_transform", "table_transform_reference",
     "int8_gemm", "int8_gemm_exact", "int8_gemm_reference", "weight_only_gemm", "weight_only_gemm_reference",

@@ -149,6 +149,4 @@ def is_constant_feature(var: np.ndarray, mean: np.ndarray, n: np.ndarray) -> np.
 def column_quantiles(x: torch.Tensor, q, backend: str = "auto") -> np.ndarray:
     """[len(q), F] NaN-aware quantiles (numpy.nanquantile "linear" semantics) of x [N, F] through
     the kernelflow quantile op (exact selection on the data's device)."""
-    if not hasattr(ops, "column_quantiles"):
-        raise RuntimeError("this build of kernelflow has no quantile op")
     return ops.column_quantiles(x, list(q), backend=backend).cpu().numpy()

@@ -324,9 +324,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
 
     def _quantiles(self, x: torch.Tensor, q: Sequence[float]) -> np.ndarray:
         """[len(q), F] NaN-aware linear-interpolation quantiles (numpy.nanquantile semantics)."""
-        if hasattr(ops, "column_quantiles"):
-            return column_quantiles(x, q, self.backend)
-        return np.nanquantile(x.cpu().numpy(), q, axis=0).reshape(len(q), x.shape[1])  # until the op is built
+        return column_quantiles(x, q, self.backend)
 
     # ------------------------------------------------------------------ streaming / distributed fit
     _STREAMABLE = "impute in (None, 'mean', 'constant'), clip=None and scale in (None, 'standard', 'minmax', 'maxabs')"
