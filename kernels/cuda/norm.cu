@@ -1,9 +1,12 @@
 // Fused LayerNorm / RMSNorm on the GPU: a thread block per row (grid-stride over rows), 16-byte
 // vector loads when the rows are aligned, warp-shuffle + shared-memory reductions, fp32
-// accumulation. Any hidden size: each thread loops over the row. The row is re-read from cache
-// for the later passes, so DRAM sees one read of x (and dy) and one write of y (dx) per element.
+// accumulation. Rows of up to 4 * kThreads packs per thread step (hidden <= 8192 for 16-bit,
+// 4096 for fp32) are held in registers between the passes (P > 0); longer rows loop over the row
+// and re-read it from cache (P == 0). Either way DRAM sees one read of x (and dy) and one write of
+// y (dx) per element.
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "common/cuda_check.h"
 #include "cuda/common.cuh"
@@ -55,7 +58,7 @@ __device__ __forceinline__ float2 block_sum2(float a, float b, float* red) {
 }
 
 // V elements per thread step: 16 / sizeof(T) when the rows are 16-byte aligned, else 1.
-template <typename T, int V>
+template <typename T, int V, int P>
 __global__ void __launch_bounds__(kThreads)
 norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
                 const float* __restrict__ weight,  // [n] or null
@@ -69,6 +72,53 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
   const int64_t nv = n / V;  // n % V == 0 by the launcher
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const Pack<T, V>* xr = reinterpret_cast<const Pack<T, V>*>(x + r * n);
+    Pack<T, V>* yr = reinterpret_cast<Pack<T, V>*>(y + r * n);
+    if constexpr (P > 0) {
+      Pack<T, V> px[P];  // this thread's packs i = threadIdx.x + p * kThreads of the row
+      float s = 0.0f;
+#pragma unroll
+      for (int p = 0; p < P; ++p) {
+        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
+        if (i < nv) {
+          px[p] = xr[i];
+#pragma unroll
+          for (int k = 0; k < V; ++k) s += to_float(px[p].v[k]);
+        }
+      }
+      const float mu = rms ? 0.0f : block_sum(s, red) * inv_n;
+      float ss = 0.0f;
+#pragma unroll
+      for (int p = 0; p < P; ++p) {
+        if (threadIdx.x + int64_t(p) * kThreads < nv) {
+#pragma unroll
+          for (int k = 0; k < V; ++k) {
+            const float d = to_float(px[p].v[k]) - mu;
+            ss += d * d;
+          }
+        }
+      }
+      const float rs = rsqrtf(block_sum(ss, red) * inv_n + eps);
+      if (threadIdx.x == 0) {
+        if (mean) mean[r] = mu;
+        rstd[r] = rs;
+      }
+#pragma unroll
+      for (int p = 0; p < P; ++p) {
+        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
+        if (i < nv) {
+          Pack<T, V> o;
+#pragma unroll
+          for (int k = 0; k < V; ++k) {
+            const int64_t j = i * V + k;
+            float t = (to_float(px[p].v[k]) - mu) * rs;
+            if (weight) t *= __ldg(weight + j);
+            if (bias) t += __ldg(bias + j);
+            o.v[k] = from_compute<T, float>(t);
+          }
+          yr[i] = o;
+        }
+      }
+    } else {  // rows too long for registers: loop over the row, re-reading it from cache
     float mu = 0.0f;
     if (!rms) {
       float s = 0.0f;  // fp32 accumulation
@@ -94,7 +144,6 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
       if (mean) mean[r] = mu;
       rstd[r] = rs;
     }
-    Pack<T, V>* yr = reinterpret_cast<Pack<T, V>*>(y + r * n);
     for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
       const Pack<T, V> p = xr[i];
       Pack<T, V> o;
@@ -108,12 +157,14 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
       }
       yr[i] = o;
     }
+    }
   }
 }
 
-// Block b handles rows b, b + gridDim.x, ...; a thread always owns the same columns, so it can
-// accumulate its block's partial dweight / dbias row in global memory without races or atomics.
-template <typename T, int V>
+// Block b handles rows b, b + gridDim.x, ...; a thread always owns the same columns, so it
+// accumulates its block's partial dweight / dbias row without races or atomics: in registers,
+// written once at the end (P > 0), or in place in global memory (P == 0).
+template <typename T, int V, int P>
 __global__ void __launch_bounds__(kThreads)
 norm_bwd_kernel(const T* __restrict__ dy,  // [rows, n] contiguous
                 const T* __restrict__ x,  // [rows, n] contiguous
@@ -129,6 +180,66 @@ norm_bwd_kernel(const T* __restrict__ dy,  // [rows, n] contiguous
   const int64_t nv = n / V;
   float* dw = dwp ? dwp + static_cast<int64_t>(blockIdx.x) * n : nullptr;
   float* db = dbp ? dbp + static_cast<int64_t>(blockIdx.x) * n : nullptr;
+  if constexpr (P > 0) {
+    float dwa[P][V], dba[P][V];  // fp32 partial sums for this thread's columns
+#pragma unroll
+    for (int p = 0; p < P; ++p)
+#pragma unroll
+      for (int k = 0; k < V; ++k) dwa[p][k] = dba[p][k] = 0.0f;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+      const Pack<T, V>* xr = reinterpret_cast<const Pack<T, V>*>(x + r * n);
+      const Pack<T, V>* dyr = reinterpret_cast<const Pack<T, V>*>(dy + r * n);
+      Pack<T, V>* dxr = reinterpret_cast<Pack<T, V>*>(dx + r * n);
+      const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
+      Pack<T, V> px[P], pd[P];
+      float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
+#pragma unroll
+      for (int p = 0; p < P; ++p) {
+        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
+        if (i < nv) {
+          px[p] = xr[i];
+          pd[p] = dyr[i];
+#pragma unroll
+          for (int k = 0; k < V; ++k) {
+            const float xh = (to_float(px[p].v[k]) - mu) * rs;
+            const float g = weight ? to_float(pd[p].v[k]) * __ldg(weight + i * V + k) : to_float(pd[p].v[k]);
+            c1 += g;
+            c2 += g * xh;
+          }
+        }
+      }
+      const float2 c = block_sum2(c1, c2, red);
+      const float m1 = rms ? 0.0f : c.x * inv_n, m2 = c.y * inv_n;
+#pragma unroll
+      for (int p = 0; p < P; ++p) {
+        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
+        if (i < nv) {
+          Pack<T, V> o;
+#pragma unroll
+          for (int k = 0; k < V; ++k) {
+            const float d = to_float(pd[p].v[k]);
+            const float xh = (to_float(px[p].v[k]) - mu) * rs;
+            const float g = weight ? d * __ldg(weight + i * V + k) : d;
+            o.v[k] = from_compute<T, float>(rs * (g - m1 - xh * m2));
+            dwa[p][k] += d * xh;
+            dba[p][k] += d;
+          }
+          dxr[i] = o;
+        }
+      }
+    }
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int64_t i = threadIdx.x + int64_t(p) * kThreads;
+      if (i < nv) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          if (dw) dw[i * V + k] = dwa[p][k];
+          if (db) db[i * V + k] = dba[p][k];
+        }
+      }
+    }
+  } else {  // rows too long for registers: partial sums accumulated in place in global memory
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const Pack<T, V>* xr = reinterpret_cast<const Pack<T, V>*>(x + r * n);
     const Pack<T, V>* dyr = reinterpret_cast<const Pack<T, V>*>(dy + r * n);
@@ -163,6 +274,7 @@ norm_bwd_kernel(const T* __restrict__ dy,  // [rows, n] contiguous
       dxr[i] = o;
     }
   }
+  }
 }
 
 int sm_count() {
@@ -174,6 +286,23 @@ int sm_count() {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// Packs per thread kept in registers for a row of nv packs: 1, 2 or 4, or 0 (loop and re-read).
+int packs_per_thread(int64_t nv) {
+  const int64_t need = ceil_div(nv, kThreads);
+  return need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 0;
+}
+
+// Calls f(std::integral_constant<int, P>) for the runtime choice p.
+template <typename F>
+void with_packs(int p, F&& f) {
+  switch (p) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default: return f(std::integral_constant<int, 0>{});
+  }
+}
+
 template <typename T>
 void fwd(const Mat& x, const float* w, const float* b, float eps, bool rms, const Mat& y, float* mean, float* rstd,
          cudaStream_t s) {
@@ -182,9 +311,13 @@ void fwd(const Mat& x, const float* w, const float* b, float eps, bool rms, cons
   const T* xp = static_cast<const T*>(x.data);
   T* yp = static_cast<T*>(y.data);
   if (x.cols % V == 0 && aligned16(xp) && aligned16(yp)) {
-    norm_fwd_kernel<T, V><<<grid, kThreads, 0, s>>>(xp, w, b, x.rows, x.cols, eps, rms, yp, mean, rstd);
+    with_packs(packs_per_thread(x.cols / V), [&](auto p) {
+      norm_fwd_kernel<T, V, decltype(p)::value><<<grid, kThreads, 0, s>>>(xp, w, b, x.rows, x.cols, eps, rms, yp, mean, rstd);
+    });
   } else {
-    norm_fwd_kernel<T, 1><<<grid, kThreads, 0, s>>>(xp, w, b, x.rows, x.cols, eps, rms, yp, mean, rstd);
+    with_packs(packs_per_thread(x.cols), [&](auto p) {
+      norm_fwd_kernel<T, 1, decltype(p)::value><<<grid, kThreads, 0, s>>>(xp, w, b, x.rows, x.cols, eps, rms, yp, mean, rstd);
+    });
   }
   KF_CUDA_CHECK_LAUNCH("norm_fwd_kernel");
 }
@@ -200,9 +333,13 @@ void bwd(const Mat& dy, const Mat& x, const float* w, const float* mean, const f
   const T* xp = static_cast<const T*>(x.data);
   T* dxp = static_cast<T*>(dx.data);
   if (x.cols % V == 0 && aligned16(dyp) && aligned16(xp) && aligned16(dxp)) {
-    norm_bwd_kernel<T, V><<<grid, kThreads, 0, s>>>(dyp, xp, w, mean, rstd, x.rows, x.cols, rms, dxp, dwp, dbp);
+    with_packs(packs_per_thread(x.cols / V), [&](auto p) {
+      norm_bwd_kernel<T, V, decltype(p)::value><<<grid, kThreads, 0, s>>>(dyp, xp, w, mean, rstd, x.rows, x.cols, rms, dxp, dwp, dbp);
+    });
   } else {
-    norm_bwd_kernel<T, 1><<<grid, kThreads, 0, s>>>(dyp, xp, w, mean, rstd, x.rows, x.cols, rms, dxp, dwp, dbp);
+    with_packs(packs_per_thread(x.cols), [&](auto p) {
+      norm_bwd_kernel<T, 1, decltype(p)::value><<<grid, kThreads, 0, s>>>(dyp, xp, w, mean, rstd, x.rows, x.cols, rms, dxp, dwp, dbp);
+    });
   }
   KF_CUDA_CHECK_LAUNCH("norm_bwd_kernel");
 }
