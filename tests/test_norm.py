@@ -159,6 +159,19 @@ def test_empty_batch(device_backend, kind):
     assert x.grad.shape == x.shape and torch.equal(w.grad.cpu(), torch.zeros(8))
 
 
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+def test_weight_grads_are_deterministic(device_backend, kind):
+    device, backend = device_backend
+    rows = 3 if _interp(device, backend) else 300
+    x, w, b = _data(rows, 96, torch.float32, seed=10)
+    b = b if kind == "layer" else None
+    first = _run(kind, device, backend, x, w, b, (96,))[2]
+    again = _run(kind, device, backend, x, w, b, (96,))[2]
+    for g1, g2 in zip(first, again):
+        if g1 is not None:
+            assert torch.equal(g1, g2)  # per-block partial sums, no atomics: bitwise reproducible
+
+
 def test_argument_errors():
     x = torch.randn(4, 8)
     with pytest.raises(ValueError, match="normalized_shape"):

@@ -1,5 +1,5 @@
-// Fused LayerNorm / RMSNorm on the CPU: OpenMP over rows, each row read into an fp32 scratch
-// row once (16-bit inputs converted through common/half.h), then reduced and written.
+// Fused LayerNorm / RMSNorm on the CPU: OpenMP over rows; float32 rows are used in place, 16-bit
+// rows are converted once into an fp32 scratch row (common/half.h) and the result converted back.
 #include "cpu/norm.h"
 
 #include <algorithm>
@@ -35,26 +35,47 @@ inline void store_row(void* base, int64_t r, int64_t n, const float* __restrict 
   }
 }
 
+// The fp32 view of row r: the row itself for float32, else its conversion into `buf`.
+template <int Kind>
+inline const float* row_in(const void* base, int64_t r, int64_t n, float* buf) {
+  if constexpr (Kind == 0) return static_cast<const float*>(base) + r * n;
+  load_row<Kind>(base, r, n, buf);
+  return buf;
+}
+
+// Where to compute row r of an output: in place for float32, else in `buf` (then store_row).
+template <int Kind>
+inline float* row_out(void* base, int64_t r, int64_t n, float* buf) {
+  if constexpr (Kind == 0) return static_cast<float*>(base) + r * n;
+  return buf;
+}
+
 template <int Kind>
 void fwd(const Mat& x, const float* weight, const float* bias, float eps, bool rms, const Mat& y, float* mean,
          float* rstd) {
   const int64_t rows = x.rows, n = x.cols;
   const float inv_n = 1.0f / static_cast<float>(n);
+  // absent weight / bias become ones / zeros: the inner loops stay branch-free
+  std::vector<float> ones, zeros;
+  if (!weight) { ones.assign(n, 1.0f); weight = ones.data(); }
+  if (!bias) { zeros.assign(n, 0.0f); bias = zeros.data(); }
+  const float* __restrict w = weight;
+  const float* __restrict b = bias;
 #pragma omp parallel
   {
-    std::vector<float> buf(n);  // fp32 scratch row, one per thread
-    float* __restrict v = buf.data();
+    std::vector<float> buf(Kind == 0 ? 0 : 2 * n);  // fp32 scratch rows for 16-bit data, one per thread
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      load_row<Kind>(x.data, r, n, v);
+      const float* __restrict v = row_in<Kind>(x.data, r, n, buf.data());
+      float* __restrict o = row_out<Kind>(y.data, r, n, buf.data() + n);
       float mu = 0.0f;
       if (!rms) {
-        float s = 0.0f;
+        float s = 0.0f;  // fp32 accumulation
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < n; ++j) s += v[j];
         mu = s * inv_n;
       }
-      // second read of the (cached) row: sum of squared deviations, stable for large means
+      // sum of squared deviations on a second (cached) read: no cancellation for large means
       float ss = 0.0f;
 #pragma omp simd reduction(+ : ss)
       for (int64_t j = 0; j < n; ++j) ss += (v[j] - mu) * (v[j] - mu);
@@ -62,13 +83,8 @@ void fwd(const Mat& x, const float* weight, const float* bias, float eps, bool r
       if (mean) mean[r] = mu;
       rstd[r] = rs;
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        float t = (v[j] - mu) * rs;
-        if (weight) t *= weight[j];
-        if (bias) t += bias[j];
-        v[j] = t;
-      }
-      store_row<Kind>(y.data, r, n, v);
+      for (int64_t j = 0; j < n; ++j) o[j] = (v[j] - mu) * rs * w[j] + b[j];
+      if constexpr (Kind != 0) store_row<Kind>(y.data, r, n, o);
     }
   }
 }
@@ -78,45 +94,43 @@ void bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, co
          const Mat& dx, float* dwp, float* dbp, int64_t blocks) {
   const int64_t rows = x.rows, n = x.cols;
   const float inv_n = 1.0f / static_cast<float>(n);
+  std::vector<float> ones;
+  if (!weight) { ones.assign(n, 1.0f); weight = ones.data(); }
+  const float* __restrict w = weight;
   // the row split is fixed by `blocks` (not by the thread count), so the partial sums are reproducible
   const int64_t nb = blocks > 0 ? blocks : std::min<int64_t>(rows, 256);
 #pragma omp parallel
   {
-    std::vector<float> buf(3 * n);
-    float* __restrict xv = buf.data();
-    float* __restrict g = xv + n;
-    float* __restrict d = g + n;
+    // fp32 scratch: x and dy rows for 16-bit data, dx for 16-bit data, and partial sums nobody asked for
+    std::vector<float> buf((Kind == 0 ? 0 : 3 * n) + (blocks > 0 && dwp && dbp ? 0 : 2 * n), 0.0f);
+    float* scratch = buf.data();
+    float* sink = scratch + (Kind == 0 ? 0 : 3 * n);
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < nb; ++k) {
       const int64_t r0 = rows * k / nb, r1 = rows * (k + 1) / nb;
-      float* __restrict dw = (blocks > 0 && dwp) ? dwp + k * n : nullptr;
-      float* __restrict db = (blocks > 0 && dbp) ? dbp + k * n : nullptr;
+      float* __restrict dw = (blocks > 0 && dwp) ? dwp + k * n : sink;
+      float* __restrict db = (blocks > 0 && dbp) ? dbp + k * n : sink + n;
       for (int64_t r = r0; r < r1; ++r) {
-        load_row<Kind>(x.data, r, n, xv);
-        load_row<Kind>(dy.data, r, n, d);
+        const float* __restrict xv = row_in<Kind>(x.data, r, n, scratch);
+        const float* __restrict d = row_in<Kind>(dy.data, r, n, scratch + n);
+        float* __restrict o = row_out<Kind>(dx.data, r, n, scratch + 2 * n);
         const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
         float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
 #pragma omp simd reduction(+ : c1, c2)
         for (int64_t j = 0; j < n; ++j) {
-          const float xh = (xv[j] - mu) * rs;
-          const float gj = weight ? d[j] * weight[j] : d[j];
-          xv[j] = xh;
-          g[j] = gj;
-          c1 += gj;
-          c2 += gj * xh;
+          const float g = d[j] * w[j];
+          c1 += g;
+          c2 += g * ((xv[j] - mu) * rs);
         }
         const float m1 = rms ? 0.0f : c1 * inv_n, m2 = c2 * inv_n;
-        if (dw) {
 #pragma omp simd
-          for (int64_t j = 0; j < n; ++j) dw[j] += d[j] * xv[j];
+        for (int64_t j = 0; j < n; ++j) {
+          const float xh = (xv[j] - mu) * rs;
+          o[j] = rs * (d[j] * w[j] - m1 - xh * m2);
+          dw[j] += d[j] * xh;
+          db[j] += d[j];
         }
-        if (db) {
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) db[j] += d[j];
-        }
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) g[j] = rs * (g[j] - m1 - xv[j] * m2);
-        store_row<Kind>(dx.data, r, n, g);
+        if constexpr (Kind != 0) store_row<Kind>(dx.data, r, n, o);
       }
     }
   }

@@ -102,8 +102,8 @@ def _fwd(x, weight, bias, eps: float, rms: bool, backend: str):
     y = torch.empty_like(x)
     mean = torch.zeros(rows, dtype=torch.float32, device=x.device)
     rstd = torch.empty(rows, dtype=torch.float32, device=x.device)
-    if rows == 0 or hidden == 0:
-        return y, mean, rstd.fill_(1.0 / math.sqrt(eps)) if hidden == 0 else rstd
+    if rows == 0 or hidden == 0:  # statistics of an empty row are NaN, as in the reference
+        return y, mean.fill_(math.nan) if hidden == 0 else mean, rstd.fill_(math.nan)
     w, b = _f32(weight), _f32(bias)
     if backend == "triton":
         from kernelflow.triton.norm import norm_fwd as triton_fwd  # noqa: PLC0415
