@@ -119,44 +119,44 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
         }
       }
     } else {  // rows too long for registers: loop over the row, re-reading it from cache
-    float mu = 0.0f;
-    if (!rms) {
-      float s = 0.0f;  // fp32 accumulation
+      float mu = 0.0f;
+      if (!rms) {
+        float s = 0.0f;  // fp32 accumulation
+        for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
+          const Pack<T, V> p = xr[i];
+#pragma unroll
+          for (int k = 0; k < V; ++k) s += to_float(p.v[k]);
+        }
+        mu = block_sum(s, red) * inv_n;
+      }
+      // sum of squared deviations on the second (cached) read: no cancellation for large means
+      float ss = 0.0f;
       for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
         const Pack<T, V> p = xr[i];
 #pragma unroll
-        for (int k = 0; k < V; ++k) s += to_float(p.v[k]);
+        for (int k = 0; k < V; ++k) {
+          const float d = to_float(p.v[k]) - mu;
+          ss += d * d;
+        }
       }
-      mu = block_sum(s, red) * inv_n;
-    }
-    // sum of squared deviations on the second (cached) read: no cancellation for large means
-    float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-      const Pack<T, V> p = xr[i];
+      const float rs = rsqrtf(block_sum(ss, red) * inv_n + eps);
+      if (threadIdx.x == 0) {
+        if (mean) mean[r] = mu;
+        rstd[r] = rs;
+      }
+      for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
+        const Pack<T, V> p = xr[i];
+        Pack<T, V> o;
 #pragma unroll
-      for (int k = 0; k < V; ++k) {
-        const float d = to_float(p.v[k]) - mu;
-        ss += d * d;
+        for (int k = 0; k < V; ++k) {
+          const int64_t j = i * V + k;
+          float t = (to_float(p.v[k]) - mu) * rs;
+          if (weight) t *= __ldg(weight + j);
+          if (bias) t += __ldg(bias + j);
+          o.v[k] = from_compute<T, float>(t);
+        }
+        yr[i] = o;
       }
-    }
-    const float rs = rsqrtf(block_sum(ss, red) * inv_n + eps);
-    if (threadIdx.x == 0) {
-      if (mean) mean[r] = mu;
-      rstd[r] = rs;
-    }
-    for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-      const Pack<T, V> p = xr[i];
-      Pack<T, V> o;
-#pragma unroll
-      for (int k = 0; k < V; ++k) {
-        const int64_t j = i * V + k;
-        float t = (to_float(p.v[k]) - mu) * rs;
-        if (weight) t *= __ldg(weight + j);
-        if (bias) t += __ldg(bias + j);
-        o.v[k] = from_compute<T, float>(t);
-      }
-      yr[i] = o;
-    }
     }
   }
 }
@@ -240,40 +240,40 @@ norm_bwd_kernel(const T* __restrict__ dy,  // [rows, n] contiguous
       }
     }
   } else {  // rows too long for registers: partial sums accumulated in place in global memory
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const Pack<T, V>* xr = reinterpret_cast<const Pack<T, V>*>(x + r * n);
-    const Pack<T, V>* dyr = reinterpret_cast<const Pack<T, V>*>(dy + r * n);
-    const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
-    float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
-    for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-      const Pack<T, V> px = xr[i], pd = dyr[i];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+      const Pack<T, V>* xr = reinterpret_cast<const Pack<T, V>*>(x + r * n);
+      const Pack<T, V>* dyr = reinterpret_cast<const Pack<T, V>*>(dy + r * n);
+      const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
+      float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
+      for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
+        const Pack<T, V> px = xr[i], pd = dyr[i];
 #pragma unroll
-      for (int k = 0; k < V; ++k) {
-        const float xh = (to_float(px.v[k]) - mu) * rs;
-        const float g = weight ? to_float(pd.v[k]) * __ldg(weight + i * V + k) : to_float(pd.v[k]);
-        c1 += g;
-        c2 += g * xh;
+        for (int k = 0; k < V; ++k) {
+          const float xh = (to_float(px.v[k]) - mu) * rs;
+          const float g = weight ? to_float(pd.v[k]) * __ldg(weight + i * V + k) : to_float(pd.v[k]);
+          c1 += g;
+          c2 += g * xh;
+        }
+      }
+      const float2 c = block_sum2(c1, c2, red);
+      const float m1 = rms ? 0.0f : c.x * inv_n, m2 = c.y * inv_n;
+      Pack<T, V>* dxr = reinterpret_cast<Pack<T, V>*>(dx + r * n);
+      for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
+        const Pack<T, V> px = xr[i], pd = dyr[i];
+        Pack<T, V> o;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const int64_t j = i * V + k;
+          const float d = to_float(pd.v[k]);
+          const float xh = (to_float(px.v[k]) - mu) * rs;
+          const float g = weight ? d * __ldg(weight + j) : d;
+          o.v[k] = from_compute<T, float>(rs * (g - m1 - xh * m2));
+          if (dw) dw[j] += d * xh;
+          if (db) db[j] += d;
+        }
+        dxr[i] = o;
       }
     }
-    const float2 c = block_sum2(c1, c2, red);
-    const float m1 = rms ? 0.0f : c.x * inv_n, m2 = c.y * inv_n;
-    Pack<T, V>* dxr = reinterpret_cast<Pack<T, V>*>(dx + r * n);
-    for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-      const Pack<T, V> px = xr[i], pd = dyr[i];
-      Pack<T, V> o;
-#pragma unroll
-      for (int k = 0; k < V; ++k) {
-        const int64_t j = i * V + k;
-        const float d = to_float(pd.v[k]);
-        const float xh = (to_float(px.v[k]) - mu) * rs;
-        const float g = weight ? d * __ldg(weight + j) : d;
-        o.v[k] = from_compute<T, float>(rs * (g - m1 - xh * m2));
-        if (dw) dw[j] += d * xh;
-        if (db) db[j] += d;
-      }
-      dxr[i] = o;
-    }
-  }
   }
 }
 

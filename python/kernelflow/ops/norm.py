@@ -91,7 +91,7 @@ def _partial_blocks(rows: int, device: torch.device) -> int:
     if rows == 0:
         return 0
     if device.type == "cuda":
-        return min(rows, 2 * torch.cuda.get_device_properties(device).multi_processor_count)
+        return min(rows, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
     return min(rows, 64)
 
 
