@@ -33,7 +33,8 @@ def _close(got, ref, tol, what):
 
 def _run(kind, device, backend, x, w, b, normalized_shape, eps=None):
     """(y, dy, grads) of kernelflow's op; grads for x, w, b (None where absent)."""
-    leaves = [t.detach().clone().to(device).requires_grad_() if t is not None else None for t in (x, w, b)]
+    # detach() aliases the caller's storage (same offset, so misalignment survives) as a fresh leaf
+    leaves = [t.detach().to(device).requires_grad_() if t is not None else None for t in (x, w, b)]
     xx, ww, bb = leaves
     if kind == "layer":
         y = layer_norm(xx, normalized_shape, ww, bb, eps=1e-5 if eps is None else eps, backend=backend)
@@ -130,6 +131,18 @@ def test_3d_input_and_multi_dim_shape(device_backend, kind):
     y = layer_norm(xt.to(device), (16,), backend=backend) if kind == "layer" else rms_norm(xt.to(device), (16,), backend=backend)
     _close(y, layer_norm(xt.contiguous(), (16,), backend="torch") if kind == "layer"
            else rms_norm(xt.contiguous(), (16,), backend="torch"), TOL[torch.float32], "y")
+
+
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_misaligned_storage(device_backend, kind, dtype):
+    # contiguous but one element past a 16-byte boundary: the CUDA kernels drop to scalar loads
+    device, backend = device_backend
+    x, w, b = _data(3, 64, dtype, seed=11)
+    xm = torch.empty(3 * 64 + 1, dtype=dtype, device=device)[1:].view(3, 64)
+    xm.copy_(x)
+    assert xm.data_ptr() % 16 != 0
+    _check(kind, device, backend, xm, w, b if kind == "layer" else None, (64,))
 
 
 @pytest.mark.parametrize("kind", ["layer", "rms"])
