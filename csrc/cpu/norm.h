@@ -1,0 +1,22 @@
+#pragma once
+#include <cstdint>
+
+#include "common/array.h"
+
+namespace kf::cpu {
+// LayerNorm (rms = false) / RMSNorm (rms = true) forward over each row of x, statistics in fp32:
+//   y = (x - mean) * rstd * weight + bias   (RMSNorm: mean = 0, rstd = 1 / sqrt(mean(x^2) + eps), no bias)
+// x, y [rows, hidden] contiguous float32/bfloat16/float16 (same dtype); weight, bias [hidden] fp32
+// or null; mean [rows] fp32 (null allowed for RMSNorm), rstd [rows] fp32.
+void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, bool rms, const Mat& y,
+              float* mean, float* rstd);
+
+// Backward from the saved statistics, fp32 accumulation; with xhat = (x - mean) * rstd, g = weight * dy:
+//   dx = rstd * (g - mean_row(g) - xhat * mean_row(g * xhat))   (RMSNorm: without mean_row(g))
+// dy, x, dx [rows, hidden] contiguous, same dtype; weight [hidden] fp32 or null; mean, rstd [rows] fp32
+// (mean null allowed for RMSNorm). When blocks > 0, rows are split into `blocks` contiguous ranges
+// and range k writes dweight_partial[k, :] = sum(dy * xhat), dbias_partial[k, :] = sum(dy) over its
+// rows ([blocks, hidden] fp32 each, either may be null): the caller sums them, deterministically.
+void norm_bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, const float* rstd, bool rms,
+              const Mat& dx, float* dweight_partial, float* dbias_partial, int64_t blocks);
+}  // namespace kf::cpu
