@@ -57,7 +57,8 @@ def load(path):
 
 
 _LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor"),
-         "quantize": ("kernelflow.quant", "quantize")}
+         "quantize": ("kernelflow.quant", "quantize"),
+         "patch": ("kernelflow.nn.patch", "patch")}
 
 
 def __getattr__(name: str):
@@ -70,5 +71,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
 
 
-__all__ = ["Preprocessor", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
+__all__ = ["Preprocessor", "patch", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
            "__version__"]

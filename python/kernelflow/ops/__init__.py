@@ -12,6 +12,7 @@ from kernelflow.ops.categories import (
     integer_categories,
     map_codes,
 )
+from kernelflow.ops.norm import layer_norm, layer_norm_reference, rms_norm, rms_norm_reference
 from kernelflow.ops.onehot import (
     OneHotLayout,
     OrdinalLayout,
@@ -49,6 +50,7 @@ from kernelflow.ops.transform import (
 )
 
 __all__ = [
+    "layer_norm", "layer_norm_reference", "rms_norm", "rms_norm_reference",
     "column_quantiles", "column_quantiles_reference", "QuantileSketch",
     "distill_loss", "distill_loss_reference",
     "FN_CODES", "TableSpec", "table_transform", "table_transform_reference",
