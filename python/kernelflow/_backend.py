@@ -83,24 +83,16 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
     return f"unknown backend {name!r}"
 
 
+# Under torch.compile, resolution runs once at trace time and its answer is a constant of the
+# graph: a compiled graph keeps the backend it was traced with.
 @torch.compiler.assume_constant_result
-def _block_choice() -> str:
-    # read at trace time under torch.compile: a compiled graph keeps the backend it was traced with
-    return _current.get() or "auto"
-
-
-@torch.compiler.assume_constant_result
-def _env_choice() -> str:
-    return os.environ.get("KERNELFLOW_BACKEND") or "auto"
-
-
 def resolve(requested: str | None, device: torch.device) -> str:
     """The concrete backend for data on ``device``: the call's choice, else the block's, else KERNELFLOW_BACKEND, else auto."""
     name = _check_name(requested) if requested is not None else "auto"
     if name == "auto":  # a call's "auto" defers to the block, then to the environment
-        name = _block_choice()
+        name = _current.get() or "auto"
     if name == "auto":
-        name = _check_name(_env_choice(), "KERNELFLOW_BACKEND")
+        name = _check_name(os.environ.get("KERNELFLOW_BACKEND") or "auto", "KERNELFLOW_BACKEND")
     name = _check_name(name)
     if name == "auto":
         order = ("cuda", "triton", "torch") if device.type == "cuda" else ("cpu", "torch")
