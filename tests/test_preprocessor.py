@@ -263,3 +263,18 @@ def test_dask_fit_and_transform():
     out = pre.transform_dask(dd.from_pandas(df, npartitions=3)).compute()
     assert list(out.columns) == list(full.get_feature_names_out())
     np.testing.assert_allclose(out.to_numpy(), full.transform(df), rtol=1e-6, atol=1e-6)
+
+
+def test_device_argument_cpu_and_clone():
+    df = synthetic(300)
+    pre = Preprocessor(device="cpu").fit(df)
+    np.testing.assert_array_equal(pre.transform(df), Preprocessor().fit(df).transform(df))
+
+
+@pytest.mark.gpu
+def test_device_cuda_runs_the_fused_kernel_on_the_gpu():
+    df = synthetic(3000)
+    pre = Preprocessor(device="cuda", add_indicator=True).fit(df)
+    out = pre.transform(df)
+    assert isinstance(out, torch.Tensor) and out.is_cuda
+    np.testing.assert_allclose(out.cpu().numpy(), Preprocessor(add_indicator=True).fit(df).transform(df), rtol=1e-5, atol=1e-5)

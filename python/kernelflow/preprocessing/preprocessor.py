@@ -125,6 +125,9 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         ``unknown_value`` for ordinal encoding.
     dtype : output dtype (float32, float16, bfloat16; numpy output needs float32/float64).
     backend : "auto" | "cpu" | "cuda" | "triton" | "torch".
+    device : None (host data is processed on the CPU) or a torch device such as "cuda": the
+        numeric block and the category codes are moved there once, fit statistics and the fused
+        transform run there, and transform returns a torch tensor on that device.
     """
 
     def __init__(self, *, numeric="auto", categorical="auto", passthrough=(), drop=(),
@@ -133,7 +136,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
                  nonlinear=None, scale="standard",
                  cat_impute="most_frequent", cat_fill_value="missing", encode="onehot",
                  handle_unknown="ignore", min_frequency=None, max_categories=None, onehot_drop=None,
-                 unknown_value=-1, dtype="float32", backend="auto"):
+                 unknown_value=-1, dtype="float32", backend="auto", device=None):
         self.numeric = numeric
         self.categorical = categorical
         self.passthrough = passthrough
@@ -156,6 +159,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         self.unknown_value = unknown_value
         self.dtype = dtype
         self.backend = backend
+        self.device = device
 
     # ------------------------------------------------------------------ validation
     def _check_params(self):
@@ -240,6 +244,11 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _numeric_block(self, df, cols) -> torch.Tensor:
+        """[N, len(cols)] float32 (all float32 columns) or float64 tensor, on ``device``."""
+        t = self._host_numeric_block(df, cols)
+        return t if self.device is None else t.to(self.device, non_blocking=True)
+
+    def _host_numeric_block(self, df, cols) -> torch.Tensor:
         if not cols:
             return torch.empty((len(df), 0), dtype=torch.float64)
         block = df[cols]
@@ -608,7 +617,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
         cols = [self._orig_name(df, c) for c in self.numeric_columns_ + self.passthrough_columns_]
         xnum = self._numeric_block(df, cols)
-        codes = self.encode_categories(df)
+        codes = self.encode_categories(df).to(xnum.device, non_blocking=True)
         return self._run(xnum, codes, _out_dtype(self.dtype, "dtype"), out)
 
     def table_spec(self):
@@ -672,7 +681,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
             self._transform_frame(df, buf)
             return out
         out = self._transform_frame(df)
-        if getattr(self, "_kf_output", None) == "torch" or kind == "torch":
+        if getattr(self, "_kf_output", None) == "torch" or kind == "torch" or out.device.type != "cpu":
             return out
         return tensor_to_numpy(out)  # scikit-learn's set_output wrapper makes pandas / polars frames
 
