@@ -55,9 +55,11 @@ class _Encoder(KernelTransformer):
             elif X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input.")
-            int_ok = X.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64) and (
-                reset or all(np.asarray(c).dtype.kind in "iu" for c in self.categories_))
-            if int_ok and (reset is False or self.categories == "auto"):
+            # integer tensors stay on their device (integer_categories / map_codes) when the
+            # categories are integers found in fit; anything else goes through the host path
+            is_int = X.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+            if is_int and (self.categories == "auto" if reset else
+                           all(np.asarray(c).dtype.kind in "iu" for c in self.categories_)):
                 return None, X, "torch", X.device, X.shape[0]
             Xn = X.detach().cpu().numpy()
             return [Xn[:, j] for j in range(Xn.shape[1])], None, "torch", X.device, Xn.shape[0]
@@ -78,7 +80,7 @@ class _Encoder(KernelTransformer):
                                             ensure_all_finite="allow-nan"))
             return cols, None, "numpy", None, X.shape[0]
         Xt = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        if Xt.dtype.kind in "US" or not hasattr(X, "dtype") and Xt.dtype.kind in "US":
+        if Xt.dtype.kind in "US":  # fixed-width strings: object columns, as scikit-learn
             Xt = Xt.astype(object)
         validate_data(self, Xt, reset=reset, skip_check_array=True)
         return [Xt[:, j] for j in range(Xt.shape[1])], None, "numpy", None, Xt.shape[0]
@@ -325,7 +327,7 @@ class OneHotEncoder(_Encoder):
             unk = ((codes <= UNKNOWN) | (codes >= K) | miss_unk).any(0).cpu().numpy()
             if unk.any():
                 cols = list(np.flatnonzero(unk))
-                what = "the infrequent category" if self.handle_unknown in ("warn", "infrequent_if_exist") else "all zeros"
+                what = "the infrequent category" if self.handle_unknown == "warn" else "all zeros"
                 warnings.warn(f"Found unknown categories in columns {cols} during transform. These unknown "
                               f"categories will be encoded as {what}.", UserWarning)
         out = one_hot(codes, self._layout, out_dtype=tdt, backend=self.backend,
