@@ -145,6 +145,37 @@ def test_pandas_categorical_and_names():
         assert list(out.columns) == list(ref.get_feature_names_out())
 
 
+def test_arrow_polars_torch_output():
+    pa = pytest.importorskip("pyarrow")
+    df = pd.DataFrame(data(), columns=list("abcd")).astype({"b": float})
+    ref = skp.OneHotEncoder(sparse_output=False).fit(df)
+    inputs = [pa.Table.from_pandas(df)]
+    try:
+        import polars as pl
+
+        inputs.append(pl.from_pandas(df))
+    except ImportError:
+        pass
+    for inp in inputs:
+        ours = OneHotEncoder().fit(inp)
+        assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out())
+        np.testing.assert_array_equal(ours.transform(inp), ref.transform(df))
+    out = OrdinalEncoder().set_output(transform="torch").fit(df).transform(df)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_array_equal(out.numpy(), skp.OrdinalEncoder().fit_transform(df))
+
+
+def test_warn_unknown_as_infrequent():
+    X = data()
+    ours = OneHotEncoder(handle_unknown="warn", max_categories=3).fit(X)
+    ref = skp.OneHotEncoder(sparse_output=False, handle_unknown="warn", max_categories=3).fit(X)
+    with pytest.warns(UserWarning, match=r"columns \[0, 1\]"):
+        out = ours.transform(unseen(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        np.testing.assert_array_equal(out, ref.transform(unseen(X)))
+
+
 def test_user_categories_one_row_and_combiner():
     X = data()
     cats = [["e", "d", "c", "b", "a"], [-3.0, 1.0, 2.5, np.nan], ["x", "y", None], ["k", "q"]]

@@ -326,7 +326,7 @@ class OneHotEncoder(_Encoder):
             miss_unk = torch.tensor([n == 0 for n in self._n_missing], device=codes.device) & (codes == MISSING)
             unk = ((codes <= UNKNOWN) | (codes >= K) | miss_unk).any(0).cpu().numpy()
             if unk.any():
-                cols = list(np.flatnonzero(unk))
+                cols = [int(j) for j in np.flatnonzero(unk)]
                 what = "the infrequent category" if self.handle_unknown == "warn" else "all zeros"
                 warnings.warn(f"Found unknown categories in columns {cols} during transform. These unknown "
                               f"categories will be encoded as {what}.", UserWarning)
