@@ -1,0 +1,189 @@
+"""RobustScaler (scikit-learn's API and results) and OutlierClipper: per-column bounds or
+centre/scale from exact quantiles or column statistics (fit), one fused ``numeric_transform``
+pass (transform)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import OneToOneFeatureMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from kernelflow.io import persistable
+from kernelflow.ops import merge_stats, transform_params
+from kernelflow.preprocessing import _base
+from kernelflow.preprocessing._base import KernelTransformer, handle_zeros_in_scale
+
+
+def _quantiles(est: KernelTransformer, t: torch.Tensor, q) -> np.ndarray:
+    """[len(q), F] NaN-aware quantiles of t (q in [0, 1]); rejects +-inf like scikit-learn."""
+    if bool(torch.isinf(t).any()):
+        raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
+    # looked up on the module at call time so the quantile op can be swapped (tests, other builds)
+    return np.asarray(_base.column_quantiles(t, list(q), est.backend), dtype=np.float64)
+
+
+def _check_range(name: str, r, lo: float, hi: float) -> tuple[float, float]:
+    if not (isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(v, numbers.Real) for v in r)):
+        raise ValueError(f"{name} must be a tuple (q_min, q_max) of numbers, got {r!r}")
+    if not lo <= r[0] <= r[1] <= hi:
+        raise ValueError(f"Invalid {name}: {r!r} (need {lo} <= q_min <= q_max <= {hi})")
+    return float(r[0]), float(r[1])
+
+
+class _QuantileTransformer(OneToOneFeatureMixin, KernelTransformer):
+    def fit(self, X, y=None):
+        self._check_params()
+        t, _ = self._validate(X, reset=True)
+        self._fit_tensor(t)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        self._check_params()
+        t, kind = self._validate(X, reset=True)
+        self._fit_tensor(t)
+        return self._output(self._apply(t, self._forward_params()), kind)
+
+    def transform(self, X, copy=None):
+        check_is_fitted(self, self._fitted_attr)
+        t, kind = self._validate(X, reset=False)
+        return self._output(self._apply(t, self._forward_params()), kind)
+
+
+@persistable
+class RobustScaler(_QuantileTransformer):
+    """Scale with statistics robust to outliers: (x - center_) / scale_, center_ the median and
+    scale_ the ``quantile_range`` spread of each column (NaN ignored in fit, kept in transform).
+
+    Same parameters, attributes and results as ``sklearn.preprocessing.RobustScaler`` (dense
+    input), plus ``backend`` and ``dtype``. Quantiles are exact (numpy's "linear" rule).
+    """
+
+    _fitted_attr = "n_features_in_"
+
+    def __init__(self, *, with_centering=True, with_scaling=True, quantile_range=(25.0, 75.0), copy=True,
+                 unit_variance=False, backend="auto", dtype=None):
+        self.with_centering = with_centering
+        self.with_scaling = with_scaling
+        self.quantile_range = quantile_range
+        self.copy = copy
+        self.unit_variance = unit_variance
+        self.backend = backend
+        self.dtype = dtype
+
+    def _check_params(self):
+        _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
+
+    def _fit_tensor(self, t: torch.Tensor) -> None:
+        q_min, q_max = _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
+        qs = ([0.5] if self.with_centering else []) + ([q_min / 100.0, q_max / 100.0] if self.with_scaling else [])
+        Q = _quantiles(self, t, qs) if qs else np.empty((0, t.shape[1]))
+        self.center_ = Q[0] if self.with_centering else None
+        if self.with_scaling:
+            scale = handle_zeros_in_scale(Q[-1] - Q[-2])
+            if self.unit_variance:
+                from scipy.stats import norm
+
+                scale = scale / (norm.ppf(q_max / 100.0) - norm.ppf(q_min / 100.0))
+            self.scale_ = scale
+        else:
+            self.scale_ = None
+
+    def _forward_params(self):
+        F = self.n_features_in_
+        return transform_params(F, shift=self.center_ if self.with_centering else 0.0,
+                                inv_scale=1.0 / self.scale_ if self.with_scaling else 1.0)
+
+    def inverse_transform(self, X, copy=None):
+        check_is_fitted(self, self._fitted_attr)
+        t, kind = self._validate(X, reset=False)
+        p = transform_params(self.n_features_in_, inv_scale=self.scale_ if self.with_scaling else 1.0,
+                             offset=self.center_ if self.with_centering else 0.0)
+        return self._output(self._apply(t, p), kind)
+
+    def _set_state(self, state: dict) -> None:
+        state.setdefault("center_", None)
+        state.setdefault("scale_", None)
+        super()._set_state(state)
+
+
+_METHODS = ("zscore", "iqr", "quantile")
+
+
+@persistable
+class OutlierClipper(_QuantileTransformer):
+    """Clip each column to bounds learnt in fit; NaN passes through.
+
+    method="zscore": mean_ +- k * std (population std, NaN ignored); "iqr": [Q1 - k * IQR,
+    Q3 + k * IQR] (Tukey's fences with k=1.5); "quantile": the ``quantile_range`` percentiles.
+    Columns with no finite value in fit are left unclipped. Fitted attributes ``lower_`` and
+    ``upper_``. ``partial_fit`` (exact, merged statistics) exists for method="zscore" only.
+    """
+
+    _fitted_attr = "lower_"
+    _private_state = ("stats_",)
+
+    def __init__(self, *, method="zscore", k=3.0, quantile_range=(1.0, 99.0), backend="auto", dtype=None):
+        self.method = method
+        self.k = k
+        self.quantile_range = quantile_range
+        self.backend = backend
+        self.dtype = dtype
+
+    def _check_params(self):
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Real) or not (0 <= self.k < np.inf):
+            raise ValueError(f"k must be a finite number >= 0, got {self.k!r}")
+        _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
+
+    def _fit_tensor(self, t: torch.Tensor) -> None:
+        if self.method == "zscore":
+            self.stats_ = self._stats(t)
+            self._bounds_from_stats()
+            return
+        self.__dict__.pop("stats_", None)
+        if self.method == "iqr":
+            q1, q3 = _quantiles(self, t, [0.25, 0.75])
+            iqr = q3 - q1
+            lo, hi = q1 - self.k * iqr, q3 + self.k * iqr
+        else:
+            q_min, q_max = _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
+            lo, hi = _quantiles(self, t, [q_min / 100.0, q_max / 100.0])
+        self._set_bounds(lo, hi)
+
+    def _bounds_from_stats(self) -> None:
+        s = self.stats_
+        n = s[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, s[2], np.nan)
+            std = np.sqrt(np.where(n > 0, s[3] / np.maximum(n, 1), np.nan))
+        self._set_bounds(mean - self.k * std, mean + self.k * std)
+
+    def _set_bounds(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.lower_ = np.where(np.isnan(lo), -np.inf, lo).astype(np.float64)
+        self.upper_ = np.where(np.isnan(hi), np.inf, hi).astype(np.float64)
+
+    def _can_partial_fit(self) -> bool:
+        if self.method != "zscore":
+            raise AttributeError(f"partial_fit needs method='zscore' (quantile bounds cannot be merged "
+                                 f"exactly across batches), got method={self.method!r}")
+        return True
+
+    @available_if(_can_partial_fit)
+    def partial_fit(self, X, y=None):
+        """Update the bounds with the batch X (method="zscore" only; exactly equal to one fit on
+        all batches: column statistics merged with Chan's rule)."""
+        self._check_params()
+        first = not hasattr(self, "stats_")
+        t, _ = self._validate(X, reset=first)
+        s = self._stats(t)
+        self.stats_ = s if first else merge_stats(self.stats_, s)
+        self._bounds_from_stats()
+        return self
+
+    def _forward_params(self):
+        return transform_params(self.n_features_in_, lo=self.lower_, hi=self.upper_)
