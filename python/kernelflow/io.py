@@ -33,6 +33,8 @@ def persistable(cls: type) -> type:
 def _to_json(v: Any, what: str) -> Any:
     if isinstance(v, np.generic):
         return v.item()
+    if isinstance(v, type) and issubclass(v, np.generic):  # a dtype parameter such as np.float64
+        return {"__dtype__": np.dtype(v).name}
     if isinstance(v, _JSON_SCALARS):
         return v
     if isinstance(v, tuple):
@@ -48,6 +50,8 @@ def _to_json(v: Any, what: str) -> Any:
 
 def _from_json(v: Any) -> Any:
     if isinstance(v, dict):
+        if set(v) == {"__dtype__"}:
+            return np.dtype(v["__dtype__"]).type
         if set(v) == {"__tuple__"}:
             return tuple(_from_json(x) for x in v["__tuple__"])
         if set(v) == {"__strings__"}:

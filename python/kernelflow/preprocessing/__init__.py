@@ -1,7 +1,10 @@
 """scikit-learn-compatible preprocessing estimators on kernelflow's fused kernels."""
 
+from kernelflow.preprocessing.encoders import OneHotEncoder, OrdinalEncoder
 from kernelflow.preprocessing.impute import SimpleImputer
 from kernelflow.preprocessing.preprocessor import Preprocessor
+from kernelflow.preprocessing.robust import OutlierClipper, RobustScaler
 from kernelflow.preprocessing.scalers import MaxAbsScaler, MinMaxScaler, StandardScaler
 
-__all__ = ["MaxAbsScaler", "MinMaxScaler", "Preprocessor", "SimpleImputer", "StandardScaler"]
+__all__ = ["MaxAbsScaler", "MinMaxScaler", "OneHotEncoder", "OrdinalEncoder", "OutlierClipper", "Preprocessor",
+           "RobustScaler", "SimpleImputer", "StandardScaler"]
