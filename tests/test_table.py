@@ -89,3 +89,21 @@ def test_opcheck():
     out = torch.empty(8, spec.W)
     for backend in ("torch", "cpu"):
         torch.library.opcheck(torch.ops.kernelflow.table_transform, (x, codes, spec.tensors(), spec.W, out, backend))
+
+
+@pytest.mark.parametrize("lam", [0.0, 2.0, -0.7, 0.5, 1e-20, 2 - 1e-20])
+def test_power_transforms_match_scipy(device_backend, lam):
+    from scipy import special, stats
+
+    device, backend = device_backend
+    g = np.random.default_rng(3)
+    x = np.concatenate([g.normal(size=40) * 3, [0.0, -0.0, 1e-30, np.nan]])
+    xp = np.abs(x) + 0.1  # Box-Cox needs positive data
+    params = np.vstack([transform_params(2), [[3, 4]], [[lam, lam]]])
+    spec = TableSpec.build(2, params, [0, 1]).to(device)
+    X = torch.tensor(np.stack([x, xp], 1), dtype=torch.float64, device=device)
+    out = table_transform(X, torch.zeros((len(x), 0), dtype=torch.int32), spec, out_dtype="float64", backend=backend).cpu().numpy()
+    fin = ~np.isnan(x)
+    np.testing.assert_allclose(out[fin, 0], stats.yeojohnson(x[fin], lmbda=lam), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(out[fin, 1], special.boxcox(xp[fin], lam), rtol=1e-6, atol=1e-12)
+    assert np.isnan(out[~fin, 0]).all()

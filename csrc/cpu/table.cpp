@@ -52,6 +52,19 @@ KF_INLINE void numeric_lead(const T* __restrict xr, int64_t xcs, int64_t n, cons
 KF_CLONES void numeric_lead_f32(const float* xr, int64_t xcs, int64_t n, const float* q, float* y) { numeric_lead(xr, xcs, n, q, y); }
 KF_CLONES void numeric_lead_f64(const double* xr, int64_t xcs, int64_t n, const double* q, double* y) { numeric_lead(xr, xcs, n, q, y); }
 
+// The nonlinear step (scipy.stats.yeojohnson / scipy.special.boxcox, with their eps rules).
+inline double nonlinear(double v, double fn, double lam) {
+  constexpr double eps = 2.220446049250313e-16;  // np.spacing(1.0)
+  if (fn == 1.0) return std::log1p(v);
+  if (fn == 2.0) return std::sqrt(v);
+  if (fn == 3.0) {
+    if (v >= 0) return std::fabs(lam) < eps ? std::log1p(v) : std::expm1(lam * std::log1p(v)) / lam;
+    return std::fabs(lam - 2) > eps ? -std::expm1((2 - lam) * std::log1p(-v)) / (2 - lam) : -std::log1p(-v);
+  }
+  if (fn == 4.0) return lam == 0 ? std::log(v) : std::expm1(lam * std::log(v)) / lam;
+  return v;
+}
+
 template <typename T, int OutKind>  // OutKind: 0 f32, 1 f64, 2 f16, 3 bf16
 void run(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out) {
   using O = std::conditional_t<OutKind == 0, float, std::conditional_t<OutKind == 1, double, uint16_t>>;
@@ -91,9 +104,7 @@ void run(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out) {
         double v = static_cast<double>(xd[r * x.rs + j * x.cs]);
         v = (v != v) ? p[j] : v;
         v = v < p[Fn + j] ? p[Fn + j] : (v > p[2 * Fn + j] ? p[2 * Fn + j] : v);  // NaN kept
-        const double fn = p[6 * Fn + j];
-        if (fn == 1.0) v = std::log1p(v);
-        else if (fn == 2.0) v = std::sqrt(v);
+        v = nonlinear(v, p[6 * Fn + j], p[7 * Fn + j]);
         row[s.num_out[j]] = conv((v - p[3 * Fn + j]) * p[4 * Fn + j] + p[5 * Fn + j]);
       }
       for (int64_t i = 0; i < s.Fi; ++i) {

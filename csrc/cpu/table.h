@@ -6,8 +6,9 @@
 namespace kf {
 
 // The fused whole-table transform's layout (all arrays host or device pointers, contiguous):
-//   numeric column j (Fn):   params [7, Fn] float64 = fill, lo, hi, shift, inv_scale, offset, fn
-//                            (fn: 0 identity, 1 log1p, 2 sqrt, applied after the clip);
+//   numeric column j (Fn):   params [8, Fn] float64 = fill, lo, hi, shift, inv_scale, offset, fn,
+//                            lambda (fn, applied after the clip: 0 identity, 1 log1p, 2 sqrt,
+//                            3 Yeo-Johnson(lambda), 4 Box-Cox(lambda); scipy's formulas);
 //                            num_out [Fn] int64 = its output column
 //   indicator i (Fi):        ind_src [Fi] int64 numeric column, ind_out [Fi] int64 output column
 //   categorical c (Fc):      cat_off [Fc] int64 first output column, cat_width [Fc] int64,

@@ -13,6 +13,19 @@ namespace {
 
 constexpr int kThreads = 256;
 
+template <typename C>
+__device__ __forceinline__ C nonlinear(C v, double fn, C lam) {
+  const C eps = C(2.220446049250313e-16);  // np.spacing(1.0), as scipy
+  if (fn == 1.0) return log1p(v);
+  if (fn == 2.0) return sqrt(v);
+  if (fn == 3.0) {
+    if (v >= C(0)) return fabs(lam) < eps ? log1p(v) : expm1(lam * log1p(v)) / lam;
+    return fabs(lam - C(2)) > eps ? -expm1((C(2) - lam) * log1p(-v)) / (C(2) - lam) : -log1p(-v);
+  }
+  if (fn == 4.0) return lam == C(0) ? log(v) : expm1(lam * log(v)) / lam;
+  return v;
+}
+
 template <typename T, typename C, typename O>
 __global__ void __launch_bounds__(kThreads)
 table_kernel(const T* __restrict__ x, int64_t xrs, int64_t xcs,        // x [N, Fn]
@@ -32,9 +45,7 @@ table_kernel(const T* __restrict__ x, int64_t xrs, int64_t xcs,        // x [N, 
       const C lo = static_cast<C>(__ldg(p + Fn + src)), hi = static_cast<C>(__ldg(p + 2 * Fn + src));
       v = (v != v) ? static_cast<C>(__ldg(p + src)) : v;
       v = v < lo ? lo : (v > hi ? hi : v);  // NaN compares false: an unimputed NaN passes through
-      const double fn = __ldg(p + 6 * Fn + src);
-      if (fn == 1.0) v = log1p(v);
-      else if (fn == 2.0) v = sqrt(v);
+      v = nonlinear<C>(v, __ldg(p + 6 * Fn + src), static_cast<C>(__ldg(p + 7 * Fn + src)));
       const double sh = __ldg(p + 3 * Fn + src);
       const C sh_hi = static_cast<C>(sh), sh_lo = static_cast<C>(sh - static_cast<double>(sh_hi));
       y = ((v - sh_hi) - sh_lo) * static_cast<C>(__ldg(p + 4 * Fn + src)) + static_cast<C>(__ldg(p + 5 * Fn + src));

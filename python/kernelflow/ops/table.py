@@ -14,7 +14,7 @@ from kernelflow import _backend
 from kernelflow._array import mat, out_dtype as _out_dtype
 from kernelflow._ext import require_ext
 
-FN_CODES = {None: 0, "log1p": 1, "sqrt": 2}
+FN_CODES = {None: 0, "log1p": 1, "sqrt": 2, "yeo-johnson": 3, "box-cox": 4}
 _I64 = ("num_out", "ind_src", "ind_out", "cat_off", "cat_width", "cat_mode", "cat_toff", "cat_tab", "cat_k", "cat_unk")
 _I32 = ("col_kind", "col_src", "col_slot")
 
@@ -23,7 +23,8 @@ _I32 = ("col_kind", "col_src", "col_slot")
 class TableSpec:
     """Layout of the fused transform (all tensors on one device).
 
-    params [7, Fn] float64: fill, lo, hi, shift, inv_scale, offset, fn (0 identity, 1 log1p, 2 sqrt);
+    params [8, Fn] float64: fill, lo, hi, shift, inv_scale, offset, fn (0 identity, 1 log1p, 2 sqrt,
+    3 Yeo-Johnson, 4 Box-Cox), lambda (of the power transforms);
     num_out [Fn]: output column of each numeric column; ind_src / ind_out [Fi]: indicators;
     cat_off / cat_width / cat_mode (0 one-hot, 1 ordinal) / cat_toff / cat_k / cat_unk [Fc] and
     cat_tab [sum K] (code -> one-hot slot) / cat_unk_value [Fc]: categorical blocks; col_kind /
@@ -54,8 +55,10 @@ class TableSpec:
         [K] int (code -> slot, -1 no column), unknown_slot (-1: zeros), unknown_value)."""
         params = np.asarray(params, dtype=np.float64)
         Fn = params.shape[1] if params.ndim == 2 else 0
-        if params.shape != (7, Fn):
-            raise ValueError(f"params must have shape (7, Fn), got {params.shape}")
+        if params.shape == (7, Fn):  # no power transform: lambda row of zeros
+            params = np.vstack([params, np.zeros((1, Fn))])
+        if params.shape != (8, Fn):
+            raise ValueError(f"params must have shape (8, Fn) (or (7, Fn) without lambda), got {params.shape}")
         kind = np.full(W, -1, dtype=np.int32)
         src = np.zeros(W, dtype=np.int32)
         slot = np.full(W, -1, dtype=np.int32)
@@ -130,6 +133,24 @@ class TableSpec:
         return cls(W, **dict(zip(names, ts)))
 
 
+def nonlinear_reference(v: torch.Tensor, fn: int, lam: float) -> torch.Tensor:
+    """float64 log1p / sqrt / Yeo-Johnson / Box-Cox exactly as scipy.stats.yeojohnson and
+    scipy.special.boxcox compute them (eps = np.spacing(1.0))."""
+    eps = float(np.spacing(1.0))
+    if fn == 1:
+        return torch.log1p(v)
+    if fn == 2:
+        return torch.sqrt(v)
+    if fn == 3:
+        lp = torch.log1p(v.abs())
+        pos = (lp if abs(lam) < eps else torch.expm1(lam * lp) / lam)
+        neg = (-torch.expm1((2 - lam) * lp) / (2 - lam)) if abs(lam - 2) > eps else -lp
+        return torch.where(v >= 0, pos, neg)
+    if fn == 4:
+        return torch.log(v) if lam == 0 else torch.expm1(lam * torch.log(v)) / lam
+    return v
+
+
 def table_transform_reference(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec,
                               out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """float64 torch reference: builds the output column by column kind."""
@@ -139,7 +160,8 @@ def table_transform_reference(xnum: torch.Tensor, codes: torch.Tensor, spec: Tab
     x = xnum.detach().to(torch.float64)
     v = torch.where(torch.isnan(x), p[0], x)
     v = torch.where(v < p[1], p[1], torch.where(v > p[2], p[2], v))
-    v = torch.where(p[6] == 1, torch.log1p(v), torch.where(p[6] == 2, torch.sqrt(v), v))
+    v = torch.stack([nonlinear_reference(v[:, j], int(p[6, j]), float(p[7, j])) for j in range(v.shape[1])], 1) \
+        if v.shape[1] else v
     num = (v - p[3]) * p[4] + p[5]
     out = torch.zeros((N, spec.W), dtype=torch.float64, device=dev)
     if spec.Fn:

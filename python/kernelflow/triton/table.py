@@ -12,10 +12,39 @@ import triton.language as tl
 
 
 @triton.jit
+def _expm1(z):
+    # exp(z) - 1 without cancellation for tiny z (Triton has no expm1)
+    return tl.where(tl.abs(z) < 1e-5, z + 0.5 * z * z, tl.exp(z) - 1.0)
+
+
+@triton.jit
+def _log1p(v):
+    return tl.where(tl.abs(v) < 1e-4, v - 0.5 * v * v + v * v * v / 3.0, tl.log(1.0 + v))
+
+
+@triton.jit
+def _nonlinear(v, fn, lam):
+    """log1p / sqrt / Yeo-Johnson / Box-Cox (scipy's formulas and eps rules); fn 0 = identity."""
+    eps = 2.220446049250313e-16
+    pos = v >= 0
+    lp = _log1p(tl.abs(v))
+    safe_lam = tl.where(tl.abs(lam) < eps, 1.0, lam)
+    yj_pos = tl.where(tl.abs(lam) < eps, lp, _expm1(lam * lp) / safe_lam)
+    two = 2.0 - lam
+    safe_two = tl.where(tl.abs(two) > eps, two, 1.0)
+    yj_neg = tl.where(tl.abs(two) > eps, -_expm1(two * lp) / safe_two, -lp)
+    yj = tl.where(pos, yj_pos, yj_neg)
+    lg = tl.log(v)
+    bc = tl.where(lam == 0, lg, _expm1(lam * lg) / tl.where(lam == 0, 1.0, lam))
+    sq = tl.sqrt(tl.maximum(v, 0.0)) + tl.where(v < 0, float("nan"), 0.0)
+    return tl.where(fn == 1, _log1p(v), tl.where(fn == 2, sq, tl.where(fn == 3, yj, tl.where(fn == 4, bc, v))))
+
+
+@triton.jit
 def _table_kernel(
     x_ptr, sxr, sxc,  # xnum [N, Fn]
     c_ptr, scr, scc,  # codes [N, Fc] int32
-    p_ptr,  # [8, Fn] compute type: fill, lo, hi, shift, inv_scale, offset, fn, shift_lo
+    p_ptr,  # [9, Fn] compute type: fill, lo, hi, shift, inv_scale, offset, fn, lambda, shift_lo
     ind_src_ptr, cat_k_ptr, cat_toff_ptr, cat_tab_ptr, cat_unk_ptr, cat_unkv_ptr,
     kind_ptr, src_ptr, slot_ptr,  # [W] int32 column descriptors
     out_ptr, sor,  # out [N, W]
@@ -49,10 +78,11 @@ def _table_kernel(
     inv = tl.load(p_ptr + 4 * Fn + nsrc, mask=wmask & is_num, other=0.0)
     off = tl.load(p_ptr + 5 * Fn + nsrc, mask=wmask & is_num, other=0.0)
     fn = tl.load(p_ptr + 6 * Fn + nsrc, mask=wmask & is_num, other=0.0)
-    sl = tl.load(p_ptr + 7 * Fn + nsrc, mask=wmask & is_num, other=0.0)
+    lam = tl.load(p_ptr + 7 * Fn + nsrc, mask=wmask & is_num, other=0.0)[None, :]
+    sl = tl.load(p_ptr + 8 * Fn + nsrc, mask=wmask & is_num, other=0.0)
     v = tl.where(xv != xv, fill[None, :], xv)
     v = tl.where(v < lo[None, :], lo[None, :], tl.where(v > hi[None, :], hi[None, :], v))
-    v = tl.where(fn[None, :] == 1, tl.log(1.0 + v), tl.where(fn[None, :] == 2, tl.sqrt(tl.maximum(v, 0.0)) + tl.where(v < 0, float("nan"), 0.0), v))
+    v = _nonlinear(v, fn[None, :], lam)
     ynum = ((v - sh[None, :]) - sl[None, :]) * inv[None, :] + off[None, :]
     yind = tl.where(xv != xv, 1.0, 0.0).to(ct)
     # categorical columns (kind 2 one-hot, 3 ordinal) read their code
@@ -83,7 +113,7 @@ def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec, out: torch.Te
     hi = p64[3].to(compute)
     p = torch.cat([p64.to(compute), (p64[3] - hi.to(torch.float64)).to(compute)[None]]).contiguous()
     if spec.Fn == 0:  # keep a valid pointer
-        p = torch.zeros((8, 1), dtype=compute, device=xnum.device)
+        p = torch.zeros((9, 1), dtype=compute, device=xnum.device)
     x = xnum if spec.Fn else torch.zeros((N, 1), dtype=xnum.dtype, device=xnum.device)
     c = codes if spec.Fc else torch.zeros((N, 1), dtype=torch.int32, device=xnum.device)
     Fn = max(spec.Fn, 1)
