@@ -48,6 +48,7 @@ POLICIES = [
     {"scale": "maxabs", "encode": "ordinal", "cat_impute": "constant"},
     {"onehot_drop": "if_binary", "max_categories": 4},
     {"impute": "constant", "fill_value": -1.0, "scale": None, "onehot_drop": "first"},
+    {"nonlinear": "yeo-johnson"},
 ]
 
 
@@ -278,3 +279,15 @@ def test_device_cuda_runs_the_fused_kernel_on_the_gpu():
     out = pre.transform(df)
     assert isinstance(out, torch.Tensor) and out.is_cuda
     np.testing.assert_allclose(out.cpu().numpy(), Preprocessor(add_indicator=True).fit(df).transform(df), rtol=1e-5, atol=1e-5)
+
+
+def test_box_cox_policy_and_positive_check():
+    df = synthetic(1500)
+    num = ["n0", "n1", "n2", "n3"]
+    df[num] = df[num].abs() + 0.5
+    pre = Preprocessor(nonlinear="box-cox", numeric=num, categorical=["c0", "c1"], dtype="float64").fit(df)
+    assert_equivalent(pre.transform(df), pre.to_sklearn().fit(df).transform(df), 1e-6)
+    bad = df.copy()
+    bad.loc[0, "n1"] = -3.0
+    with pytest.raises(ValueError, match="Box-Cox needs strictly positive data"):
+        Preprocessor(nonlinear="box-cox", numeric=num, categorical=["c0"]).fit(bad)

@@ -13,7 +13,7 @@ from torch import nn
 
 from kernelflow import ops
 
-_NONLINEAR = {None: 0, "log1p": 1, "sqrt": 2}
+_NONLINEAR = ops.FN_CODES
 
 
 class Preprocess(nn.Module):
@@ -25,6 +25,7 @@ class Preprocess(nn.Module):
         self.nonlinear, self.ordinal, self.handle_unknown_error = nonlinear, ordinal, handle_unknown_error
         self.unknown_value, self.out_dtype, self.backend = float(unknown_value), dtype, backend
         self.register_buffer("num_params", torch.zeros(6, n_numeric, dtype=torch.float64))  # fill, lo, hi, shift, inv, offset
+        self.register_buffer("lambdas", torch.zeros(n_numeric, dtype=torch.float64))  # power-transform lambdas
         self.register_buffer("indicator_index", torch.zeros(n_ind, dtype=torch.int64))  # numeric column of each indicator
         self.register_buffer("slot_table", torch.zeros(table_size, dtype=torch.int64))  # code -> slot, per column blocks
         self.register_buffer("table_base", torch.zeros(n_cat, dtype=torch.int64))  # start of each column's block
@@ -43,6 +44,7 @@ class Preprocess(nn.Module):
             F = len(p.numeric_columns_)
             m.num_params.copy_(torch.from_numpy(ops.transform_params(
                 F, fill=p.fill_, lo=p.clip_lo_, hi=p.clip_hi_, shift=p.shift_, inv_scale=p.inv_scale_, offset=p.offset_)))
+            m.lambdas.copy_(torch.from_numpy(np.asarray(p.lambdas_, dtype=np.float64)))
             m.indicator_index.copy_(torch.as_tensor([p.numeric_columns_.index(c) for c in p.indicator_columns_], dtype=torch.int64))
             if plans:
                 m.slot_table.copy_(torch.from_numpy(np.concatenate([q.slots for q in plans]).astype(np.int64)))
@@ -60,7 +62,7 @@ class Preprocess(nn.Module):
             v = ops.numeric_transform(xnum, torch.stack([p[0], p[1], p[2], torch.zeros_like(p[0]),
                                                          torch.ones_like(p[0]), torch.zeros_like(p[0])]),
                                       torch.float64, backend=self.backend)
-            v = torch.log1p(v) if self.nonlinear == 1 else torch.sqrt(v)
+            v = ops.nonlinear_reference(v, torch.full_like(self.lambdas, self.nonlinear, dtype=torch.int64), self.lambdas)
             num = ops.numeric_transform(v, torch.stack([torch.full_like(p[0], float("nan")),
                                                         torch.full_like(p[0], -float("inf")),
                                                         torch.full_like(p[0], float("inf")), p[3], p[4], p[5]]),

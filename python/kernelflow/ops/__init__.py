@@ -39,7 +39,7 @@ from kernelflow.ops.quant import (
     quantize_static_reference,
     quantize_weight,
 )
-from kernelflow.ops.table import FN_CODES, TableSpec, table_transform, table_transform_reference
+from kernelflow.ops.table import FN_CODES, TableSpec, nonlinear_reference, table_transform, table_transform_reference
 from kernelflow.ops.quantile import column_quantiles, column_quantiles_reference
 from kernelflow.ops.sketch import QuantileSketch
 from kernelflow.ops.stats import column_stats, column_stats_reference, merge_stats
@@ -53,7 +53,7 @@ __all__ = [
     "layer_norm", "layer_norm_reference", "rms_norm", "rms_norm_reference",
     "column_quantiles", "column_quantiles_reference", "QuantileSketch",
     "distill_loss", "distill_loss_reference",
-    "FN_CODES", "TableSpec", "table_transform", "table_transform_reference",
+    "FN_CODES", "TableSpec", "nonlinear_reference", "table_transform", "table_transform_reference",
     "int8_gemm", "int8_gemm_exact", "int8_gemm_reference", "weight_only_gemm", "weight_only_gemm_reference",
     "dequantize", "dequantize_rows_reference", "quantize_activation", "quantize_rows", "quantize_rows_reference",
     "quantize_static", "quantize_static_reference", "quantize_weight",

@@ -133,22 +133,26 @@ class TableSpec:
         return cls(W, **dict(zip(names, ts)))
 
 
-def nonlinear_reference(v: torch.Tensor, fn: int, lam: float) -> torch.Tensor:
-    """float64 log1p / sqrt / Yeo-Johnson / Box-Cox exactly as scipy.stats.yeojohnson and
-    scipy.special.boxcox compute them (eps = np.spacing(1.0))."""
-    eps = float(np.spacing(1.0))
-    if fn == 1:
-        return torch.log1p(v)
-    if fn == 2:
-        return torch.sqrt(v)
-    if fn == 3:
-        lp = torch.log1p(v.abs())
-        pos = (lp if abs(lam) < eps else torch.expm1(lam * lp) / lam)
-        neg = (-torch.expm1((2 - lam) * lp) / (2 - lam)) if abs(lam - 2) > eps else -lp
-        return torch.where(v >= 0, pos, neg)
-    if fn == 4:
-        return torch.log(v) if lam == 0 else torch.expm1(lam * torch.log(v)) / lam
-    return v
+def nonlinear_reference(v: torch.Tensor, fn: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """log1p / sqrt / Yeo-Johnson / Box-Cox per column, as scipy.stats.yeojohnson and
+    scipy.special.boxcox compute them (eps = np.spacing(1.0)). v [N, F]; fn, lam [F]. Pure torch
+    (vectorised over columns, usable under torch.compile)."""
+    eps = 2.220446049250313e-16  # np.spacing(1.0)
+    fn = fn.to(v.device)
+    lam = lam.to(v.device, v.dtype)
+    one = torch.ones_like(lam)
+    lp = torch.log1p(v.abs())
+    small = lam.abs() < eps
+    yj_pos = torch.where(small, lp, torch.expm1(lam * lp) / torch.where(small, one, lam))
+    two = 2 - lam
+    near2 = two.abs() <= eps
+    yj_neg = torch.where(near2, -lp, -torch.expm1(two * lp) / torch.where(near2, one, two))
+    yj = torch.where(v >= 0, yj_pos, yj_neg)
+    lg = torch.log(v)
+    zero = lam == 0
+    bc = torch.where(zero, lg, torch.expm1(lam * lg) / torch.where(zero, one, lam))
+    return torch.where(fn == 1, torch.log1p(v), torch.where(fn == 2, torch.sqrt(v), torch.where(
+        fn == 3, yj, torch.where(fn == 4, bc, v))))
 
 
 def table_transform_reference(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec,
@@ -160,8 +164,7 @@ def table_transform_reference(xnum: torch.Tensor, codes: torch.Tensor, spec: Tab
     x = xnum.detach().to(torch.float64)
     v = torch.where(torch.isnan(x), p[0], x)
     v = torch.where(v < p[1], p[1], torch.where(v > p[2], p[2], v))
-    v = torch.stack([nonlinear_reference(v[:, j], int(p[6, j]), float(p[7, j])) for j in range(v.shape[1])], 1) \
-        if v.shape[1] else v
+    v = nonlinear_reference(v, p[6], p[7])
     num = (v - p[3]) * p[4] + p[5]
     out = torch.zeros((N, spec.W), dtype=torch.float64, device=dev)
     if spec.Fn:

@@ -2,7 +2,7 @@
 allows and applied as one fused pass that writes the model's input matrix.
 
 Numeric columns: impute (mean / median / constant) -> clip (z-score / IQR / quantile bounds)
--> nonlinear transform (log1p / sqrt) -> scale (standard / min-max / max-abs / robust), plus optional
+-> nonlinear transform (log1p / sqrt / Yeo-Johnson / Box-Cox) -> scale (standard / min-max / max-abs / robust), plus optional
 missing-indicator columns. Categorical columns (strings, pandas / pyarrow categoricals, or
 integers named as categorical): impute (most frequent / constant) -> one-hot or ordinal, with
 unknown and infrequent handling. ``to_sklearn()`` builds the equivalent scikit-learn
@@ -27,7 +27,7 @@ from kernelflow.preprocessing._base import TorchOutputMixin, column_quantiles, h
 
 _IMPUTE = (None, "mean", "median", "constant")
 _CLIP = (None, "zscore", "iqr", "quantile")
-_TRANSFORM = (None, "log1p", "sqrt")
+_TRANSFORM = (None, "log1p", "sqrt", "yeo-johnson", "box-cox")
 _SCALE = (None, "standard", "minmax", "maxabs", "robust")
 _CAT_IMPUTE = ("most_frequent", "constant")
 _ENCODE = ("onehot", "ordinal")
@@ -116,7 +116,9 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     add_indicator : add a 0/1 missing-indicator column per numeric column that had NaN in fit.
     clip : None | "zscore" (mean +- clip_k * std) | "iqr" (Q1 - clip_k * IQR, Q3 + clip_k * IQR)
         | "quantile" (``clip_quantiles``), bounds fitted on the imputed data.
-    nonlinear : None | "log1p" | "sqrt" applied after clipping.
+    nonlinear : None | "log1p" | "sqrt" | "yeo-johnson" | "box-cox" applied after clipping (the
+        power transforms' lambdas are fitted per column by scipy's maximum likelihood, as
+        scikit-learn's PowerTransformer does).
     scale : None | "standard" | "minmax" | "maxabs" | "robust".
     cat_impute : "most_frequent" | "constant" (``cat_fill_value``).
     encode : "onehot" | "ordinal".
@@ -305,8 +307,11 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         elif self.clip == "quantile":
             lo, hi = self._quantiles(cur, list(self.clip_quantiles))
         self.clip_lo_, self.clip_hi_ = lo, hi
+        self.lambdas_ = np.zeros(F)
         if self.clip is not None or self.nonlinear is not None:
             cur = ops.numeric_transform(cur, ops.transform_params(F, lo=lo, hi=hi), "float64", backend=be)
+            if self.nonlinear in ("yeo-johnson", "box-cox"):
+                self.lambdas_ = self._fit_lambdas(cur)
             cur = self._nonlinear(cur)
             staged = True
         # scaling statistics of the data as the scaler sees it
@@ -325,21 +330,44 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
             self._scale_from_stats(np.zeros((6, F)))
 
     def _nonlinear(self, t: torch.Tensor) -> torch.Tensor:
-        if self.nonlinear == "log1p":
-            return torch.log1p(t)
-        if self.nonlinear == "sqrt":
-            return torch.sqrt(t)
-        return t
+        if self.nonlinear is None:
+            return t
+        if t.dim() == 1:  # one value per column
+            return self._nonlinear(t[None, :])[0]
+        F = t.shape[1]
+        fn = torch.full((F,), ops.FN_CODES[self.nonlinear], dtype=torch.int64)
+        lam = torch.as_tensor(getattr(self, "lambdas_", np.zeros(F)), dtype=torch.float64)
+        return ops.nonlinear_reference(t, fn, lam)
+
+    def _fit_lambdas(self, x: torch.Tensor) -> np.ndarray:
+        """Per-column lambda by scipy's maximum likelihood (what PowerTransformer fits), on the host."""
+        from scipy import stats
+
+        X = x.detach().cpu().numpy()
+        lam = np.empty(X.shape[1])
+        for j in range(X.shape[1]):
+            col = X[:, j][~np.isnan(X[:, j])]
+            if self.nonlinear == "box-cox":
+                if col.size == 0 or np.min(col) <= 0:
+                    raise ValueError(f"Box-Cox needs strictly positive data; column {self.numeric_columns_[j]!r} "
+                                     "is not (after imputation and clipping)")
+                lam[j] = stats.boxcox(col, lmbda=None)[1]
+            else:
+                var, mean = np.var(col), np.mean(col)
+                lam[j] = 1.0 if is_constant_feature(var, mean, col.size) else stats.yeojohnson(col, lmbda=None)[1]
+        return lam
 
     def _quantiles(self, x: torch.Tensor, q: Sequence[float]) -> np.ndarray:
         """[len(q), F] NaN-aware linear-interpolation quantiles (numpy.nanquantile semantics)."""
         return column_quantiles(x, q, self.backend)
 
     # ------------------------------------------------------------------ streaming / distributed fit
-    _STREAMABLE = "impute in (None, 'mean', 'constant'), clip=None and scale in (None, 'standard', 'minmax', 'maxabs')"
+    _STREAMABLE = ("impute in (None, 'mean', 'constant'), clip=None, no power transform and scale in "
+                   "(None, 'standard', 'minmax', 'maxabs')")
 
     def _check_streamable(self):
-        if self.impute not in (None, "mean", "constant") or self.clip is not None or self.scale == "robust":
+        if (self.impute not in (None, "mean", "constant") or self.clip is not None or self.scale == "robust"
+                or self.nonlinear in ("yeo-johnson", "box-cox")):
             raise ValueError(f"partial_fit and distributed fits need {self._STREAMABLE} (their statistics merge "
                              "exactly); fit quantile-based policies in one call")
 
@@ -420,6 +448,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         self.fill_ = fill
         self.indicator_columns_ = [c for c, nn in zip(self.numeric_columns_, raw[1]) if nn > 0] if self.add_indicator else []
         self.clip_lo_, self.clip_hi_ = np.full(F, -np.inf), np.full(F, np.inf)
+        self.lambdas_ = np.zeros(F)
         k = n_rows - raw[0]
         if self.impute is not None:  # k imputed copies of f(fill) merged in closed form
             ff = self._nonlinear(torch.from_numpy(fill)).numpy()
@@ -629,8 +658,9 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         Fn, Fp = len(self.numeric_columns_), len(self.passthrough_columns_)
         fn = ops.FN_CODES[self.nonlinear]
         num = np.vstack([ops.transform_params(Fn, fill=self.fill_, lo=self.clip_lo_, hi=self.clip_hi_, shift=self.shift_,
-                                              inv_scale=self.inv_scale_, offset=self.offset_), np.full((1, Fn), float(fn))])
-        passthrough = np.vstack([ops.transform_params(Fp), np.zeros((1, Fp))])  # identity: NaN stays NaN
+                                              inv_scale=self.inv_scale_, offset=self.offset_), np.full((1, Fn), float(fn)),
+                         np.asarray(self.lambdas_, dtype=np.float64).reshape(1, Fn)])
+        passthrough = np.vstack([ops.transform_params(Fp), np.zeros((2, Fp))])  # identity: NaN stays NaN
         params = np.hstack([num, passthrough])
         num_out = list(range(Fn)) + list(range(self._pass_offset, self._pass_offset + Fp))
         ind_src = [self.numeric_columns_.index(c) for c in self.indicator_columns_]
@@ -693,7 +723,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
 
         save(self, path)
 
-    _ARRAYS = ("fill_", "clip_lo_", "clip_hi_", "shift_", "inv_scale_", "offset_", "cat_offsets_")
+    _ARRAYS = ("fill_", "clip_lo_", "clip_hi_", "shift_", "inv_scale_", "offset_", "lambdas_", "cat_offsets_")
     _LISTS = ("columns_in_", "numeric_columns_", "categorical_columns_", "passthrough_columns_", "indicator_columns_")
 
     def _get_state(self) -> dict:
@@ -766,7 +796,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         from sklearn.impute import MissingIndicator, SimpleImputer
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import (FunctionTransformer, MaxAbsScaler, MinMaxScaler, OneHotEncoder,
-                                           OrdinalEncoder, RobustScaler, StandardScaler)
+                                           OrdinalEncoder, PowerTransformer, RobustScaler, StandardScaler)
 
         check_is_fitted(self, "n_features_out_")
         if self.clip is not None:
@@ -774,9 +804,11 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         steps = []
         if self.impute is not None:
             steps.append(SimpleImputer(strategy=self.impute, fill_value=self.fill_value))
-        if self.nonlinear is not None:
+        if self.nonlinear in ("log1p", "sqrt"):
             steps.append(FunctionTransformer(np.log1p if self.nonlinear == "log1p" else np.sqrt,
                                              feature_names_out="one-to-one"))
+        elif self.nonlinear is not None:
+            steps.append(PowerTransformer(method=self.nonlinear, standardize=False))
         scaler = {"standard": StandardScaler, "minmax": MinMaxScaler, "maxabs": MaxAbsScaler, "robust": RobustScaler}
         if self.scale is not None:
             steps.append(scaler[self.scale]())
