@@ -28,8 +28,59 @@ def _params(cols: int, device) -> torch.Tensor:
                                                 offset=-1.0), device=device)
 
 
+def _codes(x: torch.Tensor, k: int) -> torch.Tensor:
+    """int32 codes in [-2, k) derived from x (unknown and missing included)."""
+    return (torch.nan_to_num(x, nan=-1.0, posinf=7.0, neginf=-2.0).abs().floor() % (k + 2) - 2).to(torch.int32)
+
+
+def _table(x: torch.Tensor, b: str):
+    cols = x.shape[1]
+    params = np.vstack([ops.transform_params(cols, fill=0.5, shift=0.25, inv_scale=1.5),
+                        [[(j % 5) for j in range(cols)]], np.full((1, cols), 0.5)])
+    cats = [dict(off=cols + 1, width=3, mode="onehot", slots=[0, 1, 2, -1], unknown_slot=2),
+            dict(off=cols + 4, width=1, mode="ordinal", slots=[0, 1, 2], unknown_value=-1.0)]
+    spec = ops.TableSpec.build(cols + 5, params, list(range(cols)), ind_src=[0], ind_out=[cols], cats=cats).to(x.device)
+    codes = torch.cat([_codes(x[:, :1], 4), _codes(x[:, :1] * 2, 3)], 1)
+    return ops.table_transform(x, codes, spec, backend=b)
+
+
+def _norms(x: torch.Tensor, b: str):
+    if x.dtype != torch.float32:
+        x = x.float()
+    x = torch.nan_to_num(x).requires_grad_(True)
+    w = torch.ones(x.shape[1], device=x.device, requires_grad=True)
+    bias = torch.zeros(x.shape[1], device=x.device, requires_grad=True)
+    y = ops.layer_norm(x, (x.shape[1],), w, bias, backend=b) + ops.rms_norm(x, (x.shape[1],), w, backend=b)
+    y.sum().backward()
+
+
+def _distill(x: torch.Tensor, b: str):
+    s = torch.nan_to_num(x.float()).requires_grad_(True)
+    t = torch.nan_to_num(x.float()).flip(0)
+    labels = torch.arange(x.shape[0], device=x.device) % x.shape[1]
+    loss = ops.distill_loss(s, t, labels, temperature=2.0, alpha=0.5, backend=b)
+    loss.sum().backward()
+
+
+def _int8(x: torch.Tensor, b: str):
+    xf = torch.nan_to_num(x.float(), posinf=3.0, neginf=-3.0)
+    q, sx = ops.quantize_rows(xf, backend=b)
+    w = xf.t().contiguous()[: max(1, xf.shape[1]), :]  # [N = cols, K = cols]
+    wq, sw = ops.quantize_rows(torch.nan_to_num(xf[: xf.shape[1]].t().contiguous()) if xf.shape[0] >= xf.shape[1]
+                               else torch.randn(xf.shape[1], xf.shape[1], device=x.device), backend=b)
+    ops.int8_gemm(q, wq, sx, sw, backend=b)
+    ops.weight_only_gemm(xf, wq, sw, backend=b)
+    ops.dequantize(q, sx, backend=b)
+    del w
+
+
 # name -> fn(x [rows, cols] float tensor on the device, backend) -> anything
 CASES = {
+    "column_quantiles": lambda x, b: ops.column_quantiles(x, [0.0, 0.25, 0.5, 0.99, 1.0], backend=b),
+    "table_transform": _table,
+    "layer_norm": _norms,
+    "distill_loss": _distill,
+    "int8_gemm": _int8,
     "column_stats": lambda x, b: ops.column_stats(x, backend=b),
     "numeric_transform_f32": lambda x, b: ops.numeric_transform(x, _params(x.shape[1], x.device), "float32", backend=b),
     "numeric_transform_f64": lambda x, b: ops.numeric_transform(x, _params(x.shape[1], x.device), "float64", backend=b),
@@ -37,7 +88,12 @@ CASES = {
     "numeric_transform_bf16": lambda x, b: ops.numeric_transform(x, _params(x.shape[1], x.device), "bfloat16", backend=b),
 }
 # exported names that are helpers or references, not device ops
-NOT_OPS = {"transform_params", "merge_stats"}
+NOT_OPS = {"transform_params", "merge_stats", "encode_strings", "integer_categories", "map_codes",
+           "infrequent_mask", "infrequent_mapping", "nonlinear_reference", "int8_gemm_exact", "QuantileSketch",
+           "TableSpec", "OneHotLayout", "OrdinalLayout", "EncodedColumn", "FN_CODES",
+           # covered inside a composite case above
+           "rms_norm", "weight_only_gemm", "quantize_rows", "quantize_activation", "quantize_weight", "dequantize",
+           "quantize_static", "one_hot", "ordinal_encode"}
 
 SHAPES = [(1, 1), (1, 7), (5, 1), (3, 5), (33, 3), (129, 17), (1000, 33), (0, 4), (4097, 2)]
 

@@ -275,3 +275,14 @@ def test_patch_small_transformer():
     assert all(p is params[n] for n, p in model.named_parameters())
     torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)
     assert patch(model) == []  # already kernelflow's
+
+
+def test_backward_with_expanded_one_element_gradient(device_backend):
+    # y.sum().backward() on a 1x1 output hands the backward an expanded (stride-0) gradient
+    device, backend = device_backend
+    from kernelflow.ops import layer_norm, rms_norm
+
+    x = torch.randn(1, 1, device=device, requires_grad=True)
+    w = torch.ones(1, device=device, requires_grad=True)
+    (layer_norm(x, (1,), w, None, backend=backend) + rms_norm(x, (1,), w, backend=backend)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -29,7 +29,12 @@ def mat(t: torch.Tensor) -> tuple[int, int, int, int, int, int]:
         raise ValueError(f"expected a 2-D tensor, got shape {tuple(t.shape)}")
     if t.dtype not in DTYPE_CODES:
         raise TypeError(f"unsupported dtype {t.dtype}")
-    return (t.data_ptr(), t.shape[0], t.shape[1], t.stride(0), t.stride(1), DTYPE_CODES[t.dtype])
+    rows, cols = t.shape
+    # a size-1 dimension's stride is meaningless (torch may report 0 for expanded tensors): give
+    # it the value a contiguous tensor would have so kernels' layout checks see the real layout
+    rs = t.stride(0) if rows > 1 else max(cols * (t.stride(1) if cols > 1 else 1), 1)
+    cs = t.stride(1) if cols > 1 else 1
+    return (t.data_ptr(), rows, cols, rs, cs, DTYPE_CODES[t.dtype])
 
 
 def out_dtype(dtype: Any, arg: str = "dtype") -> torch.dtype:
