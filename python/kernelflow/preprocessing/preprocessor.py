@@ -12,6 +12,7 @@ unknown and infrequent handling. ``to_sklearn()`` builds the equivalent scikit-l
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -622,8 +623,18 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         df, _ = _as_frame(X)
         codes = np.empty((len(df), len(self._cat_plans)), dtype=np.int32)
-        for j, p in enumerate(self._cat_plans):
-            codes[:, j] = _lookup(df[self._orig_name(df, p.name)], p)
+
+        def one(j):
+            codes[:, j] = _lookup(df[self._orig_name(df, self._cat_plans[j].name)], self._cat_plans[j])
+
+        if len(df) >= 100_000 and len(self._cat_plans) > 1:  # Arrow's hash kernels release the GIL
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(len(self._cat_plans), os.cpu_count() or 1)) as pool:
+                list(pool.map(one, range(len(self._cat_plans))))
+        else:
+            for j in range(len(self._cat_plans)):
+                one(j)
         return torch.from_numpy(codes)
 
     def _orig_name(self, df, name):
