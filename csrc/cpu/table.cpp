@@ -144,12 +144,7 @@ void dispatch(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out
 }  // namespace
 
 void table_transform(const Mat& xnum, const Mat& codes, const TableSpec& s, const Mat& out) {
-  require_dtype(xnum.dtype, {DType::f32, DType::f64}, "xnum");
-  require_dtype(codes.dtype, {DType::i32}, "codes");
-  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
-  require(xnum.rows == out.rows && codes.rows == out.rows, "xnum, codes and out must have the same number of rows");
-  require(xnum.cols == s.Fn && codes.cols == s.Fc && out.cols == s.W, "xnum / codes / out widths do not match the spec");
-  require(out.cs == 1 && out.rs >= out.cols, "out must have unit column stride");
+  check_table_args(xnum, codes, s, out);
   for (int64_t j = 0; j < s.Fn; ++j) require(s.num_out[j] >= 0 && s.num_out[j] < s.W, "num_out out of range");
   for (int64_t i = 0; i < s.Fi; ++i)
     require(s.ind_out[i] >= 0 && s.ind_out[i] < s.W && s.ind_src[i] >= 0 && s.ind_src[i] < s.Fn, "indicator spec out of range");

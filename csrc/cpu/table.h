@@ -39,6 +39,17 @@ struct TableSpec {
   const int32_t* col_slot;
 };
 
+// Shape and dtype checks shared by the CPU and CUDA launchers (the spec arrays themselves are
+// validated by kernelflow.ops.TableSpec.build; the CPU launcher re-checks them on the host).
+inline void check_table_args(const Mat& xnum, const Mat& codes, const TableSpec& s, const Mat& out) {
+  require_dtype(xnum.dtype, {DType::f32, DType::f64}, "xnum");
+  require_dtype(codes.dtype, {DType::i32}, "codes");
+  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
+  require(xnum.rows == out.rows && codes.rows == out.rows, "xnum, codes and out must have the same number of rows");
+  require(xnum.cols == s.Fn && codes.cols == s.Fc && out.cols == s.W, "xnum / codes / out widths do not match the spec");
+  require(out.cs == 1 && out.rs >= out.cols, "out must have unit column stride");
+}
+
 namespace cpu {
 // One pass over the rows: xnum [N, Fn] float32/float64 (any strides), codes [N, Fc] int32 (any
 // strides; >= 0 category index, < 0 unknown), out [N, W] float32/float64/float16/bfloat16 (unit

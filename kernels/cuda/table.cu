@@ -89,12 +89,7 @@ void dispatch(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out
 }  // namespace
 
 void table_transform(const Mat& xnum, const Mat& codes, const TableSpec& s, const Mat& out, uintptr_t stream) {
-  require_dtype(xnum.dtype, {DType::f32, DType::f64}, "xnum");
-  require_dtype(codes.dtype, {DType::i32}, "codes");
-  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
-  require(xnum.rows == out.rows && codes.rows == out.rows, "xnum, codes and out must have the same number of rows");
-  require(xnum.cols == s.Fn && codes.cols == s.Fc && out.cols == s.W, "xnum / codes / out widths do not match the spec");
-  require(out.cs == 1 && out.rs >= out.cols, "out must have unit column stride");
+  check_table_args(xnum, codes, s, out);
   if (out.rows == 0 || s.W == 0) return;
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
   if (xnum.dtype == DType::f32) dispatch<float>(xnum, codes, s, out, st);

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from kernelflow import _backend
-from kernelflow._array import mat
+from kernelflow._array import check_float_matrix, mat
 from kernelflow._ext import require_ext
 
 
@@ -126,11 +126,6 @@ def column_quantiles(x: torch.Tensor, q: float | Sequence[float] | np.ndarray | 
     ``q``: probabilities in [0, 1] (a float or a 1-D sequence / array / tensor). Returns
     [len(q), cols] float64 on x's device. For percentiles, pass ``p / 100``.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2:
-        raise ValueError(f"x must be 2-D [rows, cols], got shape {tuple(x.shape)}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    check_float_matrix(x)
     qt = _as_q(q, x.device)
     return _column_quantiles_op(x, qt, _backend.resolve(backend, x.device))
