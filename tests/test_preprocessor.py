@@ -247,11 +247,53 @@ def test_parquet_row_groups_partial_fit_equals_fit(tmp_path, policy):
     np.testing.assert_allclose(part.shift_, full.shift_, rtol=1e-12)
 
 
-def test_partial_fit_rejects_quantile_policies():
+def test_partial_fit_rejects_policies_that_do_not_merge():
     df = synthetic(100)
-    for policy in ({"impute": "median"}, {"clip": "iqr"}, {"scale": "robust"}):
+    for policy in ({"clip": "iqr"}, {"clip": "zscore", "scale": "minmax"}, {"nonlinear": "yeo-johnson"}):
         with pytest.raises(ValueError, match="partial_fit and distributed fits need"):
             Preprocessor(**policy).partial_fit(df)
+
+
+def _rank_interval(col: np.ndarray, v: float):
+    col = col[~np.isnan(col)]
+    return np.sum(col < v), np.sum(col <= v), col.size
+
+
+@pytest.mark.parametrize("policy", [{"impute": "median", "scale": "robust"},
+                                    {"clip": "iqr", "scale": "robust"},
+                                    {"impute": "median", "clip": "quantile", "clip_quantiles": (0.05, 0.95), "scale": None}],
+                         ids=str)
+def test_partial_fit_quantile_policies_within_the_sketch_bound(policy):
+    from kernelflow.ops import QuantileSketch
+
+    rng = np.random.default_rng(1)
+    n = 30000
+    df = pd.DataFrame({f"n{i}": rng.standard_t(3, size=n) * (i + 1) for i in range(3)})
+    for i in range(3):
+        df.loc[rng.random(n) < 0.05, f"n{i}"] = np.nan
+    part = Preprocessor(categorical=[], **policy)
+    for chunk in np.array_split(np.arange(n), 11):
+        part.partial_fit(df.iloc[chunk])
+    bound = QuantileSketch(3, k=Preprocessor._SKETCH_K).eps(n) * n  # documented worst-case rank error
+    imputed = df.to_numpy().copy()
+    if policy.get("impute") == "median":
+        for j in range(3):  # the streamed median is within the bound of the observed values' median rank
+            lt, le, m = _rank_interval(imputed[:, j], part.fill_[j])
+            assert lt - bound <= 0.5 * (m - 1) <= le + bound
+            imputed[np.isnan(imputed[:, j]), j] = part.fill_[j]
+    elif policy.get("impute", "mean") == "mean":
+        imputed = np.where(np.isnan(imputed), np.nanmean(imputed, 0), imputed)
+    if policy.get("clip") == "quantile":
+        for j in range(3):
+            for q, v in zip(policy["clip_quantiles"], (part.clip_lo_[j], part.clip_hi_[j])):
+                lt, le, m = _rank_interval(imputed[:, j], v)
+                assert lt - bound <= q * (m - 1) <= le + bound
+    if policy.get("scale") == "robust" and policy.get("clip") is None:
+        for j in range(3):
+            lt, le, m = _rank_interval(imputed[:, j], part.shift_[j])
+            assert lt - bound <= 0.5 * (m - 1) <= le + bound
+    full = Preprocessor(categorical=[], **policy).fit(df)
+    assert list(part.get_feature_names_out()) == list(full.get_feature_names_out())
 
 
 def test_dask_fit_and_transform():

@@ -363,14 +363,18 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         return column_quantiles(x, q, self.backend)
 
     # ------------------------------------------------------------------ streaming / distributed fit
-    _STREAMABLE = ("impute in (None, 'mean', 'constant'), clip=None, no power transform and scale in "
-                   "(None, 'standard', 'minmax', 'maxabs')")
+    _STREAMABLE = ("no power transform, and no clipping before standard / min-max / max-abs scaling (the "
+                   "moments of clipped data do not merge)")
 
     def _check_streamable(self):
-        if (self.impute not in (None, "mean", "constant") or self.clip is not None or self.scale == "robust"
-                or self.nonlinear in ("yeo-johnson", "box-cox")):
-            raise ValueError(f"partial_fit and distributed fits need {self._STREAMABLE} (their statistics merge "
-                             "exactly); fit quantile-based policies in one call")
+        if self.nonlinear in ("yeo-johnson", "box-cox") or (
+                self.clip is not None and self.scale in ("standard", "minmax", "maxabs")):
+            raise ValueError(f"partial_fit and distributed fits need {self._STREAMABLE}; fit this policy in one call")
+
+    def _needs_sketch(self) -> bool:
+        return self.impute == "median" or self.clip in ("iqr", "quantile") or self.scale == "robust"
+
+    _SKETCH_K = 2048  # rank error <= H n / k (kernelflow.ops.QuantileSketch); exact below k values
 
     def _chunk_state(self, df) -> dict:
         """Mergeable statistics of one chunk: row count, moments of the numeric columns (raw and
@@ -385,7 +389,10 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         for c in self.categorical_columns_:
             vc = df[self._orig_name(df, c)].value_counts(dropna=True)
             cats.append({"values": [_json_value(v) for v in vc.index], "counts": [int(n) for n in vc.to_numpy()]})
-        return {"rows": int(len(df)), "raw": raw, "f": f, "cats": cats}
+        st = {"rows": int(len(df)), "raw": raw, "f": f, "cats": cats}
+        if self._needs_sketch():  # quantile policies stream through a mergeable sketch
+            st["sketch"] = ops.QuantileSketch(F, k=self._SKETCH_K).update(x.cpu()).to_dict()
+        return st
 
     @staticmethod
     def _merge_states(a: dict, b: dict) -> dict:
@@ -397,8 +404,12 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
             sb = pd.Series(cb["counts"], index=pd.Index(cb["values"], dtype=object), dtype=np.int64)
             m = sa.add(sb, fill_value=0).astype(np.int64)
             cats.append({"values": list(m.index), "counts": [int(n) for n in m.to_numpy()]})
-        return {"rows": a["rows"] + b["rows"], "raw": ops.merge_stats(a["raw"], b["raw"]),
-                "f": ops.merge_stats(a["f"], b["f"]), "cats": cats}
+        out = {"rows": a["rows"] + b["rows"], "raw": ops.merge_stats(a["raw"], b["raw"]),
+               "f": ops.merge_stats(a["f"], b["f"]), "cats": cats}
+        if "sketch" in a:
+            out["sketch"] = ops.QuantileSketch.from_dict(a["sketch"]).merge(
+                ops.QuantileSketch.from_dict(b["sketch"])).to_dict()
+        return out
 
     def _start_stream(self, df) -> None:
         self._check_params()
@@ -445,17 +456,48 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         if self.impute is not None and np.any(raw[0] == 0):
             raise ValueError(f"numeric columns {[self.numeric_columns_[j] for j in np.flatnonzero(raw[0] == 0)]} "
                              "have no observed value to impute from")
-        fill = raw[2].copy() if self.impute == "mean" else np.full(F, float(self.fill_value) if self.impute else np.nan)
+        k = n_rows - raw[0]  # missing values per column
+        sketch = ops.QuantileSketch.from_dict(st["sketch"]) if "sketch" in st else None
+        if self.impute == "mean":
+            fill = raw[2].copy()
+        elif self.impute == "median":
+            fill = np.asarray(sketch.quantile([0.5]), dtype=np.float64).reshape(-1)
+        else:
+            fill = np.full(F, float(self.fill_value) if self.impute else np.nan)
         self.fill_ = fill
         self.indicator_columns_ = [c for c, nn in zip(self.numeric_columns_, raw[1]) if nn > 0] if self.add_indicator else []
-        self.clip_lo_, self.clip_hi_ = np.full(F, -np.inf), np.full(F, np.inf)
         self.lambdas_ = np.zeros(F)
-        k = n_rows - raw[0]
-        if self.impute is not None:  # k imputed copies of f(fill) merged in closed form
-            ff = self._nonlinear(torch.from_numpy(fill)).numpy()
-            filled = np.stack([k, np.zeros(F), ff, np.zeros(F), np.where(k > 0, ff, np.inf), np.where(k > 0, ff, -np.inf)])
-            fs = ops.merge_stats(fs, filled)
-        self._scale_from_stats(fs)
+        # the imputed data: moments in closed form (k copies of the fill merged in), quantiles from
+        # the sketch with the same k copies added
+        filled = np.stack([k, np.zeros(F), fill, np.zeros(F), np.where(k > 0, fill, np.inf), np.where(k > 0, fill, -np.inf)])
+        imputed = ops.merge_stats(raw, filled) if self.impute is not None else raw
+        if sketch is not None and self.impute is not None and k.max() > 0:
+            block = np.full((int(k.max()), F), np.nan)
+            for j in range(F):
+                block[: int(k[j]), j] = fill[j]
+            sketch.update(block)
+        lo, hi = np.full(F, -np.inf), np.full(F, np.inf)
+        if self.clip == "zscore":
+            std = np.sqrt(imputed[3] / np.maximum(imputed[0], 1))
+            lo, hi = imputed[2] - self.clip_k * std, imputed[2] + self.clip_k * std
+        elif self.clip == "iqr":
+            q1, q3 = np.asarray(sketch.quantile([0.25, 0.75]), dtype=np.float64).reshape(2, F)
+            lo, hi = q1 - self.clip_k * (q3 - q1), q3 + self.clip_k * (q3 - q1)
+        elif self.clip == "quantile":
+            lo, hi = np.asarray(sketch.quantile(list(self.clip_quantiles)), dtype=np.float64).reshape(2, F)
+        self.clip_lo_, self.clip_hi_ = lo, hi
+        if self.scale == "robust":
+            # clipping and log1p / sqrt are monotone: the quantiles of the transformed data are the
+            # transformed quantiles
+            qs = np.clip(np.asarray(sketch.quantile([0.25, 0.5, 0.75]), dtype=np.float64).reshape(3, F), lo, hi)
+            q1, med, q3 = self._nonlinear(torch.from_numpy(qs)).numpy()
+            self.shift_, self.inv_scale_, self.offset_ = med, 1.0 / handle_zeros_in_scale(q3 - q1), np.zeros(F)
+        else:
+            if self.impute is not None:  # k imputed copies of f(fill) merged in closed form
+                ff = self._nonlinear(torch.from_numpy(fill)).numpy()
+                fs = ops.merge_stats(fs, np.stack([k, np.zeros(F), ff, np.zeros(F), np.where(k > 0, ff, np.inf),
+                                                   np.where(k > 0, ff, -np.inf)]))
+            self._scale_from_stats(fs)
         self._cat_plans = []
         for c, cs in zip(self.categorical_columns_, st["cats"]):
             counts = pd.Series(cs["counts"], index=pd.Index(cs["values"], dtype=object), dtype=np.int64)
