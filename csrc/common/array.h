@@ -59,4 +59,12 @@ inline void require_nonnull(const void* p, int64_t n, const char* arg) {
   if (n > 0 && p == nullptr) throw std::invalid_argument(std::string(arg) + " has a null data pointer");
 }
 
+// m must match x's dtype and shape and be contiguous (row-major, unit column stride).
+inline void require_contiguous_like(const Mat& m, const Mat& x, const char* arg) {
+  require(m.dtype == x.dtype, std::string(arg) + " must have the dtype of x");
+  require(m.rows == x.rows && m.cols == x.cols, std::string(arg) + " must have the shape of x");
+  require((m.cs == 1 && m.rs == m.cols) || m.rows * m.cols == 0, std::string(arg) + " must be contiguous");
+  require_nonnull(m.data, m.rows * m.cols, arg);
+}
+
 }  // namespace kf

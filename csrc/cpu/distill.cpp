@@ -120,13 +120,7 @@ void run(const Mat& s, const Mat& t, const int64_t* labels, float wce, float T_,
 
 void distill_loss(const Mat& s, const Mat& t, const int64_t* labels, const float* ce_weight, float temperature,
                   float kl_weight, int64_t ignore_index, float* loss, const Mat& grad) {
-  require_dtype(s.dtype, {DType::f32, DType::f16, DType::bf16}, "student_logits");
-  require(t.dtype == s.dtype, "teacher_logits must have the dtype of student_logits");
-  require(grad.dtype == s.dtype, "grad must have the dtype of student_logits");
-  require(t.rows == s.rows && t.cols == s.cols, "teacher_logits must have the shape of student_logits");
-  require(grad.rows == s.rows && grad.cols == s.cols && grad.cs == 1, "grad must be [rows, cols] with unit column stride");
-  require(s.cols >= 1 || s.rows == 0, "student_logits must have at least one class");
-  require(temperature > 0.f && std::isfinite(temperature), "temperature must be finite and > 0");
+  check_distill_args(s, t, grad, temperature);
   if (s.rows == 0) return;
   require_nonnull(s.data, 1, "student_logits");
   require_nonnull(t.data, 1, "teacher_logits");

@@ -2,6 +2,21 @@
 #include <cstdint>
 #include "common/array.h"
 
+#include <cmath>
+
+namespace kf {
+// Argument checks shared by the CPU and CUDA launchers.
+inline void check_distill_args(const Mat& s, const Mat& t, const Mat& grad, float temperature) {
+  require_dtype(s.dtype, {DType::f32, DType::f16, DType::bf16}, "student_logits");
+  require(t.dtype == s.dtype, "teacher_logits must have the dtype of student_logits");
+  require(grad.dtype == s.dtype, "grad must have the dtype of student_logits");
+  require(t.rows == s.rows && t.cols == s.cols, "teacher_logits must have the shape of student_logits");
+  require(grad.rows == s.rows && grad.cols == s.cols && grad.cs == 1, "grad must be [rows, cols] with unit column stride");
+  require(s.cols >= 1 || s.rows == 0, "student_logits must have at least one class");
+  require(temperature > 0.f && std::isfinite(temperature), "temperature must be finite and > 0");
+}
+}  // namespace kf
+
 namespace kf::cpu {
 // Fused knowledge-distillation loss and its gradient, one row at a time. With a = s/T, b = t/T:
 //   loss[i] = kl_weight * KL(softmax(b_i) || softmax(a_i)) + w_i * CE(s_i, y_i)

@@ -136,20 +136,13 @@ void bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, co
   }
 }
 
-void require_rows(const Mat& m, const Mat& x, const char* arg) {
-  require(m.dtype == x.dtype, std::string(arg) + " must have the dtype of x");
-  require(m.rows == x.rows && m.cols == x.cols, std::string(arg) + " must have the shape of x");
-  require((m.cs == 1 && m.rs == m.cols) || m.rows * m.cols == 0, std::string(arg) + " must be contiguous");
-  require_nonnull(m.data, m.rows * m.cols, arg);
-}
-
 }  // namespace
 
 void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, bool rms, const Mat& y,
               float* mean, float* rstd) {
   require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  require_rows(x, x, "x");
-  require_rows(y, x, "y");
+  require_contiguous_like(x, x, "x");
+  require_contiguous_like(y, x, "y");
   require(eps >= 0, "eps must be non-negative");
   require(!rms || bias == nullptr, "RMSNorm takes no bias");
   require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs a mean buffer");
@@ -166,9 +159,9 @@ void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, 
 void norm_bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, const float* rstd, bool rms,
               const Mat& dx, float* dweight_partial, float* dbias_partial, int64_t blocks) {
   require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  require_rows(x, x, "x");
-  require_rows(dy, x, "dy");
-  require_rows(dx, x, "dx");
+  require_contiguous_like(x, x, "x");
+  require_contiguous_like(dy, x, "dy");
+  require_contiguous_like(dx, x, "dx");
   require(blocks >= 0 && blocks <= std::max<int64_t>(x.rows, 1), "blocks must be in [0, rows]");
   require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs the saved mean");
   require_nonnull(rstd, x.rows, "rstd");

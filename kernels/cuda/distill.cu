@@ -10,6 +10,7 @@
 
 #include "common/cuda_check.h"
 #include "cuda/common.cuh"
+#include "cpu/distill.h"  // check_distill_args
 #include "cuda/distill.h"
 
 namespace kf::cuda {
@@ -224,13 +225,7 @@ void launch(const Mat& s, const Mat& t, const int64_t* labels, const float* ce_w
 
 void distill_loss(const Mat& s, const Mat& t, const int64_t* labels, const float* ce_weight, float temperature,
                   float kl_weight, int64_t ignore_index, float* loss, const Mat& grad, uintptr_t stream) {
-  require_dtype(s.dtype, {DType::f32, DType::f16, DType::bf16}, "student_logits");
-  require(t.dtype == s.dtype, "teacher_logits must have the dtype of student_logits");
-  require(grad.dtype == s.dtype, "grad must have the dtype of student_logits");
-  require(t.rows == s.rows && t.cols == s.cols, "teacher_logits must have the shape of student_logits");
-  require(grad.rows == s.rows && grad.cols == s.cols && grad.cs == 1, "grad must be [rows, cols] with unit column stride");
-  require(s.cols >= 1 || s.rows == 0, "student_logits must have at least one class");
-  require(temperature > 0.f && std::isfinite(temperature), "temperature must be finite and > 0");
+  check_distill_args(s, t, grad, temperature);
   require(s.rows <= 0x7fffffff, "at most 2^31 - 1 rows");
   if (s.rows == 0) return;
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
