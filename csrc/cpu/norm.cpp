@@ -140,13 +140,7 @@ void bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, co
 
 void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, bool rms, const Mat& y,
               float* mean, float* rstd) {
-  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  require_contiguous_like(x, x, "x");
-  require_contiguous_like(y, x, "y");
-  require(eps >= 0, "eps must be non-negative");
-  require(!rms || bias == nullptr, "RMSNorm takes no bias");
-  require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs a mean buffer");
-  require_nonnull(rstd, x.rows, "rstd");
+  check_norm_fwd_args(x, bias, eps, rms, y, mean, rstd);
   if (x.rows == 0 || x.cols == 0) return;
   const float e = static_cast<float>(eps);
   switch (x.dtype) {
@@ -158,13 +152,7 @@ void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, 
 
 void norm_bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, const float* rstd, bool rms,
               const Mat& dx, float* dweight_partial, float* dbias_partial, int64_t blocks) {
-  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  require_contiguous_like(x, x, "x");
-  require_contiguous_like(dy, x, "dy");
-  require_contiguous_like(dx, x, "dx");
-  require(blocks >= 0 && blocks <= std::max<int64_t>(x.rows, 1), "blocks must be in [0, rows]");
-  require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs the saved mean");
-  require_nonnull(rstd, x.rows, "rstd");
+  check_norm_bwd_args(dy, x, mean, rstd, rms, dx, blocks);
   if (x.rows == 0 || x.cols == 0) return;
   switch (x.dtype) {
     case DType::f32: return bwd<0>(dy, x, weight, mean, rstd, rms, dx, dweight_partial, dbias_partial, blocks);

@@ -3,6 +3,31 @@
 
 #include "common/array.h"
 
+namespace kf {
+// Argument checks shared by the CPU and CUDA launchers.
+inline void check_norm_fwd_args(const Mat& x, const float* bias, double eps, bool rms, const Mat& y,
+                                const float* mean, const float* rstd) {
+  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
+  require_contiguous_like(x, x, "x");
+  require_contiguous_like(y, x, "y");
+  require(eps >= 0, "eps must be non-negative");
+  require(!rms || bias == nullptr, "RMSNorm takes no bias");
+  require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs a mean buffer");
+  require_nonnull(rstd, x.rows, "rstd");
+}
+
+inline void check_norm_bwd_args(const Mat& dy, const Mat& x, const float* mean, const float* rstd, bool rms,
+                                const Mat& dx, int64_t blocks) {
+  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
+  require_contiguous_like(x, x, "x");
+  require_contiguous_like(dy, x, "dy");
+  require_contiguous_like(dx, x, "dx");
+  require(blocks >= 0 && blocks <= (x.rows > 1 ? x.rows : 1) && blocks < (int64_t(1) << 31), "blocks must be in [0, rows]");
+  require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs the saved mean");
+  require_nonnull(rstd, x.rows, "rstd");
+}
+}  // namespace kf
+
 namespace kf::cpu {
 // LayerNorm (rms = false) / RMSNorm (rms = true) forward over each row of x, statistics in fp32:
 //   y = (x - mean) * rstd * weight + bias   (RMSNorm: mean = 0, rstd = 1 / sqrt(mean(x^2) + eps), no bias)

@@ -10,6 +10,7 @@
 
 #include "common/cuda_check.h"
 #include "cuda/common.cuh"
+#include "cpu/norm.h"  // check_norm_*_args
 #include "cuda/norm.h"
 
 namespace kf::cuda {
@@ -348,13 +349,7 @@ void bwd(const Mat& dy, const Mat& x, const float* w, const float* mean, const f
 
 void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, bool rms, const Mat& y,
               float* mean, float* rstd, uintptr_t stream) {
-  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  require_contiguous_like(x, x, "x");
-  require_contiguous_like(y, x, "y");
-  require(eps >= 0, "eps must be non-negative");
-  require(!rms || bias == nullptr, "RMSNorm takes no bias");
-  require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs a mean buffer");
-  require_nonnull(rstd, x.rows, "rstd");
+  check_norm_fwd_args(x, bias, eps, rms, y, mean, rstd);
   if (x.rows == 0 || x.cols == 0) return;
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   const float e = static_cast<float>(eps);
@@ -367,14 +362,7 @@ void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, 
 
 void norm_bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, const float* rstd, bool rms,
               const Mat& dx, float* dweight_partial, float* dbias_partial, int64_t blocks, uintptr_t stream) {
-  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  require_contiguous_like(x, x, "x");
-  require_contiguous_like(dy, x, "dy");
-  require_contiguous_like(dx, x, "dx");
-  require(blocks >= 0 && blocks <= std::max<int64_t>(x.rows, 1) && blocks < (int64_t(1) << 31),
-          "blocks must be in [0, rows]");
-  require(rms || mean != nullptr || x.rows == 0, "LayerNorm needs the saved mean");
-  require_nonnull(rstd, x.rows, "rstd");
+  check_norm_bwd_args(dy, x, mean, rstd, rms, dx, blocks);
   if (x.rows == 0 || x.cols == 0) return;
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   switch (x.dtype) {

@@ -455,6 +455,18 @@ def ordinal_encode_reference(codes: torch.Tensor, feat: torch.Tensor, table: tor
 # custom ops
 
 
+def _launch(name: str, backend: str, codes: torch.Tensor, *args) -> None:
+    """Call the compiled kernel ``<name>_cpu`` / ``<name>_cuda`` (on the codes' device and stream)."""
+    C = require_ext()
+    if backend == "cpu":
+        getattr(C, f"{name}_cpu")(*args)
+    elif backend == "cuda":
+        with torch.cuda.device(codes.device):
+            getattr(C, f"{name}_cuda")(*args, torch.cuda.current_stream(codes.device).cuda_stream)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+
+
 @torch.library.custom_op("kernelflow::one_hot", mutates_args=("out",))
 def _one_hot_op(codes: torch.Tensor, feat: torch.Tensor, table: torch.Tensor, slots: torch.Tensor,
                 out: torch.Tensor, backend: str) -> torch.Tensor:
@@ -470,17 +482,9 @@ def _one_hot_op(codes: torch.Tensor, feat: torch.Tensor, table: torch.Tensor, sl
 
         triton_one_hot(codes, feat, table, slots, out, errors)
         return errors
-    C = require_ext()
     feat_c, table_c, slots_c = feat.contiguous(), table.contiguous(), slots.contiguous()
-    args = (mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(), slots_c.data_ptr(),
-            slots_c.shape[1], mat(out), errors.data_ptr())
-    if backend == "cpu":
-        C.one_hot_cpu(*args)
-    elif backend == "cuda":
-        with torch.cuda.device(codes.device):
-            C.one_hot_cuda(*args, torch.cuda.current_stream(codes.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+    _launch("one_hot", backend, codes, mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(),
+            slots_c.data_ptr(), slots_c.shape[1], mat(out), errors.data_ptr())
     return errors
 
 
@@ -504,16 +508,9 @@ def _ordinal_op(codes: torch.Tensor, feat: torch.Tensor, table: torch.Tensor, ou
 
         triton_ordinal(codes, feat, table, out, errors)
         return errors
-    C = require_ext()
     feat_c, table_c = feat.contiguous(), table.to(torch.float64).contiguous()
-    args = (mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(), mat(out), errors.data_ptr())
-    if backend == "cpu":
-        C.ordinal_encode_cpu(*args)
-    elif backend == "cuda":
-        with torch.cuda.device(codes.device):
-            C.ordinal_encode_cuda(*args, torch.cuda.current_stream(codes.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+    _launch("ordinal_encode", backend, codes, mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(),
+            mat(out), errors.data_ptr())
     return errors
 
 
