@@ -333,3 +333,19 @@ def test_box_cox_policy_and_positive_check():
     bad.loc[0, "n1"] = -3.0
     with pytest.raises(ValueError, match="Box-Cox needs strictly positive data"):
         Preprocessor(nonlinear="box-cox", numeric=num, categorical=["c0"]).fit(bad)
+
+
+def test_inputs_feed_the_module():
+    """pre.inputs(df) gives the (num, cat, passthrough) blocks that to_module() consumes."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40),
+                       "c": rng.choice(["x", "y", None], size=40), "p": rng.normal(size=40)})
+    df.loc[::5, "a"] = np.nan
+    pre = kernelflow.Preprocessor(passthrough=["p"]).fit(df)
+    inp = pre.inputs(df)
+    assert inp.num.dtype == torch.float32 and inp.num.shape == (40, 2)
+    assert inp.cat.dtype == torch.int64 and inp.cat.shape == (40, 1)
+    assert inp.passthrough.shape == (40, 1)
+    got = pre.to_module()(*inp)
+    np.testing.assert_allclose(got.numpy(), pre.transform(df), rtol=1e-6, atol=1e-6)

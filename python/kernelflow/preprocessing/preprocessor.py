@@ -14,7 +14,7 @@ from __future__ import annotations
 import numbers
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -105,6 +105,14 @@ def _lookup(s, plan: _CatPlan) -> np.ndarray:
 
 
 @persistable
+class PipelineInputs(NamedTuple):
+    """What a fitted Preprocessor's module / ONNX graph takes: see ``Preprocessor.inputs``."""
+
+    num: torch.Tensor  # [N, n_numeric] float, NaN = missing
+    cat: torch.Tensor  # [N, n_categorical] int64 codes, -1 = unknown
+    passthrough: torch.Tensor | None  # [N, n_passthrough] float, or None
+
+
 class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     """Fused whole-table preprocessing with scikit-learn's API.
 
@@ -678,6 +686,22 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
             for j in range(len(self._cat_plans)):
                 one(j)
         return torch.from_numpy(codes)
+
+    def inputs(self, X, dtype=torch.float32) -> "PipelineInputs":
+        """The model-input blocks of a table, as ``to_module()`` and the exported ONNX graph take
+        them: ``num`` [N, n_numeric] (``dtype``, NaN = missing), ``cat`` [N, n_categorical] int64
+        category codes (-1 = unknown) and ``passthrough`` [N, n_passthrough] (``dtype``; None when
+        the pipeline has no passthrough columns). ``module(*pre.inputs(df))`` equals
+        ``pre.transform(df)``; strings are encoded here, on the host."""
+        check_is_fitted(self, "n_features_out_")
+        df, _ = _as_frame(X)
+        self._check_frame(df)
+        num = self._host_numeric_block(df, [self._orig_name(df, c) for c in self.numeric_columns_]).to(dtype)
+        cat = self.encode_categories(df).to(torch.int64)
+        pas = None
+        if self.passthrough_columns_:
+            pas = self._host_numeric_block(df, [self._orig_name(df, c) for c in self.passthrough_columns_]).to(dtype)
+        return PipelineInputs(num, cat, pas)
 
     def _orig_name(self, df, name):
         for c in df.columns:

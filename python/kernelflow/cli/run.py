@@ -1,46 +1,15 @@
-"""The ``kernelflow`` command.
-
-    kernelflow info [--json]                 what is compiled and usable here
-    kernelflow run [--input data.csv]        impute + scale a table with kernelflow, check it against
-                                             scikit-learn, print timings and the speedup
-    kernelflow bench [--rows N] [--out F]    CPU preprocessing benchmark (+ GPU when CUDA is available)
-"""
+"""``kernelflow run``: impute + standard-scale a table with kernelflow, check it against
+scikit-learn, print timings and the speedup."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
-from typing import Any, Sequence
 
+from kernelflow.cli._common import check_sizes, median_s as _median_s
 
-def _print_kv(d: dict, indent: str = "") -> None:
-    w = max((len(k) for k in d), default=0)
-    for k, v in d.items():
-        if isinstance(v, dict):
-            print(f"{indent}{k}:")
-            _print_kv(v, indent + "  ")
-        else:
-            if isinstance(v, (list, tuple)):
-                v = ", ".join(map(str, v)) or "-"
-            print(f"{indent}{k.ljust(w)}  {v}")
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    import kernelflow  # noqa: PLC0415
-
-    info = kernelflow.build_info()
-    if args.json:
-        print(json.dumps(info, indent=1))
-    else:
-        _print_kv(info)
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# run
+ORDER = 10
 
 
 def _load_table(path: str):
@@ -59,16 +28,6 @@ def _load_table(path: str):
     if num.shape[1] == 0:
         raise ValueError(f"{path} has no numeric columns")
     return np.ascontiguousarray(num.to_numpy(dtype=np.float32, na_value=np.nan)), list(map(str, num.columns))
-
-
-def _median_s(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -151,56 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-# ---------------------------------------------------------------------------------------------
-# bench
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
-
-    from kernelflow.bench.preprocess import format_table, run_cpu, run_gpu  # noqa: PLC0415
-    from kernelflow.bench.timing import write_results  # noqa: PLC0415
-
-    print(f"CPU preprocessing (impute mean + standard scale): float32 [{args.rows}, {args.cols}], {args.nan:.0%} NaN")
-    res = run_cpu(args.rows, args.cols, args.nan, args.repeat, backend=args.cpu_backend, impls=args.impl)
-    print(format_table(res["rows"], [("op", "op"), ("impl", "impl"), ("ms", "ms"), ("gbps", "GB/s"),
-                                     ("speedup_vs_sklearn", "x sklearn"),
-                                     ("max_rel_diff_vs_float64", "diff vs f64")]))
-    for k, v in res["skipped"].items():
-        print(f"skipped {k}: {v}")
-    rows: list[dict[str, Any]] = [dict(r, suite="cpu_preprocess") for r in res["rows"]]
-    ceilings: dict = {}
-    notes = res["notes"]
-    failed = not res["fused_ok"] and "kernelflow_fused" not in res["skipped"]
-    if torch.cuda.is_available() and not args.no_gpu:
-        print(f"\nGPU preprocessing on {torch.cuda.get_device_name()}")
-        shapes = ((args.gpu_rows, args.cols),)
-        g = run_gpu(shapes, args.nan)
-        print(format_table(g["rows"], [("op", "op"), ("impl", "impl"), ("ms", "ms"), ("gbps", "GB/s"),
-                                       ("frac_copy", "of copy"), ("correct", "ok")]))
-        print(f"copy bandwidth {g['ceilings']['copy_gbps']} GB/s")
-        for f in g["failures"]:
-            print("FAIL:", f)
-        rows += [dict(r, suite="gpu_preprocess") for r in g["rows"]]
-        ceilings = g["ceilings"]
-        notes += " GPU: " + g["notes"]
-        failed = failed or bool(g["failures"])
-    elif not args.no_gpu:
-        print("\n(no CUDA device: GPU benchmarks skipped)")
-    if args.out:
-        write_results(args.out, "kernelflow_bench", rows, ceilings=ceilings, notes=notes)
-        print(f"wrote {args.out}")
-    return 1 if failed else 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="kernelflow", description="The tabular ML workflow on compiled kernels.")
-    sub = ap.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("info", help="what is compiled and usable here (build_info)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_info)
-
+def register(sub) -> None:
     p = sub.add_parser("run", help="impute + standard-scale a table, check against scikit-learn, time both")
     p.add_argument("--input", help="CSV or Parquet file (numeric columns are used); default: synthetic data")
     p.add_argument("--rows", type=int, default=200_000, help="synthetic rows (default 200000)")
@@ -209,36 +119,4 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", choices=["auto", "cuda", "triton", "cpu", "torch"])
     p.add_argument("--repeat", type=int, default=3, help="timed runs (median)")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("bench", help="preprocessing benchmarks (CPU; GPU too when CUDA is available)")
-    p.add_argument("--rows", type=int, default=1_000_000, help="CPU rows (default 1000000)")
-    p.add_argument("--cols", type=int, default=32)
-    p.add_argument("--nan", type=float, default=0.05)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--gpu-rows", type=int, default=16_000_000, help="GPU rows (default 16000000)")
-    p.add_argument("--no-gpu", action="store_true", help="skip the GPU benchmarks")
-    p.add_argument("--cpu-backend", default="cpu", choices=["cpu", "torch", "triton"])
-    p.add_argument("--impl", action="append", help="CPU implementations to run (repeatable; default all)")
-    p.add_argument("--out", help="write the results as JSON here")
-    p.set_defaults(func=cmd_bench)
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = build_parser()
-    args = ap.parse_args(argv)
-    for name in ("rows", "cols", "repeat", "gpu_rows"):
-        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if hasattr(args, "nan") and not 0 <= args.nan < 1:
-        ap.error("--nan must be in [0, 1)")
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        print(f"kernelflow {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p.set_defaults(func=cmd_run, check=check_sizes)
