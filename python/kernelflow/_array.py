@@ -28,7 +28,8 @@ def mat(t: torch.Tensor) -> tuple[int, int, int, int, int, int]:
     if t.dim() != 2:
         raise ValueError(f"expected a 2-D tensor, got shape {tuple(t.shape)}")
     if t.dtype not in DTYPE_CODES:
-        raise TypeError(f"unsupported dtype {t.dtype}")
+        raise TypeError(f"tensor of shape {tuple(t.shape)}: unsupported dtype {t.dtype} (kernels take float32, float64, "
+                        "float16, bfloat16, int8, uint8, int32, int64)")
     rows, cols = t.shape
     # a size-1 dimension's stride is meaningless (torch may report 0 for expanded tensors): give
     # it the value a contiguous tensor would have so kernels' layout checks see the real layout
@@ -97,3 +98,68 @@ def check_float_matrix(x: Any, arg: str = "x") -> None:
         raise ValueError(f"{arg} must be 2-D [rows, cols], got shape {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{arg} must be float32 or float64, got {x.dtype}")
+
+
+def _extent(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last] byte addresses touched by t (any strides, including negative)."""
+    lo = hi = t.data_ptr()
+    for n, s in zip(t.shape, t.stride()):
+        d = (n - 1) * s * t.element_size()
+        lo, hi = (lo + d, hi) if d < 0 else (lo, hi + d)
+    return lo, hi + t.element_size() - 1
+
+
+def overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether a and b may share memory (conservative: their address ranges intersect)."""
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+    (a0, a1), (b0, b1) = _extent(a), _extent(b)
+    return a0 <= b1 and b0 <= a1
+
+
+def check_out(out: Any, shape: tuple, device: torch.device, dtypes: tuple, arg: str = "out") -> None:
+    """The contract of a caller-provided output matrix: a torch tensor of ``shape`` on ``device``
+    with one of ``dtypes``, unit column stride and rows that do not overlap one another (a
+    stride-0 or overlapping ``out`` would make later writes clobber earlier ones)."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{arg} must be a torch.Tensor, got {type(out).__name__}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{arg} must have shape {tuple(shape)}, got {tuple(out.shape)}")
+    if out.device != torch.device(device):
+        raise ValueError(f"{arg} is on {out.device}, expected {device}")
+    if out.dtype not in dtypes:
+        raise TypeError(f"{arg} must have dtype {' / '.join(str(d).replace('torch.', '') for d in dtypes)}, got {out.dtype}")
+    if out.requires_grad and torch.is_grad_enabled():
+        raise ValueError(f"{arg} requires grad: an in-place output cannot be differentiated")
+    if out.numel() == 0:
+        return
+    rows, cols = out.shape[0], out.shape[-1]
+    if cols > 1 and out.stride(-1) != 1:
+        raise ValueError(f"{arg} must have unit column stride, got column stride {out.stride(-1)}")
+    if rows > 1 and out.stride(0) < cols:
+        raise ValueError(f"{arg} rows overlap (row stride {out.stride(0)} < {cols} columns): "
+                         f"each row needs its own memory")
+
+
+def writable_numpy_out(out: Any, arg: str = "out") -> torch.Tensor:
+    """A numpy array or torch tensor given as an output buffer, as a torch view; a read-only
+    numpy array is refused (torch would write through it regardless)."""
+    if isinstance(out, np.ndarray):
+        if not out.flags.writeable:
+            raise ValueError(f"{arg} is a read-only numpy array")
+        if any(s < 0 for s in out.strides):
+            raise ValueError(f"{arg} has negative strides")
+        if out.dtype.kind != "f":
+            raise TypeError(f"{arg} must be a float array, got dtype {out.dtype}")
+        return torch.from_numpy(out)
+    if isinstance(out, torch.Tensor):
+        return out
+    raise TypeError(f"{arg} must be a numpy array or a torch tensor, got {type(out).__name__}")
+
+
+def detach_input(X: Any) -> Any:
+    """Inputs of estimators and ops that are not differentiated: a torch tensor that requires
+    grad is used through its detached view (no copy); anything else is returned unchanged."""
+    if isinstance(X, torch.Tensor) and X.requires_grad:
+        return X.detach()
+    return X

@@ -14,9 +14,10 @@ of every query is therefore at most H n / k with H = floor(log2(n / k)) + 1 the 
 that can compact (0 for n < k: the sketch is exact): ``eps(n) = H / k``. The sketch also
 carries a certified bound, the sum of 2^h over the compactions it actually performed
 (``rank_error_bound()``), which is usually far smaller. Exact min and max are kept, so q = 0
-and q = 1 are exact. ``quantile`` returns, for rank target t = q (n - 1), the stored value whose
-weighted rank interval holds t: its true rank interval [#values < v, #values <= v] lies within
-``rank_error_bound()`` of t. Serialisation is JSON (``to_dict`` / ``from_dict``), never pickle.
+and q = 1 are exact. ``quantile`` takes, for rank target t = q (n - 1), the stored values whose weighted rank
+intervals hold floor(t) and ceil(t) and interpolates linearly between them as numpy.quantile
+does: equal to numpy while the sketch is exact, and otherwise between two values whose true rank
+intervals lie within ``rank_error_bound()`` of t. Serialisation is JSON (``to_dict`` / ``from_dict``), never pickle.
 """
 
 from __future__ import annotations
@@ -170,8 +171,14 @@ class QuantileSketch:
             v, w = c.weighted()
             cum = np.cumsum(w)
             t = qa * (c.n - 1)
-            idx = np.minimum(np.searchsorted(cum, t, side="right"), v.size - 1)
-            out[:, j] = v[idx]
+            # the values holding ranks floor(t) and ceil(t), linearly interpolated as
+            # numpy.quantile does (so the sketch equals numpy exactly while it has not compacted)
+            lo_i = np.minimum(np.searchsorted(cum, np.floor(t), side="right"), v.size - 1)
+            hi_i = np.minimum(np.searchsorted(cum, np.ceil(t), side="right"), v.size - 1)
+            a, b, g = v[lo_i], v[hi_i], t - np.floor(t)
+            with np.errstate(invalid="ignore"):
+                lerp = np.where(g >= 0.5, b - (b - a) * (1 - g), a + (b - a) * g)
+            out[:, j] = np.where(a == b, a, lerp)
             out[qa == 0, j] = c.lo
             out[qa == 1, j] = c.hi
         return out

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from kernelflow import _backend
-from kernelflow._array import mat, out_dtype as _out_dtype
+from kernelflow._array import check_out, mat, out_dtype as _out_dtype, overlaps
 from kernelflow._ext import require_ext
 
 FN_CODES = {None: 0, "log1p": 1, "sqrt": 2, "yeo-johnson": 3, "box-cox": 4}
@@ -127,10 +127,97 @@ class TableSpec:
         t = [self.params, *(getattr(self, n) for n in _I64), self.cat_unk_value, *(getattr(self, n) for n in _I32)]
         return (self.Fn, self.Fi, self.Fc, self.W, *(x.data_ptr() for x in t))
 
+    def validate(self) -> "TableSpec":
+        """Check every field against the layout contract (dtypes, shapes, one device, every index
+        inside the array it indexes, each output column written exactly once and described by
+        col_kind / col_src / col_slot). Kernels index with these values unchecked, so a spec is
+        validated here, once per content (cached on the tensors' identities and versions)."""
+        key = (self.W, *((id(t), t._version) if isinstance(t, torch.Tensor) else None for t in self.tensors()))
+        if getattr(self, "_valid_key", None) == key:
+            return self
+        _validate_spec(self)
+        object.__setattr__(self, "_valid_key", key)
+        return self
+
     @classmethod
     def from_tensors(cls, W: int, ts) -> "TableSpec":
         names = [f.name for f in dataclasses.fields(cls) if f.name != "W"]
         return cls(W, **dict(zip(names, ts)))
+
+
+def _validate_spec(s: TableSpec) -> None:
+    def bad(msg):
+        raise ValueError(f"TableSpec: {msg}")
+
+    if not isinstance(s.W, int) or isinstance(s.W, bool) or s.W < 0:
+        bad(f"W must be a non-negative int, got {s.W!r}")
+    dev = None
+    for f in dataclasses.fields(s):
+        if f.name == "W":
+            continue
+        t = getattr(s, f.name)
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"TableSpec.{f.name} must be a torch.Tensor, got {type(t).__name__}")
+        want = torch.float64 if f.name in ("params", "cat_unk_value") else torch.int32 if f.name in _I32 else torch.int64
+        if t.dtype != want:
+            raise TypeError(f"TableSpec.{f.name} must be {want}, got {t.dtype}")
+        if t.dim() != (2 if f.name == "params" else 1):
+            bad(f"{f.name} must be {'2' if f.name == 'params' else '1'}-D, got shape {tuple(t.shape)}")
+        if not t.is_contiguous():
+            bad(f"{f.name} must be contiguous")
+        dev = t.device if dev is None else dev
+        if t.device != dev:
+            bad(f"{f.name} is on {t.device}, other fields on {dev}")
+    a = {f.name: getattr(s, f.name).detach().cpu().numpy() for f in dataclasses.fields(s) if f.name != "W"}
+    W = s.W
+    if a["params"].shape[0] != 8:
+        bad(f"params must have shape (8, Fn), got {a['params'].shape}")
+    Fn, Fi, Fc = a["params"].shape[1], a["ind_src"].shape[0], a["cat_off"].shape[0]
+    for n, m in (("num_out", Fn), ("ind_out", Fi), *((n, Fc) for n in ("cat_width", "cat_mode", "cat_toff", "cat_k",
+                                                                        "cat_unk", "cat_unk_value")),
+                 *((n, W) for n in _I32)):
+        if a[n].shape != (m,):
+            bad(f"{n} must have {m} entries, got shape {a[n].shape}")
+    fn = a["params"][6]
+    if not np.all(np.isin(fn, list(FN_CODES.values()))):
+        bad(f"params[6] (fn) must hold codes {sorted(FN_CODES.values())}")
+    if np.any((a["ind_src"] < 0) | (a["ind_src"] >= Fn)):
+        bad(f"ind_src must index the {Fn} numeric columns")
+    mode, width, off, k, toff, unk = a["cat_mode"], a["cat_width"], a["cat_off"], a["cat_k"], a["cat_toff"], a["cat_unk"]
+    T = a["cat_tab"].shape[0]
+    if np.any((mode != 0) & (mode != 1)):
+        bad("cat_mode must be 0 (one-hot) or 1 (ordinal)")
+    if np.any(width < 0) or np.any((mode == 1) & (width != 1)):
+        bad("cat_width must be >= 0 (1 for ordinal columns)")
+    if np.any(k < 0) or np.any(k >= 2**31) or np.any(toff < 0) or np.any(toff + k > T):
+        bad(f"cat_toff / cat_k must select ranges inside cat_tab ({T} entries)")
+    if np.any((unk < -1) | ((unk >= width) & (mode == 0))):
+        bad("cat_unk must be -1 or a slot below the column's width")
+    if np.any(off < 0) or np.any(off + width > W):
+        bad(f"categorical blocks must lie inside [0, {W})")
+    # each output column written exactly once, by what col_kind / col_src / col_slot say
+    kind, src, slot = np.full(W, -1, np.int64), np.zeros(W, np.int64), np.full(W, -1, np.int64)
+    written = np.zeros(W, np.int64)
+
+    def claim(cols, kd, sr, sl):
+        if cols.size and (cols.min() < 0 or cols.max() >= W):
+            bad(f"output columns must lie inside [0, {W})")
+        np.add.at(written, cols, 1)
+        kind[cols], src[cols], slot[cols] = kd, sr, sl
+
+    claim(a["num_out"], 0, np.arange(Fn), -1)
+    claim(a["ind_out"], 1, np.arange(Fi), -1)
+    for c in range(Fc):
+        tab = a["cat_tab"][toff[c]:toff[c] + k[c]]
+        if mode[c] == 0 and tab.size and (tab.min() < -1 or tab.max() >= width[c]):
+            bad(f"cat_tab of categorical column {c} must hold slots in [-1, {width[c]})")
+        cols = off[c] + np.arange(width[c]) if mode[c] == 0 else off[c:c + 1]
+        claim(cols, 2 if mode[c] == 0 else 3, c, np.arange(width[c]) if mode[c] == 0 else -1)
+    if np.any(written != 1):
+        bad(f"output columns {np.flatnonzero(written != 1)[:10].tolist()} are not written exactly once")
+    if not (np.array_equal(kind, a["col_kind"]) and np.array_equal(src, a["col_src"])
+            and np.array_equal(slot, a["col_slot"])):
+        bad("col_kind / col_src / col_slot do not describe the layout (build the spec with TableSpec.build)")
 
 
 def nonlinear_reference(v: torch.Tensor, fn: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -229,14 +316,25 @@ def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec, ou
         raise TypeError("xnum must be a 2-D float32 / float64 tensor")
     if xnum.shape[1] != spec.Fn:
         raise ValueError(f"xnum has {xnum.shape[1]} columns, the spec has {spec.Fn} numeric columns")
+    if not isinstance(spec, TableSpec):
+        raise TypeError(f"spec must be a kernelflow.ops.TableSpec, got {type(spec).__name__}")
+    spec.validate()
+    if spec.params.device != xnum.device:
+        raise ValueError(f"spec is on {spec.params.device} but xnum is on {xnum.device} (use spec.to(device))")
     if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape != (xnum.shape[0], spec.Fc):
         raise ValueError(f"codes must be a tensor of shape ({xnum.shape[0]}, {spec.Fc})")
-    if codes.dtype != torch.int32:
-        codes = codes.to(torch.int32)
+    if codes.dtype == torch.bool or codes.is_floating_point() or codes.is_complex():
+        raise TypeError(f"codes must be an integer tensor, got {codes.dtype}")
     codes = codes.to(xnum.device)
+    if codes.dtype != torch.int32:
+        # one rule everywhere: a code outside [0, K) is unknown, also past int32 (no wraparound)
+        codes = torch.where((codes >= 0) & (codes < 2**31 - 1), codes, -1).to(torch.int32)
     if out is None:
         out = torch.empty((xnum.shape[0], spec.W), dtype=_out_dtype(out_dtype, "out_dtype"), device=xnum.device)
-    elif out.shape != (xnum.shape[0], spec.W) or out.device != xnum.device or (out.numel() and out.stride(1) != 1):
-        raise ValueError(f"out must be a ({xnum.shape[0]}, {spec.W}) tensor on {xnum.device} with unit column stride")
+    else:
+        check_out(out, (xnum.shape[0], spec.W), xnum.device, (torch.float32, torch.float64, torch.float16, torch.bfloat16))
+        for name, t in (("xnum", xnum), ("codes", codes)):
+            if overlaps(out, t):
+                raise ValueError(f"out overlaps {name}: the kernel would read what it has written")
     _table_op(xnum, codes, spec.tensors(), spec.W, out, _backend.resolve(backend, xnum.device))
     return out

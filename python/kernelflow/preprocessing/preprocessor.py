@@ -22,7 +22,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from kernelflow import ops
-from kernelflow._array import kind_of, out_dtype as _out_dtype, pyarrow_to_pandas, tensor_to_numpy
+from kernelflow._array import (check_out, kind_of, out_dtype as _out_dtype, pyarrow_to_pandas, tensor_to_numpy,
+                               writable_numpy_out)
 from kernelflow.io import persistable
 from kernelflow.preprocessing._base import TorchOutputMixin, column_quantiles, handle_zeros_in_scale, is_constant_feature
 
@@ -56,19 +57,58 @@ class _CatPlan:
 
 
 def _as_frame(X: Any):
+    """X as a pandas DataFrame with unique column names (after str(), the names the fitted state
+    keeps), plus whether X had names. Object columns that hold only numbers become numeric
+    (numbers stored as objects, e.g. ``df.to_numpy()`` of a mixed frame, are numbers)."""
     import pandas as pd
 
     X = pyarrow_to_pandas(X)
     if type(X).__module__.split(".")[0] == "polars":
         X = X.to_pandas()
-    if isinstance(X, pd.DataFrame):
-        return X, True
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), False
+    named = isinstance(X, pd.DataFrame)
+    if not named:
+        if isinstance(X, torch.Tensor):
+            if X.is_complex():
+                raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+            X = X.detach().cpu().numpy()
+        elif isinstance(X, (str, bytes, dict)) or X is None:
+            raise TypeError(f"X must be a 2-D array-like or a DataFrame, got {type(X).__name__}")
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if X.dtype.kind == "c":
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        X = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    names = [str(c) for c in X.columns]
+    if len(set(names)) != len(names):
+        seen, dup = set(), []
+        for c, n in zip(X.columns, names):
+            if n in seen:
+                dup.append(c)
+            seen.add(n)
+        same = [c for c in X.columns if str(c) in {str(d) for d in dup}]
+        raise ValueError(f"X has duplicate column names {same[:10]!r} (compared as str, the names the fitted "
+                         "state keeps); rename them")
+    obj = [c for c in X.columns if X[c].dtype == object]
+    if obj:
+        inferred = X[obj].infer_objects()
+        num = [c for c in obj if pd.api.types.is_numeric_dtype(inferred[c]) and not pd.api.types.is_bool_dtype(inferred[c])]
+        if num:
+            X = X.copy(deep=False)
+            for c in num:
+                X[c] = inferred[c]
+    return X, named
+
+
+def _names(df) -> dict:
+    """str(name) -> the frame's own column label (unique by _as_frame)."""
+    return {str(c): c for c in df.columns}
+
+
+def pd_index_types() -> tuple:
+    import pandas as pd
+
+    return (pd.Index, pd.Series)
 
 
 def _json_value(v):
@@ -104,7 +144,6 @@ def _lookup(s, plan: _CatPlan) -> np.ndarray:
     return codes
 
 
-@persistable
 class PipelineInputs(NamedTuple):
     """What a fitted Preprocessor's module / ONNX graph takes: see ``Preprocessor.inputs``."""
 
@@ -113,6 +152,7 @@ class PipelineInputs(NamedTuple):
     passthrough: torch.Tensor | None  # [N, n_passthrough] float, or None
 
 
+@persistable
 class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     """Fused whole-table preprocessing with scikit-learn's API.
 
@@ -202,16 +242,25 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         cols = list(df.columns)
         if isinstance(spec, str) and spec == "auto":
             return [c for c, m in zip(cols, auto_mask) if m]
+        if isinstance(spec, (str, bytes)) or not isinstance(spec, (list, tuple, np.ndarray, pd_index_types())):
+            raise TypeError(f"{name} must be 'auto' or a list of column names / indices, got {spec!r}")
         spec = list(spec)
+        colset = set(cols)
         out = []
         for c in spec:
-            if isinstance(c, numbers.Integral) and not isinstance(c, bool) and c not in cols:
+            try:
+                hash(c)
+            except TypeError:
+                raise TypeError(f"{name}: column {c!r} is not a column name or index") from None
+            if isinstance(c, (numbers.Integral, np.integer)) and not isinstance(c, (bool, np.bool_)) and c not in colset:
                 if not 0 <= c < len(cols):
                     raise ValueError(f"{name}: column index {c} out of range for {len(cols)} columns")
                 c = cols[c]
-            if c not in cols:
+            if c not in colset:
                 raise ValueError(f"{name}: column {c!r} is not in the input (columns: {cols[:20]})")
             out.append(c)
+        if len(set(out)) != len(out):
+            raise ValueError(f"{name} names a column more than once: {spec!r}")
         return out
 
     def _columns(self, df):
@@ -229,9 +278,11 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(f"columns {sorted(map(str, both))} are both numeric and categorical")
         # a column named explicitly wins over the automatic choice of the other kind
         if num_auto and not cat_auto:
-            num = [c for c in num if c not in set(cat)]
+            cat_set = set(cat)
+            num = [c for c in num if c not in cat_set]
         elif cat_auto:
-            cat = [c for c in cat if c not in set(num)]
+            num_set = set(num)
+            cat = [c for c in cat if c not in num_set]
         num = [c for c in num if c not in explicit]
         cat = [c for c in cat if c not in explicit]
         for c in num:
@@ -248,9 +299,9 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         if hasattr(self, "_stream_"):
             del self._stream_
         self._set_columns(df)
-        xnum = self._numeric_block(df, [self._orig_name(df, c) for c in self.numeric_columns_])
+        xnum = self._numeric_block(df, self._orig_names(df, self.numeric_columns_))
         self._fit_numeric(xnum)
-        self._fit_categorical(df, [self._orig_name(df, c) for c in self.categorical_columns_])
+        self._fit_categorical(df, self._orig_names(df, self.categorical_columns_))
         self._layout()
         return self
 
@@ -262,10 +313,18 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     def _host_numeric_block(self, df, cols) -> torch.Tensor:
         if not cols:
             return torch.empty((len(df), 0), dtype=torch.float64)
+        import pandas as pd
+
         block = df[cols]
-        dts = {np.dtype(t) for t in block.dtypes if hasattr(t, "kind")}
+        # pandas extension dtypes (Int64, Float32, boolean, ...) carry their numpy dtype; pd.NA -> NaN
+        dts = {np.dtype(getattr(t, "numpy_dtype", t)) if not isinstance(t, pd.CategoricalDtype) else np.dtype(object)
+               for t in block.dtypes}
         dt = np.float32 if dts and all(t == np.float32 for t in dts) else np.float64
-        arr = block.to_numpy(dtype=dt, na_value=np.nan)
+        try:
+            arr = block.to_numpy(dtype=dt, na_value=np.nan)
+        except (TypeError, ValueError) as e:
+            bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])]
+            raise ValueError(f"numeric columns {bad[:10] or cols[:10]} cannot be read as numbers ({e})") from None
         return torch.from_numpy(np.ascontiguousarray(arr))
 
     def _fit_numeric(self, x: torch.Tensor) -> None:
@@ -387,15 +446,15 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     def _chunk_state(self, df) -> dict:
         """Mergeable statistics of one chunk: row count, moments of the numeric columns (raw and
         after the nonlinear transform) and per-category counts. Runs anywhere (Dask workers)."""
-        num = [self._orig_name(df, c) for c in self.numeric_columns_]
-        x = self._numeric_block(df, num)
+        x = self._numeric_block(df, self._orig_names(df, self.numeric_columns_))
         F = x.shape[1]
         raw = ops.column_stats(x, backend=self.backend).cpu().numpy() if F else np.zeros((6, 0))
         f = ops.column_stats(self._nonlinear(x.to(torch.float64)), backend=self.backend).cpu().numpy() \
             if (F and self.nonlinear is not None) else raw
         cats = []
+        names = _names(df)
         for c in self.categorical_columns_:
-            vc = df[self._orig_name(df, c)].value_counts(dropna=True)
+            vc = df[names[c] if c in names else self._orig_name(df, c)].value_counts(dropna=True)
             cats.append({"values": [_json_value(v) for v in vc.index], "counts": [int(n) for n in vc.to_numpy()]})
         st = {"rows": int(len(df)), "raw": raw, "f": f, "cats": cats}
         if self._needs_sketch():  # quantile policies stream through a mergeable sketch
@@ -673,9 +732,10 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         df, _ = _as_frame(X)
         codes = np.empty((len(df), len(self._cat_plans)), dtype=np.int32)
+        cols = self._orig_names(df, [p.name for p in self._cat_plans])
 
         def one(j):
-            codes[:, j] = _lookup(df[self._orig_name(df, self._cat_plans[j].name)], self._cat_plans[j])
+            codes[:, j] = _lookup(df[cols[j]], self._cat_plans[j])
 
         if len(df) >= 100_000 and len(self._cat_plans) > 1:  # Arrow's hash kernels release the GIL
             from concurrent.futures import ThreadPoolExecutor
@@ -696,22 +756,32 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         df, _ = _as_frame(X)
         self._check_frame(df)
-        num = self._host_numeric_block(df, [self._orig_name(df, c) for c in self.numeric_columns_]).to(dtype)
+        num = self._host_numeric_block(df, self._orig_names(df, self.numeric_columns_)).to(dtype)
         cat = self.encode_categories(df).to(torch.int64)
         pas = None
         if self.passthrough_columns_:
-            pas = self._host_numeric_block(df, [self._orig_name(df, c) for c in self.passthrough_columns_]).to(dtype)
+            pas = self._host_numeric_block(df, self._orig_names(df, self.passthrough_columns_)).to(dtype)
         return PipelineInputs(num, cat, pas)
 
     def _orig_name(self, df, name):
-        for c in df.columns:
-            if str(c) == name:
-                return c
-        raise ValueError(f"column {name!r} seen in fit is missing from X")
+        return self._orig_names(df, [name])[0]
+
+    def _orig_names(self, df, names) -> list:
+        """The frame's labels of the fitted column names (one dict, not a scan per column)."""
+        if not self._named_:  # arrays: columns by position, as in fit
+            if df.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {df.shape[1]} features, but Preprocessor is expecting "
+                                 f"{self.n_features_in_} features as input.")
+        m = _names(df)
+        missing = [n for n in names if n not in m]
+        if missing:
+            raise ValueError(f"columns {missing[:10]} seen in fit are missing from X")
+        return [m[n] for n in names]
 
     def _check_frame(self, df):
         if self._named_:
-            missing = [c for c in self.columns_in_ if c not in {str(x) for x in df.columns}]
+            have = {str(x) for x in df.columns}
+            missing = [c for c in self.columns_in_ if c not in have]
             if missing:
                 raise ValueError(f"columns {missing[:10]} seen in fit are missing from X")
         elif df.shape[1] != self.n_features_in_:
@@ -721,8 +791,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         self._check_frame(df)
         if len(df) == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
-        cols = [self._orig_name(df, c) for c in self.numeric_columns_ + self.passthrough_columns_]
-        xnum = self._numeric_block(df, cols)
+        xnum = self._numeric_block(df, self._orig_names(df, self.numeric_columns_ + self.passthrough_columns_))
         codes = self.encode_categories(df).to(xnum.device, non_blocking=True)
         return self._run(xnum, codes, _out_dtype(self.dtype, "dtype"), out)
 
@@ -740,7 +809,8 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         passthrough = np.vstack([ops.transform_params(Fp), np.zeros((2, Fp))])  # identity: NaN stays NaN
         params = np.hstack([num, passthrough])
         num_out = list(range(Fn)) + list(range(self._pass_offset, self._pass_offset + Fp))
-        ind_src = [self.numeric_columns_.index(c) for c in self.indicator_columns_]
+        pos = {c: j for j, c in enumerate(self.numeric_columns_)}
+        ind_src = [pos[c] for c in self.indicator_columns_]
         ind_out = list(range(Fn, Fn + len(ind_src)))
         cats = []
         for j, p in enumerate(self._cat_plans):
@@ -756,9 +826,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         passthrough); xnum here holds the numeric columns followed by the passthrough columns."""
         N = xnum.shape[0]
         if out is not None:
-            if out.shape != (N, self.n_features_out_) or out.dtype != dt or out.device != xnum.device or out.stride(1) != 1:
-                raise ValueError(f"out must be a ({N}, {self.n_features_out_}) {dt} array on {xnum.device} "
-                                 f"with unit column stride, got {tuple(out.shape)} {out.dtype} on {out.device}")
+            check_out(out, (N, self.n_features_out_), xnum.device, (dt,))
         elif xnum.device.type == "cpu" and dt in (torch.float32, torch.float64):
             # numpy maps large outputs with huge pages: far fewer page faults than torch's allocator
             out = torch.from_numpy(np.empty((N, self.n_features_out_), dtype=np.float32 if dt == torch.float32 else np.float64))
@@ -782,10 +850,7 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         kind = kind_of(X) if isinstance(X, torch.Tensor) else "numpy"
         df, _ = _as_frame(X)
         if out is not None:
-            buf = torch.from_numpy(out) if isinstance(out, np.ndarray) else out
-            if not isinstance(buf, torch.Tensor):
-                raise TypeError(f"out must be a numpy array or a torch tensor, got {type(out).__name__}")
-            self._transform_frame(df, buf)
+            self._transform_frame(df, writable_numpy_out(out))
             return out
         out = self._transform_frame(df)
         if getattr(self, "_kf_output", None) == "torch" or kind == "torch" or out.device.type != "cpu":
