@@ -75,8 +75,11 @@ class Preprocess(nn.Module):
         Fc = self.cat_offset.shape[0]
         if Fc:
             c = codes.to(torch.int64)
-            unknown = c < 0
-            slots = self.slot_table[(self.table_base + c.clamp_min(0)).clamp_max(self.slot_table.shape[0] - 1)]
+            # K of each column from the table layout: codes outside [0, K) are unknown, as in the ops
+            ends = torch.cat([self.table_base[1:], self.table_base.new_full((1,), self.slot_table.shape[0])])
+            unknown = (c < 0) | (c >= ends - self.table_base)
+            c = torch.where(unknown, 0, c)
+            slots = self.slot_table[(self.table_base + c).clamp_max(max(self.slot_table.shape[0] - 1, 0))]
             slots = torch.where(unknown, self.unknown_slot.expand_as(slots), slots)
             if self.ordinal:
                 parts.append(torch.where(unknown, torch.full_like(c, 0).to(self.out_dtype) + self.unknown_value,

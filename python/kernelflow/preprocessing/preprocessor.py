@@ -867,6 +867,9 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
 
     _ARRAYS = ("fill_", "clip_lo_", "clip_hi_", "shift_", "inv_scale_", "offset_", "lambdas_", "cat_offsets_")
     _LISTS = ("columns_in_", "numeric_columns_", "categorical_columns_", "passthrough_columns_", "indicator_columns_")
+    # everything kernelflow.load may set (io refuses any other name)
+    _STATE_KEYS = frozenset(_ARRAYS + _LISTS + ("n_features_in_", "n_features_out_", "_named_", "_pass_offset",
+                                                "_feature_names_out", "feature_names_in_", "_cat_plans"))
 
     def _get_state(self) -> dict:
         st = {k: getattr(self, k) for k in self._ARRAYS + self._LISTS}
