@@ -1,5 +1,6 @@
 // Fused LayerNorm / RMSNorm on the CPU: OpenMP over rows; float32 rows are used in place, 16-bit
 // rows are converted once into an fp32 scratch row (common/half.h) and the result converted back.
+// Row statistics: fp32 SIMD sums over 256-value chunks, accumulated across chunks in fp64.
 #include "cpu/norm.h"
 
 #include <algorithm>
@@ -50,11 +51,46 @@ inline float* row_out(void* base, int64_t r, int64_t n, float* buf) {
   return buf;
 }
 
+// Row sums: fp32 SIMD partial sums over chunks of kSumChunk values, the chunk sums accumulated
+// in fp64, so the rounding error does not grow with the row length (a 2^21-wide row with mean
+// 1e4 summed in one fp32 running sum per lane loses every digit of its deviations).
+constexpr int64_t kSumChunk = 256;
+
+template <typename F>
+inline double row_sum(int64_t n, F f) {
+  double total = 0.0;
+  for (int64_t j0 = 0; j0 < n; j0 += kSumChunk) {
+    const int64_t j1 = std::min(n, j0 + kSumChunk);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = j0; j < j1; ++j) s += f(j);
+    total += static_cast<double>(s);
+  }
+  return total;
+}
+
+// Two row sums at once (the backward's sum(g) and sum(g * xhat)), same chunking.
+template <typename F, typename G>
+inline void row_sum2(int64_t n, F f, G g, double& a, double& b) {
+  a = 0.0;
+  b = 0.0;
+  for (int64_t j0 = 0; j0 < n; j0 += kSumChunk) {
+    const int64_t j1 = std::min(n, j0 + kSumChunk);
+    float s = 0.0f, t = 0.0f;
+#pragma omp simd reduction(+ : s, t)
+    for (int64_t j = j0; j < j1; ++j) {
+      s += f(j);
+      t += g(j);
+    }
+    a += static_cast<double>(s);
+    b += static_cast<double>(t);
+  }
+}
+
 template <int Kind>
 void fwd(const Mat& x, const float* weight, const float* bias, float eps, bool rms, const Mat& y, float* mean,
          float* rstd) {
   const int64_t rows = x.rows, n = x.cols;
-  const float inv_n = 1.0f / static_cast<float>(n);
   // absent weight / bias become ones / zeros: the inner loops stay branch-free
   std::vector<float> ones, zeros;
   if (!weight) { ones.assign(n, 1.0f); weight = ones.data(); }
@@ -69,17 +105,15 @@ void fwd(const Mat& x, const float* weight, const float* bias, float eps, bool r
       const float* __restrict v = row_in<Kind>(x.data, r, n, buf.data());
       float* __restrict o = row_out<Kind>(y.data, r, n, buf.data() + n);
       float mu = 0.0f;
-      if (!rms) {
-        float s = 0.0f;  // fp32 accumulation
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < n; ++j) s += v[j];
-        mu = s * inv_n;
-      }
-      // sum of squared deviations on a second (cached) read: no cancellation for large means
-      float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-      for (int64_t j = 0; j < n; ++j) ss += (v[j] - mu) * (v[j] - mu);
-      const float rs = 1.0f / std::sqrt(ss * inv_n + eps);
+      if (!rms) mu = static_cast<float>(row_sum(n, [&](int64_t j) { return v[j]; }) / static_cast<double>(n));
+      // deviations from the fp32 mean on a second (cached) read (no cancellation for large
+      // means), corrected by their own mean (the mean's fp32 rounding): var = E[d^2] - E[d]^2
+      double s1 = 0.0, s2 = 0.0;
+      row_sum2(n, [&](int64_t j) { return v[j] - mu; }, [&](int64_t j) { return (v[j] - mu) * (v[j] - mu); }, s1, s2);
+      const double m1 = rms ? 0.0 : s1 / static_cast<double>(n);
+      const double var = std::max(s2 / static_cast<double>(n) - m1 * m1, 0.0);
+      mu = static_cast<float>(static_cast<double>(mu) + m1);
+      const float rs = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
       if (mean) mean[r] = mu;
       rstd[r] = rs;
 #pragma omp simd
@@ -93,7 +127,6 @@ template <int Kind>
 void bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, const float* rstd, bool rms,
          const Mat& dx, float* dwp, float* dbp, int64_t blocks) {
   const int64_t rows = x.rows, n = x.cols;
-  const float inv_n = 1.0f / static_cast<float>(n);
   std::vector<float> ones;
   if (!weight) { ones.assign(n, 1.0f); weight = ones.data(); }
   const float* __restrict w = weight;
@@ -115,14 +148,11 @@ void bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, co
         const float* __restrict d = row_in<Kind>(dy.data, r, n, scratch + n);
         float* __restrict o = row_out<Kind>(dx.data, r, n, scratch + 2 * n);
         const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
-        float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
-#pragma omp simd reduction(+ : c1, c2)
-        for (int64_t j = 0; j < n; ++j) {
-          const float g = d[j] * w[j];
-          c1 += g;
-          c2 += g * ((xv[j] - mu) * rs);
-        }
-        const float m1 = rms ? 0.0f : c1 * inv_n, m2 = c2 * inv_n;
+        double c1 = 0.0, c2 = 0.0;  // sums of g and g * xhat (fp32 chunks, fp64 across chunks)
+        row_sum2(n, [&](int64_t j) { return d[j] * w[j]; }, [&](int64_t j) { return d[j] * w[j] * ((xv[j] - mu) * rs); },
+                 c1, c2);
+        const float m1 = rms ? 0.0f : static_cast<float>(c1 / static_cast<double>(n));
+        const float m2 = static_cast<float>(c2 / static_cast<double>(n));
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
           const float xh = (xv[j] - mu) * rs;

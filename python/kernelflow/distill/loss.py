@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import nn
 
@@ -22,9 +25,10 @@ class DistillationLoss(nn.Module):
     def __init__(self, temperature: float = 2.0, alpha: float = 0.5, reduction: str = "mean",
                  ignore_index: int = -100, backend: str = "auto") -> None:
         super().__init__()
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-        if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+                or not math.isfinite(float(temperature)) or not temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -40,6 +44,11 @@ class DistillationLoss(nn.Module):
             raise TypeError(f"student_logits must be a torch.Tensor, got {type(student_logits).__name__}")
         if student_logits.dim() < 1:
             raise ValueError("student_logits must have a class dimension")
+        if not isinstance(teacher_logits, torch.Tensor):
+            raise TypeError(f"teacher_logits must be a torch.Tensor, got {type(teacher_logits).__name__}")
+        if teacher_logits.shape != student_logits.shape:
+            raise ValueError(f"teacher_logits must have the shape of student_logits {tuple(student_logits.shape)}, "
+                             f"got {tuple(teacher_logits.shape)}")
         lead = student_logits.shape[:-1]
         s = student_logits.reshape(-1, student_logits.shape[-1])
         t = teacher_logits.reshape(-1, teacher_logits.shape[-1]) if isinstance(teacher_logits, torch.Tensor) else teacher_logits

@@ -22,11 +22,21 @@ incoming gradient. No gradient flows to the teacher logits. Teacher logits of -i
 classes) have p_t = 0 and add nothing to the KL term (the F.kl_div composition gives NaN there).
 Labels outside [0, C) that are not
 ignore_index raise on the CPU backends and give NaN rows on the CUDA / Triton backends.
+
+Temperatures. The fused kernels form KL as sum p_t (b - a) - lse_b + lse_a in fp32: its absolute
+error (~1e-7 log C) is multiplied by T^2, and 1 / T overflows fp32 below ~3e-39. For T outside
+[``T_FUSED_MIN``, ``T_FUSED_MAX``], and for float64 student logits, the op computes in float64
+with a form that stays exact at any T: with z = t - s, p = softmax(t / T), c = E_p[z] and
+e = (z - c) / T, T^2 KL = T^2 log E_p[exp(-e)] = T^2 log1p(E_p[expm1(-e) + e]) (the bracket from
+its Taylor series when e is tiny) for rows with max |e| < 1/2, and otherwise
+T (E_p[z] + max s - max t) + T^2 (lse((s - max s) / T) - lse((t - max t) / T)). The gradient is
+torch autograd of that form (float32 loss for 16/32-bit logits, float64 for float64).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +47,40 @@ from kernelflow._ext import require_ext
 
 REDUCTIONS = ("mean", "sum", "none")
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+T_FUSED_MIN, T_FUSED_MAX = 1e-3, 16.0  # the fused fp32 kernels' temperature range (see above)
+
+
+def _h(e: torch.Tensor) -> torch.Tensor:
+    """expm1(-e) + e = e^2/2 - e^3/6 + e^4/24 - ..., without cancellation for tiny e."""
+    series = e * e * (0.5 - e * (1.0 / 6.0 - e * (1.0 / 24.0)))
+    return torch.where(e.abs() < 1e-3, series, torch.expm1(-e) + e)
+
+
+def _stable_rows(s: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, T: float, kl_alpha: float,
+                 ce_weight: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Per-row kl_alpha * T^2 * KL + ce_weight * CE in float64, exact at any temperature (module
+    docstring); differentiable w.r.t. s by autograd."""
+    sd, td = s.to(torch.float64), t.detach().to(torch.float64)
+    n, C = sd.shape
+    tmax = td.amax(1, keepdim=True) if C else td.sum(1, keepdim=True)
+    smax = sd.amax(1, keepdim=True) if C else sd.sum(1, keepdim=True)
+    p = torch.softmax((td - tmax) / T, dim=1)  # no overflow at tiny T
+    live = p > 0  # E_p[z] over the classes the teacher gives weight (masked -inf classes add nothing)
+    c = (p * torch.where(live, td - sd, 0.0)).sum(1, keepdim=True)
+    # the series form needs every class (also p = 0 ones: their exp(-e) p need not vanish) near c
+    e_all = torch.where(torch.isfinite(td), (td - sd - c) / T, torch.inf)
+    small = (e_all.abs().amax(1) < 0.5) if C else torch.ones(n, dtype=torch.bool, device=s.device)
+    e = torch.where(small[:, None], e_all, 0.0)  # each branch sees only finite values (NaN-free autograd)
+    series = T * T * torch.log1p((p * _h(e)).sum(1))
+    la = torch.logsumexp((sd - smax) / T, dim=1)
+    lb = torch.logsumexp((td - tmax) / T, dim=1)
+    direct = T * (c[:, 0] + smax[:, 0] - tmax[:, 0]) + T * T * (la - lb)
+    kl = torch.where(small, series, torch.where(small, 0.0, direct))
+    nan_row = torch.isnan(sd).any(1) | torch.isnan(td).any(1) | torch.isneginf(tmax[:, 0])
+    kl = torch.where(nan_row, torch.nan, kl)
+    valid = labels != ignore_index
+    ce = F.cross_entropy(sd, torch.where(valid, labels, 0), reduction="none") if C else sd.new_zeros(n)
+    return kl_alpha * kl + torch.where(valid, ce_weight.to(torch.float64) * ce, 0.0)
 
 
 def distill_loss_reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -137,8 +181,8 @@ def _check(student_logits, teacher_logits, labels, temperature, alpha, reduction
         raise ValueError(f"student_logits must be 2-D [N, C], got shape {tuple(s.shape)}")
     if t.shape != s.shape:
         raise ValueError(f"teacher_logits must have the shape of student_logits {tuple(s.shape)}, got {tuple(t.shape)}")
-    if s.dtype not in _DTYPES:
-        raise TypeError(f"student_logits must be float32, float16 or bfloat16, got {s.dtype}")
+    if s.dtype not in _DTYPES + (torch.float64,):
+        raise TypeError(f"student_logits must be float32, float64, float16 or bfloat16, got {s.dtype}")
     if t.dtype not in _DTYPES + (torch.float64,):
         raise TypeError(f"teacher_logits must be a floating tensor, got {t.dtype}")
     if labels.dim() != 1 or labels.shape[0] != s.shape[0]:
@@ -150,9 +194,10 @@ def _check(student_logits, teacher_logits, labels, temperature, alpha, reduction
                          f"{t.device}, {labels.device}")
     if s.shape[1] < 1 and s.shape[0] > 0:
         raise ValueError("student_logits must have at least one class")
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+            or not math.isfinite(float(temperature)) or temperature <= 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -169,18 +214,29 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lab
     forward pass and stored, so backward is one multiply.
     """
     _check(student_logits, teacher_logits, labels, temperature, alpha, reduction)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
     s = student_logits
-    t = teacher_logits.detach().to(s.dtype)
     y = labels.to(torch.int64)
-    T = float(temperature)
+    T, alpha = float(temperature), float(alpha)
     n = s.shape[0]
-    kl_weight = alpha * T * T
+    kl_alpha = alpha / max(n, 1) if reduction == "mean" else alpha
     if reduction == "mean":
-        kl_weight = kl_weight / max(n, 1)
         n_valid = (y != ignore_index).sum().clamp_min(1)
         ce_weight = ((1.0 - alpha) / n_valid.to(torch.float32)).reshape(1)  # on the device: no host sync
     else:
         ce_weight = torch.full((1,), 1.0 - alpha, dtype=torch.float32, device=s.device)
+    if s.dtype == torch.float64 or not T_FUSED_MIN <= T <= T_FUSED_MAX:
+        if s.shape[0] and s.shape[1] and y.numel():
+            bad = (y != ignore_index) & ((y < 0) | (y >= s.shape[1]))
+            if bool(bad.any()):
+                r = int(torch.nonzero(bad)[0, 0])
+                raise ValueError(f"labels: row {r} has label {int(y[r])}, outside [0, {s.shape[1]}) and not ignore_index")
+        rows = _stable_rows(s, teacher_logits, y, T, kl_alpha, ce_weight, int(ignore_index))
+        rows = rows if s.dtype == torch.float64 else rows.to(torch.float32)
+        return rows if reduction == "none" else rows.sum()
+    t = teacher_logits.detach().to(s.dtype)
+    kl_weight = kl_alpha * T * T
     loss_rows, _ = _distill_loss_op(s, t, y, ce_weight, T, float(kl_weight), int(ignore_index),
                                     _backend.resolve(backend, s.device))
     return loss_rows if reduction == "none" else loss_rows.sum()

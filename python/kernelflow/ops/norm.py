@@ -264,8 +264,8 @@ def _shape(normalized_shape) -> tuple[int, ...]:
 def _check(x, normalized_shape, params: dict) -> tuple[torch.Size, int, dict]:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in DTYPES:
-        raise TypeError(f"x must be float32, bfloat16 or float16, got {x.dtype}")
+    if x.dtype not in DTYPES + (torch.float64,):
+        raise TypeError(f"x must be float32, float64, bfloat16 or float16, got {x.dtype}")
     ns = _shape(normalized_shape)
     if len(ns) == 0 or x.dim() < len(ns) or tuple(x.shape[x.dim() - len(ns):]) != ns:
         raise ValueError(f"normalized_shape {ns} must match the trailing dimensions of x {tuple(x.shape)}")
@@ -287,14 +287,36 @@ def _check(x, normalized_shape, params: dict) -> tuple[torch.Size, int, dict]:
     return x.shape, hidden, flat
 
 
+def _eps(eps, arg: str) -> float:
+    import numbers
+
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(float(eps)) or eps < 0:
+        raise ValueError(f"{arg} must be a finite non-negative number, got {eps!r}")
+    return float(eps)
+
+
+def _native(x, normalized_shape, weight, bias, eps: float, rms: bool) -> torch.Tensor:
+    """float64 inputs and empty rows run torch's own kernels: the fused kernels accumulate in fp32,
+    which a float64 model does not want, and a row of 0 values has nothing to fuse. Parameters are
+    cast to x's dtype (differentiably)."""
+    ns = _shape(normalized_shape)
+    w = None if weight is None else weight.to(x.dtype)
+    if rms:
+        return torch.nn.functional.rms_norm(x, ns, w, eps)
+    return torch.nn.functional.layer_norm(x, ns, w, None if bias is None else bias.to(x.dtype), eps)
+
+
 def layer_norm(x: torch.Tensor, normalized_shape, weight: torch.Tensor | None = None,
                bias: torch.Tensor | None = None, eps: float = 1e-5, backend: str | None = None) -> torch.Tensor:
     """Drop-in for torch.nn.functional.layer_norm over the trailing ``normalized_shape`` dims of x
-    (float32 / bfloat16 / float16; weight and bias of x's dtype or float32). Differentiable in x, weight, bias."""
+    (float32 / bfloat16 / float16 through the fused kernels; float64, and a normalized size of 0,
+    through torch's own); weight and bias of x's dtype or float32. Differentiable in x,
+    weight, bias."""
     shape, hidden, p = _check(x, normalized_shape, {"weight": weight, "bias": bias})
-    if not (isinstance(eps, (int, float)) and eps >= 0):
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    eps = _eps(eps, "eps")
     be = _backend.resolve(backend, x.device)
+    if x.dtype == torch.float64 or hidden == 0:
+        return _native(x, normalized_shape, weight, bias, eps, rms=False)
     x2 = x.reshape(-1, hidden).contiguous()  # at most one copy, only for non-contiguous x
     y, _, _ = _layer_norm_fwd(x2, p["weight"], p["bias"], float(eps), be)
     return y.reshape(shape)
@@ -305,11 +327,10 @@ def rms_norm(x: torch.Tensor, normalized_shape, weight: torch.Tensor | None = No
     """Drop-in for torch.nn.functional.rms_norm (eps=None: torch.finfo(x.dtype).eps, as torch does).
     Differentiable in x and weight."""
     shape, hidden, p = _check(x, normalized_shape, {"weight": weight})
-    if eps is None:
-        eps = torch.finfo(x.dtype).eps
-    if not (isinstance(eps, (int, float)) and eps >= 0):
-        raise ValueError(f"eps must be None or a non-negative number, got {eps!r}")
+    eps = torch.finfo(x.dtype).eps if eps is None else _eps(eps, "eps")
     be = _backend.resolve(backend, x.device)
+    if x.dtype == torch.float64 or hidden == 0:
+        return _native(x, normalized_shape, weight, None, eps, rms=True)
     x2 = x.reshape(-1, hidden).contiguous()
     y, _ = _rms_norm_fwd(x2, p["weight"], float(eps), be)
     return y.reshape(shape)
