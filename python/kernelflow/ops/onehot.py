@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from kernelflow import _backend
-from kernelflow._array import mat
+from kernelflow._array import check_out, mat, overlaps
 from kernelflow._ext import require_ext
 from kernelflow.ops.categories import infrequent_mapping, infrequent_mask
 
@@ -539,17 +539,12 @@ def _check_codes(codes: Any, F: int) -> torch.Tensor:
     return codes
 
 
-def _check_out(out, shape, dtypes, device, arg="out"):
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{arg} must be a torch.Tensor, got {type(out).__name__}")
-    if tuple(out.shape) != shape:
-        raise ValueError(f"{arg} must have shape {shape}, got {tuple(out.shape)}")
-    if out.dtype not in dtypes:
-        raise TypeError(f"{arg} must have dtype in {dtypes}, got {out.dtype}")
-    if out.device != device:
-        raise ValueError(f"{arg} must be on {device}, got {out.device}")
-    if shape[0] > 1 and shape[1] > 1 and out.stride(1) != 1:
-        raise ValueError(f"{arg} must have unit column stride (a row-major matrix or a column slice of one)")
+def _check_out(out, shape, dtypes, device, codes, arg="out"):
+    # one contract for every caller-provided output (kernelflow._array.check_out): no stride-0 or
+    # overlapping rows, unit column stride, and no overlap with the codes being read
+    check_out(out, shape, device, dtypes, arg)
+    if overlaps(out, codes):
+        raise ValueError(f"{arg} overlaps codes: the kernel would read what it has written")
 
 
 def _raise_errors(errors: torch.Tensor, what: str, names: Sequence[str] | None = None) -> None:
@@ -585,7 +580,7 @@ def one_hot(codes: torch.Tensor, layout: OneHotLayout, out_dtype="float32", out:
     if out is None:
         out = torch.empty(shape, dtype=_dtype(out_dtype, _ONEHOT_OUT, "out_dtype"), device=codes.device)
     else:
-        _check_out(out, shape, _ONEHOT_OUT, codes.device)
+        _check_out(out, shape, _ONEHOT_OUT, codes.device, codes)
     feat, table, slots = layout.tensors(codes.device)
     errors = _one_hot_op(codes, feat, table, slots, out, _backend.resolve(backend, codes.device))
     if layout.can_raise:  # reading the counters waits for the device
@@ -606,7 +601,7 @@ def ordinal_encode(codes: torch.Tensor, layout: OrdinalLayout, out_dtype="float6
     if out is None:
         out = torch.empty(shape, dtype=_dtype(out_dtype, _ORDINAL_OUT, "out_dtype"), device=codes.device)
     else:
-        _check_out(out, shape, _ORDINAL_OUT, codes.device)
+        _check_out(out, shape, _ORDINAL_OUT, codes.device, codes)
     if out.dtype == torch.int64:
         t = np.asarray(layout.table)
         if not (np.isfinite(t).all() and (t == np.round(t)).all()):

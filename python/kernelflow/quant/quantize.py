@@ -97,12 +97,25 @@ def quantize(model: nn.Module, mode: str = "w8a8", calibration: Iterable[Any] | 
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     model = model if inplace else copy.deepcopy(model)
     report = QuantReport(mode=mode)
-    targets: dict[str, nn.Linear] = {}
-    for name, mod in model.named_modules():
+    # a Linear used at several places (weight sharing) is one layer: quantized once, every use
+    # replaced; it stays float if any of its names is skipped
+    uses: dict[int, list[str]] = {}
+    mods: dict[int, nn.Linear] = {}
+    for name, mod in model.named_modules(remove_duplicate=False):
         if isinstance(mod, nn.Linear) and name:
-            (report.skipped.append(name) if _skipped(name, mod, skip) else targets.__setitem__(name, mod))
+            uses.setdefault(id(mod), []).append(name)
+            mods[id(mod)] = mod
+    targets: dict[str, nn.Linear] = {}
+    aliases: dict[str, list[str]] = {}
+    for key, names in uses.items():
+        mod = mods[key]
+        if any(_skipped(n, mod, skip) for n in names):
+            report.skipped.extend(names)
+        else:
+            targets[names[0]] = mod
+            aliases[names[0]] = names
     if isinstance(model, nn.Linear):  # a bare Linear: quantize the model itself
-        targets = {"": model}
+        targets, aliases = {"": model}, {"": [""]}
     inputs = collect_inputs(model, targets, calibration) if calibration is not None else {}
     gen = torch.Generator().manual_seed(seed)
     for name, lin in targets.items():
@@ -119,7 +132,8 @@ def quantize(model: nn.Module, mode: str = "w8a8", calibration: Iterable[Any] | 
         report.layers.append(LayerReport(name or "<model>", lin.in_features, lin.out_features, mode,
                                          snr_db(ref, got), scale, x.shape[0], data))
         if name:
-            _set_child(model, name, q)
+            for n in aliases[name]:
+                _set_child(model, n, q)
         else:
             model = q
     return model, report
