@@ -936,7 +936,9 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ scikit-learn equivalent
     def to_sklearn(self):
-        """The scikit-learn ColumnTransformer that computes the same output (unfitted)."""
+        """The scikit-learn ColumnTransformer that computes the same output (unfitted); clipping is
+        kernelflow's ``OutlierClipper`` (scikit-learn has none), so that pipeline holds one
+        kernelflow step."""
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import MissingIndicator, SimpleImputer
         from sklearn.pipeline import make_pipeline
@@ -944,11 +946,15 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
                                            OrdinalEncoder, PowerTransformer, RobustScaler, StandardScaler)
 
         check_is_fitted(self, "n_features_out_")
-        if self.clip is not None:
-            raise NotImplementedError("scikit-learn has no outlier-clipping step; use kernelflow's OutlierClipper")
         steps = []
         if self.impute is not None:
             steps.append(SimpleImputer(strategy=self.impute, fill_value=self.fill_value))
+        if self.clip is not None:  # scikit-learn has no clipping step: kernelflow's OutlierClipper
+            from kernelflow.preprocessing.robust import OutlierClipper
+
+            q = self.clip_quantiles
+            steps.append(OutlierClipper(method=self.clip, k=self.clip_k,
+                                        quantile_range=(100.0 * q[0], 100.0 * q[1])))
         if self.nonlinear in ("log1p", "sqrt"):
             steps.append(FunctionTransformer(np.log1p if self.nonlinear == "log1p" else np.sqrt,
                                              feature_names_out="one-to-one"))
@@ -1007,3 +1013,7 @@ class _CatImputer(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         return self.feature_names_in_
+
+
+# ``kernelflow.preprocessing.distributed.fit_preprocessor`` resolves once the package is imported
+from kernelflow.preprocessing import distributed as _distributed  # noqa: E402,F401
