@@ -328,7 +328,8 @@ def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec, ou
     codes = codes.to(xnum.device)
     if codes.dtype != torch.int32:
         # one rule everywhere: a code outside [0, K) is unknown, also past int32 (no wraparound)
-        codes = torch.where((codes >= 0) & (codes < 2**31 - 1), codes, -1).to(torch.int32)
+        c64 = codes.to(torch.int64)
+        codes = torch.where((c64 >= 0) & (c64 < 2**31 - 1), c64, -1).to(torch.int32)
     if out is None:
         out = torch.empty((xnum.shape[0], spec.W), dtype=_out_dtype(out_dtype, "out_dtype"), device=xnum.device)
     else:
