@@ -111,9 +111,10 @@ def _rows_torch(s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
     pa, pb = la.exp(), lb.exp()
     kl = torch.where(pb == 0, 0.0, pb * (lb - la)).sum(-1)  # p_t = 0 adds nothing; NaN propagates
     valid = labels != ignore_index
-    safe = torch.where(valid, labels, 0)
+    inside = (labels >= 0) & (labels < x.shape[1])
+    safe = torch.where(valid & inside, labels, 0)  # no out-of-bounds gather (a device assert on CUDA)
     lx = torch.log_softmax(x, dim=-1)
-    ce = -lx.gather(1, safe[:, None]).squeeze(1)
+    ce = torch.where(inside, -lx.gather(1, safe[:, None]).squeeze(1), torch.nan)
     w = ce_weight.float().reshape(())
     loss = kl_weight * kl + torch.where(valid, w * ce, 0.0)
     onehot = F.one_hot(safe, x.shape[1]).to(x.dtype) if x.shape[1] else torch.zeros_like(x)
@@ -226,13 +227,17 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lab
         ce_weight = ((1.0 - alpha) / n_valid.to(torch.float32)).reshape(1)  # on the device: no host sync
     else:
         ce_weight = torch.full((1,), 1.0 - alpha, dtype=torch.float32, device=s.device)
-    if s.dtype == torch.float64 or not T_FUSED_MIN <= T <= T_FUSED_MAX:
-        if s.shape[0] and s.shape[1] and y.numel():
-            bad = (y != ignore_index) & ((y < 0) | (y >= s.shape[1]))
-            if bool(bad.any()):
-                r = int(torch.nonzero(bad)[0, 0])
-                raise ValueError(f"labels: row {r} has label {int(y[r])}, outside [0, {s.shape[1]}) and not ignore_index")
-        rows = _stable_rows(s, teacher_logits, y, T, kl_alpha, ce_weight, int(ignore_index))
+    stable = s.dtype == torch.float64 or not T_FUSED_MIN <= T <= T_FUSED_MAX
+    if (stable or s.device.type == "cpu") and s.shape[0] and s.shape[1] and not torch.compiler.is_compiling():
+        # host data: checking costs no sync (compiled graphs rely on the kernels' own checks)
+        bad = (y != ignore_index) & ((y < 0) | (y >= s.shape[1]))
+        if bool(bad.any()):
+            r = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(f"labels: row {r} has label {int(y[r])}, outside [0, {s.shape[1]}) and not ignore_index")
+    if stable:
+        if reduction == "mean":
+            ce_weight = (1.0 - alpha) / (y != ignore_index).sum().clamp_min(1).to(torch.float64)
+        rows = _stable_rows(s, teacher_logits, y, T, kl_alpha, ce_weight.reshape(()), int(ignore_index))
         rows = rows if s.dtype == torch.float64 else rows.to(torch.float32)
         return rows if reduction == "none" else rows.sum()
     t = teacher_logits.detach().to(s.dtype)
