@@ -122,13 +122,15 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
     } else {  // rows too long for registers: loop over the row, re-reading it from cache
       float mu = 0.0f;
       if (!rms) {
-        float s = 0.0f;  // fp32 accumulation
+        // each thread sums n / kThreads values here (thousands for long rows): an fp32 running sum
+        // of values with a large mean would lose their deviations, so the thread's sum is fp64
+        double s = 0.0;
         for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
           const Pack<T, V> p = xr[i];
 #pragma unroll
-          for (int k = 0; k < V; ++k) s += to_float(p.v[k]);
+          for (int k = 0; k < V; ++k) s += static_cast<double>(to_float(p.v[k]));
         }
-        mu = block_sum(s, red) * inv_n;
+        mu = block_sum(static_cast<float>(s), red) * inv_n;
       }
       // sum of squared deviations on the second (cached) read: no cancellation for large means
       float ss = 0.0f;
