@@ -152,6 +152,9 @@ def test_shell_command(cmd, tmp_path):
     py = shlex.quote(sys.executable)
     command = re.sub(r"(^|[;|]\s*)kernelflow(\s|$)", rf"\1{py} -m kernelflow\2", command)
     command = re.sub(r"(^|[;|]\s*)python(\s)", rf"\1{py}\2", command)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]))
+    import kernelflow  # the commands use the kernelflow this process imports (installed or the tree)
+
+    pkg_parent = str(Path(kernelflow.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_parent, os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"README.md:{line}: `{command}` exited {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"

@@ -30,7 +30,13 @@ class Runner:
 
     def _env(self) -> dict:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "python"), env.get("PYTHONPATH", "")) if p)
+        try:  # the worker imports the same kernelflow as this process (installed or the tree)
+            import kernelflow
+
+            pkg_parent = str(Path(kernelflow.__file__).resolve().parents[1])
+        except ImportError:  # run by hand from a source tree with a built extension
+            pkg_parent = str(ROOT / "python")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH", "")) if p)
         try:
             import torch
 

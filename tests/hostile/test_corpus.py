@@ -41,3 +41,17 @@ def test_corpus_size_and_areas():
     assert len(CASES) >= 200, f"the corpus holds {len(CASES)} cases"
     per_area = {a: sum(n.startswith(a + "/") for n in CASES) for a in AREAS}
     assert all(per_area.values()), f"an area has no case: {per_area}"
+
+
+def test_runner_survives_crash_hang_and_exit():
+    r = Runner()
+    try:
+        assert r.run("__selftest__/segfault", 60)["status"] == "crash"
+        assert r.run("__selftest__/hang", 3)["status"] == "hang"
+        res = r.run("__selftest__/exit", 60)
+        assert res["status"] == "crash" and "exit status 3" in res["message"], res
+        name = next(iter(CASES))
+        assert r.run(name, CASES[name].timeout)["status"] in ("pass", "fail", "error")
+        assert r.starts == 4, r.starts  # restarted after each, and only then
+    finally:
+        r.stop()

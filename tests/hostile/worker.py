@@ -21,6 +21,14 @@ warnings.simplefilter("ignore")
 from _case import CASES  # noqa: E402
 import cases  # noqa: E402,F401  (registers every case)
 
+def _segfault():
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+SELFTEST = {"__selftest__/segfault": _segfault, "__selftest__/hang": lambda: time.sleep(1e6),
+            "__selftest__/exit": lambda: os._exit(3)}
 results.write(json.dumps({"ready": len(CASES)}) + "\n")
 for line in sys.stdin:
     name = line.strip()
@@ -28,6 +36,8 @@ for line in sys.stdin:
         continue
     c = CASES.get(name)
     t0 = time.perf_counter()
+    if name in SELFTEST:  # the runner's own test: a crash, a hang, an exit
+        SELFTEST[name]()
     if c is None:
         status, msg = "error", f"no case named {name!r}"
     else:

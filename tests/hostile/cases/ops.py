@@ -278,7 +278,7 @@ for be in BACKENDS:
         from kernelflow.ops.norm import layer_norm
 
         g = torch.Generator().manual_seed(0)
-        n = 2**20 if be == "triton" else 2**21
+        n = 2**18 if be == "triton" else 2**21  # the interpreter is slow; the C++ kernel gets the full width
         x = torch.randn(2, n, generator=g) + 1e4
         ref = torch.nn.functional.layer_norm(x.double(), (n,))
         # torch's own fp32 layer_norm is off by ~1e-3 here (the fp32 input's rounding): same bound
@@ -289,7 +289,7 @@ for be in BACKENDS:
         from kernelflow.ops.norm import rms_norm
 
         g = torch.Generator().manual_seed(1)
-        n = 2**20 if be == "triton" else 2**21
+        n = 2**18 if be == "triton" else 2**21
         x = torch.randn(2, n, generator=g) * 1e3 + 5e3
         ref = torch.nn.functional.rms_norm(x.double(), (n,), eps=torch.finfo(torch.float32).eps)
         close(rms_norm(x, (n,), backend=be), ref, atol=1e-5, what="RMSNorm")

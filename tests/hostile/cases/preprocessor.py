@@ -170,12 +170,12 @@ for be in BACKENDS:
         def _(be=be, policy=policy):
             import kernelflow
 
-            df = _peng()
+            df = _peng() if be != "triton" else _peng().iloc[:160]  # the Triton interpreter is slow
             a = kernelflow.Preprocessor(backend=be, **policy).fit(df)
             b = kernelflow.Preprocessor(backend=be, **policy).partial_fit(df)  # 344 rows, one chunk: exact
             c = kernelflow.Preprocessor(backend=be, **policy)
-            for i in range(0, len(df), 100):
-                c.partial_fit(df.iloc[i:i + 100])
+            for i in range(0, len(df), 90):
+                c.partial_fit(df.iloc[i:i + 90])
             for k in ("fill_", "clip_lo_", "clip_hi_", "shift_", "inv_scale_"):
                 close(getattr(b, k), getattr(a, k), rtol=1e-12, what=f"one chunk {k}")
                 close(getattr(c, k), getattr(a, k), rtol=1e-12, what=f"four chunks {k}")
