@@ -105,12 +105,6 @@ def _names(df) -> dict:
     return {str(c): c for c in df.columns}
 
 
-def pd_index_types() -> tuple:
-    import pandas as pd
-
-    return (pd.Index, pd.Series)
-
-
 def _json_value(v):
     """A category value as a JSON scalar (str, int, float, bool)."""
     if isinstance(v, np.generic):
@@ -242,9 +236,12 @@ class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
         cols = list(df.columns)
         if isinstance(spec, str) and spec == "auto":
             return [c for c, m in zip(cols, auto_mask) if m]
-        if isinstance(spec, (str, bytes)) or not isinstance(spec, (list, tuple, np.ndarray, pd_index_types())):
+        if isinstance(spec, (str, bytes, dict)):
             raise TypeError(f"{name} must be 'auto' or a list of column names / indices, got {spec!r}")
-        spec = list(spec)
+        try:
+            spec = list(spec)
+        except TypeError:
+            raise TypeError(f"{name} must be 'auto' or a list of column names / indices, got {spec!r}") from None
         colset = set(cols)
         out = []
         for c in spec:
