@@ -104,7 +104,6 @@ def _lookup(s, plan: _CatPlan) -> np.ndarray:
     return codes
 
 
-@persistable
 class PipelineInputs(NamedTuple):
     """What a fitted Preprocessor's module / ONNX graph takes: see ``Preprocessor.inputs``."""
 
@@ -113,6 +112,7 @@ class PipelineInputs(NamedTuple):
     passthrough: torch.Tensor | None  # [N, n_passthrough] float, or None
 
 
+@persistable
 class Preprocessor(TorchOutputMixin, TransformerMixin, BaseEstimator):
     """Fused whole-table preprocessing with scikit-learn's API.
 
