@@ -39,7 +39,21 @@ def build_info() -> dict:
     info["backends_cpu"] = available_backends("cpu")
     info["backends_cuda"] = available_backends("cuda") if torch.cuda.is_available() else []
     info["optional"] = {name: importlib.util.find_spec(name) is not None for name in _OPTIONAL}
+    info["tensorrt"] = _dist_version("tensorrt", "tensorrt-cu13", "tensorrt-cu12")  # None: not installed
+    info["onnxruntime"] = _dist_version("onnxruntime", "onnxruntime-gpu")
     return info
+
+
+def _dist_version(*names: str) -> str | None:
+    """An installed distribution's version from its metadata (nothing is imported)."""
+    import importlib.metadata as md
+
+    for n in names:
+        try:
+            return md.version(n)
+        except md.PackageNotFoundError:
+            continue
+    return None
 
 
 def save(obj, path) -> None:
