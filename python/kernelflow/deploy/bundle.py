@@ -262,6 +262,9 @@ def load_bundle(directory) -> Bundle:
     d = Path(os.fspath(directory))
     m = verify_bundle(d)
     import kernelflow
+    import kernelflow.preprocessing  # noqa: F401  (registers the classes kernelflow.load may rebuild)
 
     pre = kernelflow.load(d / m["preprocessor"]["file"])
+    if type(pre).__name__ != "Preprocessor":
+        raise ValueError(f"bundle {str(d)!r}: {m['preprocessor']['file']} holds a {type(pre).__name__}, not a Preprocessor")
     return Bundle(d, m, pre)
