@@ -318,6 +318,17 @@ def test_translation_table_covers_the_inference_ops():
             "kernelflow::int8_gemm", "kernelflow::weight_only_gemm"} <= names
 
 
+def test_unknown_categories_under_handle_unknown_error(tmp_path):
+    df = penguins()
+    pre = Preprocessor(handle_unknown="error").fit(df)
+    r = OnnxRunner(export_onnx(None, tmp_path / "e.onnx", preprocessor=pre), preprocessor=pre)
+    np.testing.assert_allclose(r.predict(df), pre.transform(df), rtol=1e-5, atol=1e-5)
+    bad = df.copy()
+    bad.loc[3, "island"] = "Atlantis"
+    with pytest.raises(ValueError, match="unknown categories in columns \\['island'\\]"):
+        r.predict(bad)
+
+
 def test_bad_arguments(tmp_path, penguin_pipeline):
     df, pre, inp, X = penguin_pipeline
     model = _mlp(pre.n_features_out_)

@@ -116,6 +116,11 @@ class OnnxRunner:
         if self.preprocessor is None:
             raise ValueError("predict needs the preprocessor: open a bundle directory or pass preprocessor=")
         inp = self.preprocessor.inputs(df)
+        if getattr(self.preprocessor, "handle_unknown", None) == "error" and inp.cat.numel():
+            bad = (inp.cat < 0).any(0)
+            if bool(bad.any()):  # the graph cannot raise: it would encode them as all-zero rows
+                names = [c for c, b in zip(self.preprocessor.categorical_columns_, bad.tolist()) if b]
+                raise ValueError(f"Found unknown categories in columns {names} during transform")
         return self.run(inp.num, inp.cat, inp.passthrough)
 
     def __repr__(self) -> str:
