@@ -309,6 +309,23 @@ def test_plain_torch_onnx_export_of_kernelflow_layers(tmp_path):
             assert_close(s.run(None, {s.get_inputs()[0].name: x.numpy()})[0], m(x).numpy())
 
 
+def test_plain_torch_onnx_export_of_the_preprocess_module(tmp_path, penguin_pipeline):
+    """The module as it is (numeric_transform through its translation, the rest aten ops): it runs
+    in ONNX Runtime; ``export_onnx`` is the way to a float32, TensorRT-ready graph."""
+    df, pre, inp, X = penguin_pipeline
+    m = pre.to_module()
+    rows = _rows(inp, len(df))
+    N = torch.export.Dim("N")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(m, tuple(rows[:2]), dynamo=True, dynamic_shapes=({0: N}, {0: N}))
+    p = tmp_path / "plain_pre.onnx"
+    prog.save(str(p))
+    s = ort.InferenceSession(str(p))
+    got = s.run(None, dict(zip([i.name for i in s.get_inputs()], [rows[0].numpy(), rows[1].numpy()])))[0]
+    assert_close(got, m(*rows[:2]).numpy(), 1e-4)
+
+
 def test_translation_table_covers_the_inference_ops():
     from kernelflow.deploy import onnx_translation_table
 
