@@ -8,11 +8,17 @@ encoded on the host). The achieved GB/s (input + output bytes) and GFLOP/s (the 
 are reported against a memory-copy and a float32 matmul ceiling measured in the same run.
 
     python benchmarks/bench_export.py --out benchmarks/results/export_cpu.json
+    python benchmarks/bench_export.py --tensorrt --out benchmarks/results/export_tensorrt.json   (GPU + TensorRT)
+
+``--tensorrt`` builds fp32, fp16 and int8-QDQ engines of the same pipeline, checks each against the
+PyTorch module (fp16 within 2e-2, int8 within 3x the quantized model's own error) and times them
+with CUDA events against PyTorch eager on the GPU, at the same batches.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import tempfile
@@ -70,6 +76,45 @@ def lscpu() -> str:
     return "; ".join(keep) + "; ISA " + " ".join(isa)
 
 
+def run_tensorrt(args, df, pre, model, q, tmp) -> tuple[list[dict], dict]:
+    from kernelflow.bench import cuda_time_ms, copy_bandwidth_gbps, matmul_tflops
+    from kernelflow.deploy import TensorRTRunner, build_engine
+
+    W = pre.n_features_out_
+    dev_model, dev_q, module = model.cuda(), q.cuda(), pre.to_module().cuda()
+    ceil = {"copy_gbps": round(copy_bandwidth_gbps(), 1), "matmul_tflops_bf16": round(matmul_tflops(), 1)}
+    inp = pre.inputs(df.sample(max(args.batches), random_state=0, replace=True))
+    num, cat = inp.num.cuda(), inp.cat.cuda()
+    with torch.no_grad():
+        ref = dev_model(module(num, cat)).float()
+        ref_q = dev_q(module(num, cat)).float()
+    own_q = float((ref_q - ref).abs().max())
+    scale = max(1.0, float(ref.abs().max()))
+    engines = {}
+    for kind, m, dt in (("fp32", model, "float32"), ("fp16", model, "float16"), ("int8_qdq", q, "float32")):
+        g = export_onnx(m, os.path.join(tmp, f"trt_{kind}.onnx"), preprocessor=pre, dtype=dt)
+        t0 = time.perf_counter()
+        plan = build_engine(g, os.path.join(tmp, f"{kind}.plan"), min_batch=1, opt_batch=max(args.batches),
+                            max_batch=max(args.batches), workspace_gb=4, timing_cache=os.path.join(tmp, "timing.cache"))
+        engines[kind] = (TensorRTRunner(plan), time.perf_counter() - t0)
+    rows = []
+    for n in args.batches:
+        a = [(num[:n], cat[:n])]  # small inputs: L2 rotation does not matter at these sizes
+        with torch.no_grad():
+            eager = cuda_time_ms(lambda x, c: dev_model(module(x, c)), a)
+        rows.append(record("pipeline_gpu", "torch_eager", eager, shape=[n, W], input="graph"))
+        for kind, (r, build_s) in engines.items():
+            out = r(num[:n], cat[:n]).float()
+            err = float((out - ref[:n]).abs().max()) / scale
+            tol = 1e-4 if kind == "fp32" else (2e-2 if kind == "fp16" else 3 * own_q / scale)
+            ms = cuda_time_ms(lambda x, c, r=r: r(x, c), a)
+            rows.append(record("pipeline_gpu", f"tensorrt_{kind}", ms, shape=[n, W], input="graph",
+                               speedup_vs_torch_eager=round(eager / ms, 2), max_rel_err_vs_module=err,
+                               tolerance=tol, correct=err <= tol, build_s=round(build_s, 1)))
+            print(f"batch {n} tensorrt_{kind}: {ms:.4f} ms (x{eager / ms:.2f} vs eager), err {err:.2e} (tol {tol:.1e})")
+    return rows, ceil
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit-rows", type=int, default=20000)
@@ -77,6 +122,7 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=30, help="timed repeats per batch-1 measurement (median)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--tensorrt", action="store_true", help="GPU: TensorRT engines vs PyTorch eager")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
 
@@ -94,7 +140,14 @@ def main(argv=None):
     path = export_onnx(model, os.path.join(tmp, "pipe.onnx"), preprocessor=pre)
     export_s = time.perf_counter() - t0
     qpath = export_onnx(q, os.path.join(tmp, "pipe_int8.onnx"), preprocessor=pre)
-    runners = {"onnxruntime": OnnxRunner(path, preprocessor=pre), "onnxruntime_int8_qdq": OnnxRunner(qpath, preprocessor=pre)}
+    if args.tensorrt:
+        rows, ceil = run_tensorrt(args, df, pre, model, q, tmp)
+        notes = f"TensorRT engines (strongly typed) of the {W}-feature pipeline + MLP; one profile 1..{max(args.batches)}"
+        doc = write_results(args.out, "export_pipeline_tensorrt", rows, ceil, notes) if args.out else None
+        if not all(r.get("correct", True) for r in rows):
+            raise SystemExit("a TensorRT engine disagrees with the PyTorch module")
+        return doc
+    paths = {"onnxruntime": path, "onnxruntime_int8_qdq": qpath}
     ceil = lscpu_info = None
     ceil = ceilings()
     lscpu_info = lscpu()
@@ -129,12 +182,17 @@ def main(argv=None):
                                                                      repeat=max(5, rep // 2)),
             ("kernelflow_transform+torch", "table"): cpu_time_ms(kf_table, [(b,) for b in batches], warmup=3, repeat=rep),
         }
+        # ONNX Runtime's threads spin after each run and would slow the torch paths down in the same
+        # process: its sessions exist only while they are timed
+        runners = {k: OnnxRunner(v, preprocessor=pre) for k, v in paths.items()}
         for name, r in runners.items():
             times[(name, "graph")] = cpu_time_ms(lambda i, r=r: r.run(*i), [(i,) for i in inps], warmup=3, repeat=rep)
             times[(name, "table")] = cpu_time_ms(lambda b, r=r: r.predict(b), [(b,) for b in batches], warmup=3, repeat=rep)
         # correctness of what was timed
         ref = torch_graph(inps[0]).numpy()
         err = float(np.max(np.abs(runners["onnxruntime"].run(*inps[0]) - ref)) / max(1.0, float(np.abs(ref).max())))
+        del runners, r
+        gc.collect()
         for (impl, kind), ms in times.items():
             base = times[("sklearn_columntransformer+torch", "table")] if kind == "table" else times[("torch_eager", "graph")]
             rows.append(record("pipeline", impl, ms, shape=[n, W], dtype="float32", nbytes=nbytes,
