@@ -96,10 +96,12 @@ class OnnxRunner:
     def run(self, num, cat=None, passthrough=None) -> np.ndarray:
         """The graph's ``output`` [N, ...] float32 for num [N, n_numeric] float (NaN = missing),
         cat [N, n_categorical] integer codes (-1 = unknown) and passthrough [N, n_pass] when the
-        graph takes it. A graph without a preprocessor takes its one ``input`` as ``num``."""
+        graph takes it. A graph with one input (a model without preprocessor) takes it as ``num``."""
         names = self.input_names
-        if names == ["input"]:
-            feeds = {"input": _as_numpy(num, np.float32, "input")}
+        if len(names) == 1:  # a model graph ("input", or whatever a plain torch.onnx.export named it)
+            if cat is not None or passthrough is not None:
+                raise ValueError(f"this graph takes one input ({names[0]!r}): pass it alone")
+            feeds = {names[0]: _as_numpy(num, np.float32, names[0])}
         else:
             feeds = {"num": _as_numpy(num, np.float32, "num"), "cat": _as_numpy(cat, np.int64, "cat")}
             if "passthrough" in names:
