@@ -92,6 +92,20 @@ def int8_gemm(x_q, w_q, row_scale, col_scale, bias, act: int, out_dtype: int, ba
     return _gemm(a, w_q, col_scale, bias, act, out_dtype)
 
 
+def int8_linear(x, w_q, w_scale, bias, act_scale, w_packed, weight_only: bool, act: int, out_dtype: int,
+                backend: str):
+    """The fused Int8Linear op: x [M, K] float -> [M, N]. Weight-only: DequantizeLinear weights into a
+    float Gemm; w8a8 with a static act_scale [1]: QuantizeLinear / DequantizeLinear of x first;
+    dynamic scales (act_scale None) raise. ``w_packed`` (the CPU kernels' layout) is not used."""
+    a = op.Cast(x, to=_F32)
+    if not weight_only:
+        if act_scale is None:
+            raise dynamic_error()
+        s = op.Reshape(op.Cast(act_scale, to=_F32), _scalar_shape())
+        a = op.DequantizeLinear(op.QuantizeLinear(a, s, _zero()), s)
+    return _gemm(a, w_q, w_scale, bias, act, out_dtype)
+
+
 def weight_only_gemm(x, w_q, w_scale, bias, act: int, out_dtype: int, backend: str):
     """x [M, K] float, w_q [N, K] int8, w_scale [N], bias [N] or None -> [M, N] (float32 GEMM)."""
     return _gemm(op.Cast(x, to=_F32), w_q, w_scale, bias, act, out_dtype)
