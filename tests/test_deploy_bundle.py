@@ -135,6 +135,7 @@ def test_save_bundle_arguments(trained, tmp_path):
         save_bundle(tmp_path / "x", pre, model, task="ranking")
     with pytest.raises(ValueError, match="4 classes"):
         save_bundle(tmp_path / "x", pre, model, classes=["a", "b", "c", "d"])
+    assert not any((tmp_path / "x").iterdir())
     with pytest.raises(ValueError, match="distinct"):
         save_bundle(tmp_path / "x", pre, model, classes=["a", "a", "b"])
     with pytest.raises(ValueError, match="classification"):

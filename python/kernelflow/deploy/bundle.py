@@ -179,6 +179,9 @@ def save_bundle(directory, preprocessor, model, *, task: str | None = None, clas
     if task == "classification" and classes is not None:
         width = outputs[0]["shape"][-1] if len(outputs[0]["shape"]) == 2 else None
         if isinstance(width, int) and width != len(classes):
+            for f in (MODEL_FILE, MODEL_FILE + ".data", PREPROCESSOR_FILE):  # no half-written bundle left behind
+                if (d / f).exists():
+                    (d / f).unlink()
             raise ValueError(f"the model returns {width} columns but {len(classes)} classes were given")
     if output is None:
         output = {"classification": "the model's raw output per class, in `classes` order (logits for a "
