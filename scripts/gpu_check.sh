@@ -109,6 +109,13 @@ for f in benchmarks/gpu_*.py; do
   step "$name" 200 bash -c 'run_bench "$1" "$2"' _ "$f" "$OUT/$name.json"
 done
 
+# TensorRT engines (fp16 and int8 QDQ) only where the tensorrt package imports; absent, the step is skipped
+if $PY -c "import tensorrt" 2>/dev/null; then
+  step tensorrt 240 bash -c '"$0" -m pytest -q -p no:cacheprovider tests/test_deploy_tensorrt.py && "$0" benchmarks/bench_export.py --tensorrt --out "$1/export_tensorrt.json"' "$PY" "$OUT"
+else
+  log "tensorrt: skipped (import tensorrt fails here)"
+fi
+
 # last, so that a slow suite cannot starve the sanitizers and benchmarks: it gets what is left
 step pytest_all 300 $PY -m pytest -q -p no:cacheprovider tests
 
