@@ -1,0 +1,142 @@
+"""The deployment stages: the bundle and its ONNX graph (int8 student with the preprocessing
+inside), ONNX Runtime parity against torch on test rows and the graph's own test metrics, a
+TensorRT engine where TensorRT works, the Triton model repository and, on request, the server.
+
+They use ``kernelflow.deploy``; where a piece of it is not available here, the stage reports
+"skipped: <reason>" instead of pretending to succeed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+import numpy as np
+import torch
+
+from kernelflow.workflow import evaluate as E
+from kernelflow.workflow.stages import Ctx, Skipped
+
+
+def _deploy_api(*names: str):
+    try:
+        dep = importlib.import_module("kernelflow.deploy")
+    except ImportError as e:
+        raise Skipped(f"kernelflow.deploy is not available in this build ({e})") from None
+    missing = [n for n in names if not hasattr(dep, n)]
+    if missing:
+        raise Skipped(f"kernelflow.deploy has no {', '.join(missing)} in this build")
+    return dep
+
+
+def _deploy_model(ctx: Ctx) -> tuple[str, torch.nn.Module]:
+    for name in ("student_int8", "student", "teacher"):
+        if name in ctx.models:
+            return name, ctx.models[name]
+    raise Skipped("no trained model")
+
+
+def stage_export(ctx: Ctx) -> dict:
+    dep = _deploy_api("save_bundle", "load_bundle", "OnnxRunner")
+    for lib in ("onnx", "onnxruntime"):
+        if importlib.util.find_spec(lib) is None:
+            raise Skipped(f"{lib} is not installed (pip install 'kernelflow[onnx]')")
+    name, net = _deploy_model(ctx)
+    t = ctx.table
+    bundle_dir = os.path.join(ctx.run_dir, "bundle")
+    dep.save_bundle(bundle_dir, ctx.pre, net.cpu().eval(), task=t.task, classes=t.classes)
+    net.to(ctx.device)
+    bundle = dep.load_bundle(bundle_dir)
+    onnx_path = _bundle_onnx(bundle, bundle_dir)
+    runner = dep.OnnxRunner(onnx_path)
+    # parity on test rows: ONNX Runtime against the same model in torch (CPU, float32)
+    blocks = tuple(None if b is None else b.cpu() for b in ctx.data["blocks_test"])
+    k = min(ctx.cfg.export.parity_rows, blocks[0].shape[0])
+    sub = tuple(None if b is None else b[:k].numpy() for b in blocks)
+    got = np.asarray(runner.run(*sub), dtype=np.float64)
+    from kernelflow.workflow.models import TabularModel
+
+    ref_model = TabularModel(ctx.pre.to_module(), net.cpu()).eval()
+    with torch.inference_mode():
+        ref = ref_model(*(None if b is None else torch.from_numpy(b) for b in sub)).double().numpy()
+    net.to(ctx.device)
+    got = got.reshape(ref.shape)
+    abs_diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
+    scale = float(np.max(np.abs(ref))) if ref.size else 1.0
+    # int8: the graph's QuantizeLinear rounds half to even, the kernels too; float: ~1e-6
+    tol = 1e-3 * max(1.0, scale)
+    ok = abs_diff <= tol
+    # the exported graph's own metrics on the whole test split
+    full = tuple(None if b is None else b.numpy() for b in blocks)
+    out = torch.from_numpy(np.asarray(runner.run(*full), dtype=np.float32))
+    y = ctx.data["y_test"].cpu().numpy()
+    pred = E.probabilities(out, ctx.n_classes) if t.task == "classification" else out.reshape(-1).numpy()
+    row = {"metrics": E.scores(t.task, y, pred), "parameters": ctx.results.get(name, {}).get("parameters"),
+           "size_bytes": os.path.getsize(onnx_path), "device": "cpu (ONNX Runtime)", "model": name}
+
+    def rows(n_rows):
+        n_rows = min(n_rows, full[0].shape[0])
+        s = tuple(None if b is None else np.ascontiguousarray(b[:n_rows]) for b in full)
+        return lambda: runner.run(*s)
+    ec = ctx.cfg.evaluate
+    row.update(E.speed(rows, ec.latency_batch, min(ec.throughput_batch, full[0].shape[0]), ec.repeats,
+                       torch.device("cpu")))
+    ctx.results["onnx"] = row
+    detail = {"bundle": bundle_dir, "onnx": onnx_path, "model": name, "parity_rows": k, "max_abs_diff": abs_diff,
+              "tolerance": tol, "parity_ok": ok}
+    if not ok:
+        raise RuntimeError(f"ONNX Runtime output differs from torch by {abs_diff:.3g} (> {tol:.3g}) on {k} test rows")
+    detail["tensorrt"] = _tensorrt(ctx, dep, onnx_path, sub, ref)
+    return detail
+
+
+def _bundle_onnx(bundle, bundle_dir: str) -> str:
+    for attr in ("onnx_path", "model_path", "path"):
+        p = getattr(bundle, attr, None)
+        if p is not None and str(p).endswith(".onnx") and os.path.isfile(p):
+            return str(p)
+    found = [os.path.join(bundle_dir, f) for f in sorted(os.listdir(bundle_dir)) if f.endswith(".onnx")]
+    if not found:
+        raise RuntimeError(f"the bundle at {bundle_dir} holds no .onnx graph")
+    return found[0]
+
+
+def _tensorrt(ctx: Ctx, dep, onnx_path: str, sub: tuple, ref: np.ndarray) -> dict | str:
+    if ctx.cfg.export.tensorrt == "off":
+        return "off"
+    if importlib.util.find_spec("tensorrt") is None:
+        return "skipped: TensorRT is not installed (pip install 'kernelflow[tensorrt]' on a CUDA machine)"
+    if not torch.cuda.is_available():
+        return "skipped: TensorRT needs a CUDA device"
+    if not hasattr(dep, "build_engine") or not hasattr(dep, "TensorRTRunner"):
+        return "skipped: kernelflow.deploy has no TensorRT engine builder in this build"
+    plan = os.path.join(os.path.dirname(onnx_path), "model.plan")
+    dep.build_engine(onnx_path, plan)
+    got = np.asarray(dep.TensorRTRunner(plan).run(*sub), dtype=np.float64).reshape(ref.shape)
+    return {"engine": plan, "max_abs_diff": float(np.max(np.abs(got - ref))), "size_bytes": os.path.getsize(plan)}
+
+
+def stage_repository(ctx: Ctx) -> dict:
+    if "export_skipped" in ctx.extra:
+        raise Skipped(f"no bundle (export {ctx.extra['export_skipped']})")
+    try:
+        mod = importlib.import_module("kernelflow.deploy.triton_repo")
+    except ImportError as e:
+        raise Skipped(f"kernelflow.deploy.triton_repo is not available in this build ({e})") from None
+    repo = os.path.join(ctx.run_dir, "model_repository")
+    res = mod.write_model_repository(os.path.join(ctx.run_dir, "bundle"), repo)
+    files = sorted(os.path.relpath(os.path.join(r, f), repo) for r, _, fs in os.walk(repo) for f in fs)
+    return {"repository": repo, "files": files, "result": str(res) if res is not None else None}
+
+
+def stage_serve(ctx: Ctx) -> dict:
+    if "export_skipped" in ctx.extra:
+        raise Skipped(f"no bundle to serve (export {ctx.extra['export_skipped']})")
+    try:
+        mod = importlib.import_module("kernelflow.deploy.server")
+    except ImportError as e:
+        raise Skipped(f"the Triton server launcher is not available in this build ({e})") from None
+    if not hasattr(mod, "serve"):
+        raise Skipped("kernelflow.deploy.server has no serve() in this build")
+    return {"server": str(mod.serve(os.path.join(ctx.run_dir, "model_repository")))}
