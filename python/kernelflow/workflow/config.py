@@ -48,9 +48,9 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 256])  # hidden widths (depth = len)
     dropout: float = 0.1
     norm: str = "layernorm"  # layernorm | rmsnorm | none (kernelflow.nn fused norms)
-    epochs: int = 6
-    batch_size: int = 1024
-    lr: float = 2e-3
+    epochs: int = 5
+    batch_size: int = 2048
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 2  # epochs without validation improvement before stopping (best weights kept)
     amp: str | None = None  # None | "bf16"
@@ -117,7 +117,10 @@ class WorkflowConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = "runs"
-    threads: int = 0  # > 0: torch intra-op threads
+    # CPU threads for torch, OpenMP and BLAS (0: their defaults). One thread by default: results
+    # do not depend on the machine's core count, and a shared machine's oversubscribed OpenMP
+    # pools do not slow the run down several times.
+    threads: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     preprocess: dict[str, Any] = field(default_factory=lambda: {

@@ -164,7 +164,9 @@ def _check_rows(n: int, y: np.ndarray, task: str, cfg: WorkflowConfig) -> None:
                           f"it gives {n_train} training, {n_val} validation and {n_test} test rows; "
                           "it needs at least 10, 2 and 2")
     if task == "classification" and s.stratify:
-        _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+        import pandas as pd
+
+        counts = np.bincount(pd.factorize(y)[0])
         if counts.min() < 3:
             raise ConfigError(f"data: a class of the target has {counts.min()} rows: stratified splitting needs "
                               "at least 3 per class (set split.stratify = false, or drop those rows)")
@@ -181,9 +183,11 @@ def split(table: Table, cfg: WorkflowConfig) -> Split:
     """Seeded train / validation / test row indices (stratified on the labels when asked)."""
     from sklearn.model_selection import train_test_split
 
+    import pandas as pd
+
     n = len(table.y)
     idx = np.arange(n)
-    strat = table.y.astype(str) if table.task == "classification" and cfg.split.stratify else None
+    strat = pd.factorize(table.y)[0] if table.task == "classification" and cfg.split.stratify else None
     rest, test = train_test_split(idx, test_size=cfg.split.test, random_state=cfg.seed, stratify=strat)
     val_frac = cfg.split.validation / (1.0 - cfg.split.test)
     train, val = train_test_split(rest, test_size=val_frac, random_state=cfg.seed + 1,
@@ -197,7 +201,9 @@ def folds(table: Table, rows: np.ndarray, k: int, cfg: WorkflowConfig) -> list[t
 
     if table.task == "classification" and cfg.split.stratify:
         kf = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
-        it = kf.split(rows, table.y[rows].astype(str))
+        import pandas as pd
+
+        it = kf.split(rows, pd.factorize(table.y[rows])[0])
     else:
         it = KFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(rows)
     return [(rows[a], rows[b]) for a, b in it]

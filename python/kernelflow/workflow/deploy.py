@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kernelflow.workflow import evaluate as E
+from kernelflow.workflow.models import TabularModel
 from kernelflow.workflow.stages import Ctx, Skipped
 
 
@@ -47,16 +48,14 @@ def stage_export(ctx: Ctx) -> dict:
     bundle_dir = os.path.join(ctx.run_dir, "bundle")
     dep.save_bundle(bundle_dir, ctx.pre, net.cpu().eval(), task=t.task, classes=t.classes)
     net.to(ctx.device)
-    bundle = dep.load_bundle(bundle_dir)
-    onnx_path = _bundle_onnx(bundle, bundle_dir)
-    runner = dep.OnnxRunner(onnx_path)
+    bundle = dep.load_bundle(bundle_dir)  # verifies the manifest's hashes
+    onnx_path = str(bundle.onnx_path)
+    runner = bundle.runner()
     # parity on test rows: ONNX Runtime against the same model in torch (CPU, float32)
     blocks = tuple(None if b is None else b.cpu() for b in ctx.data["blocks_test"])
     k = min(ctx.cfg.export.parity_rows, blocks[0].shape[0])
     sub = tuple(None if b is None else b[:k].numpy() for b in blocks)
     got = np.asarray(runner.run(*sub), dtype=np.float64)
-    from kernelflow.workflow.models import TabularModel
-
     ref_model = TabularModel(ctx.pre.to_module(), net.cpu()).eval()
     with torch.inference_mode():
         ref = ref_model(*(None if b is None else torch.from_numpy(b) for b in sub)).double().numpy()
@@ -64,9 +63,20 @@ def stage_export(ctx: Ctx) -> dict:
     got = got.reshape(ref.shape)
     abs_diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
     scale = float(np.max(np.abs(ref))) if ref.size else 1.0
-    # int8: the graph's QuantizeLinear rounds half to even, the kernels too; float: ~1e-6
-    tol = 1e-3 * max(1.0, scale)
+    tol = 1e-4 * max(1.0, scale)  # a float graph: float32 rounding
+    own = None
+    if name == "student_int8":
+        # an int8 graph rounds activations in its QuantizeLinear where the kernel rounds in its own
+        # order: a value on a rounding boundary moves one step. Allowed: half the int8 model's own
+        # error against the float student (the export tests' criterion).
+        with torch.inference_mode():
+            flt = TabularModel(ctx.pre.to_module(), ctx.models["student"].cpu()).eval()(
+                *(None if b is None else torch.from_numpy(b) for b in sub)).double().numpy()
+        ctx.models["student"].to(ctx.device)
+        own = float(np.max(np.abs(ref - flt))) if ref.size else 0.0
+        tol = max(tol, 0.5 * own)
     ok = abs_diff <= tol
+    agree = float(np.mean(got.argmax(1) == ref.argmax(1))) if t.task == "classification" and ref.size else None
     # the exported graph's own metrics on the whole test split
     full = tuple(None if b is None else b.numpy() for b in blocks)
     out = torch.from_numpy(np.asarray(runner.run(*full), dtype=np.float32))
@@ -83,23 +93,19 @@ def stage_export(ctx: Ctx) -> dict:
     row.update(E.speed(rows, ec.latency_batch, min(ec.throughput_batch, full[0].shape[0]), ec.repeats,
                        torch.device("cpu")))
     ctx.results["onnx"] = row
+    # the client path: strings encoded by the bundle's own preprocessor, then the graph
+    df = ctx.table.X.iloc[ctx.split.test[:k]]
+    via_df = np.asarray(runner.predict(df), dtype=np.float64).reshape(ref.shape)
+    df_diff = float(np.max(np.abs(via_df - got))) if ref.size else 0.0
     detail = {"bundle": bundle_dir, "onnx": onnx_path, "model": name, "parity_rows": k, "max_abs_diff": abs_diff,
-              "tolerance": tol, "parity_ok": ok}
+              "tolerance": tol, "int8_vs_float_max_abs_diff": own, "label_agreement": agree, "parity_ok": ok and df_diff == 0.0, "predict_df_max_abs_diff": df_diff,
+              "graph_ops": sorted(runner.op_types), "bundle_files": sorted(bundle.manifest["files"])}
+    if df_diff != 0.0:
+        raise RuntimeError(f"OnnxRunner.predict(table) differs from run(blocks) by {df_diff:.3g}")
     if not ok:
         raise RuntimeError(f"ONNX Runtime output differs from torch by {abs_diff:.3g} (> {tol:.3g}) on {k} test rows")
     detail["tensorrt"] = _tensorrt(ctx, dep, onnx_path, sub, ref)
     return detail
-
-
-def _bundle_onnx(bundle, bundle_dir: str) -> str:
-    for attr in ("onnx_path", "model_path", "path"):
-        p = getattr(bundle, attr, None)
-        if p is not None and str(p).endswith(".onnx") and os.path.isfile(p):
-            return str(p)
-    found = [os.path.join(bundle_dir, f) for f in sorted(os.listdir(bundle_dir)) if f.endswith(".onnx")]
-    if not found:
-        raise RuntimeError(f"the bundle at {bundle_dir} holds no .onnx graph")
-    return found[0]
 
 
 def _tensorrt(ctx: Ctx, dep, onnx_path: str, sub: tuple, ref: np.ndarray) -> dict | str:

@@ -32,8 +32,9 @@ def mlp(in_features: int, hidden: list[int], out_features: int, dropout: float =
 
 
 def out_features(task: str, n_classes: int) -> int:
-    """One logit for binary classification and regression, one per class otherwise."""
-    return n_classes if task == "classification" and n_classes > 2 else 1
+    """One logit per class (two for a binary task: the bundle's output is per class, in the
+    order of ``classes``), one value for regression."""
+    return n_classes if task == "classification" else 1
 
 
 class TabularModel(nn.Module):

@@ -107,11 +107,7 @@ def distill_model(ctx: Ctx, teacher: nn.Module, sc, seed: int, stage: str, callb
     d = ctx.data
     student = _build(ctx, sc, seed)
     if ctx.table.task == "classification":
-        T = temperature or sc.temperature
-        if ctx.n_classes == 2:  # one logit: the fused KL + CE kernel takes the two-class logits [-z/2, z/2]
-            loss = _BinaryKD(DistillationLoss(temperature=T, alpha=sc.alpha))
-        else:
-            loss = DistillationLoss(temperature=T, alpha=sc.alpha)
+        loss = DistillationLoss(temperature=temperature or sc.temperature, alpha=sc.alpha)
     else:
         loss = RegressionDistillationLoss(alpha=sc.alpha)
     dist = Distiller(teacher, student, loss=loss,
@@ -122,21 +118,6 @@ def distill_model(ctx: Ctx, teacher: nn.Module, sc, seed: int, stage: str, callb
                     metric=_metric_name(ctx), patience=sc.patience, seed=seed, progress=False, amp=sc.amp,
                     device=ctx.device, callbacks=[_epoch_cb(adv), *callbacks])
     return student.eval(), hist
-
-
-class _BinaryKD(nn.Module):
-    """DistillationLoss for a one-logit binary model: logit z is the two-class pair [0, z]
-    (softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)]), so the fused kernel applies unchanged."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        def pair(z):
-            z = z.float().reshape(-1, 1)
-            return torch.cat([torch.zeros_like(z), z], 1)
-        return self.inner(pair(s), pair(t), y)
 
 
 # ---------------------------------------------------------------------------------------- stages
@@ -150,8 +131,10 @@ def stage_split(ctx: Ctx) -> dict:
     out = {"train_rows": len(s.train), "val_rows": len(s.val), "test_rows": len(s.test),
            "stratified": ctx.table.task == "classification" and ctx.cfg.split.stratify, "seed": ctx.cfg.seed}
     if ctx.table.task == "classification":
-        out["class_counts_test"] = {str(c): int(n) for c, n in zip(*np.unique(ctx.table.y[s.test].astype(str),
-                                                                               return_counts=True))}
+        import pandas as pd
+
+        counts = pd.Series(ctx.table.y[s.test]).value_counts()
+        out["class_counts_test"] = {str(c): int(n) for c, n in counts.items()}
     return out
 
 

@@ -27,6 +27,7 @@ from kernelflow.workflow import report as R
 from kernelflow.workflow import stages as S
 
 INCOMPLETE = "INCOMPLETE"
+_OWN_BARS = ("teacher", "student", "baselines", "tune")  # stages that draw a bar per epoch / model
 
 
 @dataclass
@@ -181,12 +182,17 @@ class Workflow:
                     rec = {"name": name, "status": "running", "device": str(device)}
                     stages.append(rec)
                     t0 = time.perf_counter()
+                    step = bar(name, 1) if bar is not None and name not in _OWN_BARS else None
                     try:
                         rec["detail"] = fn(ctx)
                         rec["status"] = "ok"
+                        if step is not None:
+                            step(1)
                     except S.Skipped as e:
                         rec["status"] = f"skipped: {e}"
                     rec["seconds"] = time.perf_counter() - t0
+                    if bar is not None:
+                        bar.stop()
                     if name == "export" and rec["status"] != "ok":
                         ctx.extra["export_skipped"] = rec["status"]
                     report["results"], report["baselines"] = ctx.results, ctx.baselines
@@ -245,10 +251,25 @@ class Workflow:
         console = self.console or Console(stderr=True)
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as prog:
-            def start(stage: str, total: int):
-                tid = prog.add_task(stage, total=total)
-                return lambda n=1: prog.advance(tid, n)
-            yield start
+            yield _Bars(prog)
+
+
+class _Bars:
+    """``bars(stage, total)`` adds a bar and returns its ``advance(n=1)``; ``stop()`` freezes the
+    clocks of the bars added so far (a stage that stopped early still shows what it ran)."""
+
+    def __init__(self, prog) -> None:
+        self.prog, self.open = prog, []
+
+    def __call__(self, stage: str, total: int):
+        tid = self.prog.add_task(stage, total=total)
+        self.open.append(tid)
+        return lambda n=1: self.prog.advance(tid, n)
+
+    def stop(self) -> None:
+        for t in self.open:
+            self.prog.stop_task(t)
+        self.open.clear()
 
 
 def _tune(ctx: S.Ctx) -> dict:
