@@ -60,6 +60,8 @@ def as_inputs(X: Any, name: str, preprocessor: Any = None) -> tuple[torch.Tensor
         if len(X) == 0:
             raise ValueError(f"{name} is an empty tuple: pass (num, cat[, passthrough]) blocks")
         blocks = tuple(None if b is None else _tensor(b, f"{name}[{i}]") for i, b in enumerate(X))
+        while blocks and blocks[-1] is None:  # (num, cat, None) is (num, cat): an absent passthrough
+            blocks = blocks[:-1]
         present = [b for b in blocks if b is not None]
         if not present:
             raise ValueError(f"{name}: every block is None")
@@ -92,7 +94,7 @@ def _label_values(y: Any) -> tuple[np.ndarray | None, torch.Tensor | None]:
                 return np.asarray(y.astype(object).to_numpy(), dtype=object), None
             if y.isna().any() and not pd.api.types.is_float_dtype(y):
                 raise ValueError("labels hold missing values")
-            return None, torch.from_numpy(np.ascontiguousarray(y.to_numpy()))
+            return None, torch.from_numpy(np.array(y.to_numpy(), copy=True))  # pandas may hand out read-only views
         y = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
     if isinstance(y, (list, tuple)):
         y = np.asarray(y, dtype=object if any(isinstance(v, str) for v in y) else None)
