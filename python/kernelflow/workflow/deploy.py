@@ -17,7 +17,7 @@ import torch
 
 from kernelflow.workflow import evaluate as E
 from kernelflow.workflow.models import TabularModel
-from kernelflow.workflow.stages import Ctx, Skipped
+from kernelflow.workflow.stages import Ctx, Skipped, deployable
 
 
 def _deploy_api(*names: str):
@@ -34,7 +34,7 @@ def _deploy_api(*names: str):
 def _deploy_model(ctx: Ctx) -> tuple[str, torch.nn.Module]:
     for name in ("student_int8", "student", "teacher"):
         if name in ctx.models:
-            return name, ctx.models[name]
+            return name, deployable(ctx, name)
     raise Skipped("no trained model")
 
 
@@ -70,7 +70,7 @@ def stage_export(ctx: Ctx) -> dict:
         # order: a value on a rounding boundary moves one step. Allowed: half the int8 model's own
         # error against the float student (the export tests' criterion).
         with torch.inference_mode():
-            flt = TabularModel(ctx.pre.to_module(), ctx.models["student"].cpu()).eval()(
+            flt = TabularModel(ctx.pre.to_module(), deployable(ctx, "student").cpu()).eval()(
                 *(None if b is None else torch.from_numpy(b) for b in sub)).double().numpy()
         ctx.models["student"].to(ctx.device)
         own = float(np.max(np.abs(ref - flt))) if ref.size else 0.0

@@ -52,6 +52,19 @@ class TabularModel(nn.Module):
         return self.net(self.pre(num, cat, passthrough)).float()
 
 
+class TargetScale(nn.Module):
+    """y = x * std + mean: regression networks train on standardized targets; this last step
+    gives predictions in the target's units (in the served module and the exported graph)."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+
 class RegressionDistillationLoss(nn.Module):
     """alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, y): distillation for regression,
     where the teacher's predictions are soft targets (fp32)."""

@@ -172,8 +172,14 @@ def stage_preprocess(ctx: Ctx) -> dict:
             codes, _ = as_labels(t.y[rows], f"y_{k}", t.classes)
             d[f"y_{k}"] = codes.to(dev)
     else:
-        for k, rows in (("train", s.train), ("val", s.val), ("test", s.test)):
-            d[f"y_{k}"] = torch.from_numpy(t.y[rows].astype(np.float32)).to(dev)
+        # networks train on standardized targets (fp64 statistics of the training rows); the
+        # served and exported models end in TargetScale, so they predict in the target's units
+        mean, std = float(np.mean(t.y[s.train])), float(np.std(t.y[s.train]))
+        std = std if std > 0 else 1.0
+        ctx.extra["target_scale"] = {"mean": mean, "std": std}
+        for k, rows in (("train", s.train), ("val", s.val)):
+            d[f"y_{k}"] = torch.from_numpy(((t.y[rows] - mean) / std).astype(np.float32)).to(dev)
+        d["y_test"] = torch.from_numpy(t.y[s.test].astype(np.float32)).to(dev)  # metrics in the target's units
     out = {"columns_numeric": len(pre.numeric_columns_), "columns_categorical": len(pre.categorical_columns_),
            "columns_passthrough": len(pre.passthrough_columns_), "features_out": int(pre.n_features_out_),
            "fit_s": fit_s, "transform_s": transform_s, "options": opts, "device": str(dev)}
@@ -223,8 +229,14 @@ def _cross_validate(ctx: Ctx) -> dict:
         net, _ = train_model(ctx, cfg.teacher, cfg.seed + 100 + k, f"cv fold {k + 1}",
                              train=(X[ia], y[ia]), val=(X[ib], y[ib]))
         out = E.predict_torch(net, (X[ib],))
-        pred = E.probabilities(out, ctx.n_classes) if ctx.table.task == "classification" else out.cpu().numpy()
-        vals.append(E.scores(ctx.table.task, y[ib].cpu().numpy(), pred)[E.primary_metric(ctx.table.task)])
+        yb = y[ib].cpu().numpy()
+        if ctx.table.task == "classification":
+            pred = E.probabilities(out, ctx.n_classes)
+        else:  # back to the target's units
+            ts = ctx.extra["target_scale"]
+            pred = out.reshape(-1).cpu().numpy() * ts["std"] + ts["mean"]
+            yb = yb * ts["std"] + ts["mean"]
+        vals.append(E.scores(ctx.table.task, yb, pred)[E.primary_metric(ctx.table.task)])
     return {"folds": cfg.split.folds, "metric": E.primary_metric(ctx.table.task), "values": vals,
             "mean": float(np.mean(vals)), "std": float(np.std(vals))}
 
@@ -263,8 +275,20 @@ STAGE_LABELS = {"teacher": "teacher", "student": "student (distilled)", "student
                 "student_int8": "student int8", "onnx": "exported graph (ONNX Runtime)"}
 
 
+def deployable(ctx: Ctx, name: str) -> nn.Module:
+    """The network as it is deployed: with TargetScale at the end for regression."""
+    net = ctx.models[name]
+    ts = ctx.extra.get("target_scale")
+    if ts is None:
+        return net
+    from kernelflow.workflow.models import TargetScale
+
+    dev = next(iter(net.parameters()), torch.empty(0, device=ctx.device)).device
+    return nn.Sequential(net, TargetScale(ts["mean"], ts["std"]).to(dev)).eval()
+
+
 def served_model(ctx: Ctx, name: str) -> TabularModel:
-    return TabularModel(ctx.pre.to_module().to(ctx.device), ctx.models[name]).eval()
+    return TabularModel(ctx.pre.to_module().to(ctx.device), deployable(ctx, name)).eval()
 
 
 def stage_evaluate(ctx: Ctx) -> dict:
@@ -301,6 +325,9 @@ def stage_baselines(ctx: Ctx) -> dict:
 
     cfg, s, t = ctx.cfg, ctx.split, ctx.table
     ytr = ctx.data["y_train"].cpu().numpy()
+    ts = ctx.extra.get("target_scale")
+    if ts is not None:  # the baselines fit the raw targets, as a practitioner would
+        ytr = t.y[s.train]
     yte = ctx.data["y_test"].cpu().numpy()
     Xtr, Xte = _frame(ctx, s.train), _frame(ctx, s.test)
     adv = ctx.advance("baselines", len(cfg.baselines.models))
