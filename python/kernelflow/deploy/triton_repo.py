@@ -240,11 +240,16 @@ def write_model_repository(bundle_dir, repo_dir, *, name: str = "kernelflow", ba
     shutil.copy2(_DRIFT_SRC, vdir / "kernelflow_drift_stats.py")
     (vdir / "encoder.json").write_text(json.dumps(spec))
 
-    # model step
+    # model step; a QDQ graph runs at ONNX Runtime's basic optimization level, as OnnxRunner runs
+    # it (kernelflow.deploy.onnx_runner: higher levels fuse Q/DQ into machine-dependent int8 kernels)
+    from kernelflow.deploy.onnx_runner import graph_op_types
+
+    quantized = bool({"QuantizeLinear", "DequantizeLinear"} & graph_op_types(onnx_path))
     batching = _batching(max_batch_size, queue_delay_us)
     if backend == "onnxruntime":
+        opt = "optimization { graph { level: -1 } }\n" if quantized else ""  # -1: ORT_ENABLE_BASIC
         text = _config(model_name, 'platform: "onnxruntime_onnx"', max_batch_size, graph_inputs, graph_outputs,
-                       instances=instances, batching=batching, extra=all_versions)
+                       instances=instances, batching=batching, extra=all_versions + opt)
     elif backend == "tensorrt":
         text = _config(model_name, 'platform: "tensorrt_plan"', max_batch_size, graph_inputs, graph_outputs,
                        instances=instances, kind="KIND_GPU", batching=batching, extra=all_versions)
@@ -265,7 +270,8 @@ def write_model_repository(bundle_dir, repo_dir, *, name: str = "kernelflow", ba
             os.replace(mdir / onnx_path.name, mdir / "model.onnx")
     if backend == "python":
         shutil.copy2(_MODELS_DIR / "onnx_model.py", mdir / "model.py")
-        (mdir / "onnx_model.json").write_text(json.dumps({"outputs": [n for n, _, _ in graph_outputs]}))
+        (mdir / "onnx_model.json").write_text(json.dumps({"outputs": [n for n, _, _ in graph_outputs],
+                                                          "optimization": "basic" if quantized else "all"}))
 
     # ensembles: <name> serves the newest version, <name>_v<k> version k
     newest = max(_versions(repo_dir / model_name))

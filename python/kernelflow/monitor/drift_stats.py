@@ -41,8 +41,9 @@ def column_stats(x: np.ndarray) -> np.ndarray:
     nan = np.isnan(x).sum(0).astype(np.float64)
     z = np.where(fin, x, 0.0)
     mean = np.divide(z.sum(0), n, out=np.zeros_like(n), where=n > 0)
-    d = np.where(fin, x - mean, 0.0)
-    m2 = (d * d).sum(0)
+    with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e154+: M2 overflows to inf, honestly
+        d = np.where(fin, x - mean, 0.0)
+        m2 = (d * d).sum(0)
     mn = np.where(fin, x, np.inf).min(0) if x.shape[0] else np.full_like(n, np.inf)
     mx = np.where(fin, x, -np.inf).max(0) if x.shape[0] else np.full_like(n, -np.inf)
     return np.stack([n, nan, mean, m2, mn, mx])
@@ -51,10 +52,11 @@ def column_stats(x: np.ndarray) -> np.ndarray:
 def merge_stats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Chan's merge of two [6, cols] blocks: exact counts / min / max, mean and M2 in fp64."""
     n = a[0] + b[0]
-    delta = b[2] - a[2]
-    w = np.divide(b[0], n, out=np.zeros_like(n), where=n > 0)
-    mean = a[2] + delta * w
-    m2 = a[3] + b[3] + delta * delta * a[0] * w
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow M2 to inf, not to NaN
+        delta = np.where((a[0] > 0) & (b[0] > 0), b[2] - a[2], 0.0)  # an empty side adds nothing
+        w = np.divide(b[0], n, out=np.zeros_like(n), where=n > 0)
+        mean = np.where(a[0] > 0, a[2] + delta * w, b[2])
+        m2 = a[3] + b[3] + delta * delta * a[0] * w
     return np.stack([n, a[1] + b[1], mean, m2, np.minimum(a[4], b[4]), np.maximum(a[5], b[5])])
 
 

@@ -19,6 +19,8 @@ class TritonPythonModel:
         with open(os.path.join(here, "onnx_model.json"), encoding="utf-8") as f:
             spec = json.load(f)
         opts = ort.SessionOptions()
+        opts.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[spec.get("optimization", "all")]
         if spec.get("intra_op_threads"):
             opts.intra_op_num_threads = int(spec["intra_op_threads"])
         self.session = ort.InferenceSession(os.path.join(here, "model.onnx"), opts, providers=["CPUExecutionProvider"])
