@@ -274,3 +274,25 @@ def test_default_dataset_is_real_and_embedded():
     assert set(df["status"].unique()) == {"delayed", "on_time"}
     assert 0.2 < (df["status"] == "delayed").mean() < 0.35
     assert np.isnan(df["dep_delay"].to_numpy()).sum() == 8255  # the cancelled flights
+
+
+def test_serve_stage_serves_or_says_why(tmp_path, penguins_csv):
+    """--serve: a real Triton server answering like ONNX Runtime, or 'skipped: <why>' where none is installed."""
+    cfg = _config(tmp_path, penguins_csv, name="serve")
+    text = cfg.read_text().replace("[baselines]\nmax_iter = 20\n", "[baselines]\nmodels = []\n")
+    cfg.write_text(text + "\n[serve]\nserve = true\n")
+    res = Workflow.from_toml(cfg, progress=False).run()
+    try:
+        st = res.stage("serve")
+        from kernelflow.deploy.server import find_server
+
+        if find_server() is None:
+            assert st["status"].startswith("skipped: no Triton Inference Server found"), st
+            assert res.server is None
+        else:
+            assert st["status"] == "ok" and st["detail"]["max_abs_diff_vs_onnxruntime"] <= 1e-4, st
+            assert res.server is not None and res.server.proc.poll() is None
+    finally:
+        if res.server is not None:
+            res.server.stop()
+    assert res.status == "complete"

@@ -60,7 +60,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         from kernelflow.workflow.report import print_summary
 
         print_summary(res.report, Console() if sys.stdout.isatty() else Console(width=160))
+    if res.server is not None:
+        return _serve_until_stopped(res.server)
     return 0 if res.status == "complete" else 1
+
+
+def _serve_until_stopped(srv) -> int:
+    import signal
+    import time
+
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"serving on http://{srv.http_url} (gRPC {srv.grpc_url}); Ctrl-C or SIGTERM stops it", file=sys.stderr,
+              flush=True)
+        while stop["signal"] is None and srv.proc.poll() is None:
+            time.sleep(0.2)
+        if stop["signal"] is None:
+            print(f"kernelflow run: the server exited with code {srv.proc.returncode}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        srv.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def register(sub) -> None:

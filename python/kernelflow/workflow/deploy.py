@@ -51,6 +51,7 @@ def stage_export(ctx: Ctx) -> dict:
     bundle = dep.load_bundle(bundle_dir)  # verifies the manifest's hashes
     onnx_path = str(bundle.onnx_path)
     runner = bundle.runner()
+    ctx.extra["onnx_runner"] = runner
     # parity on test rows: ONNX Runtime against the same model in torch (CPU, float32)
     blocks = tuple(None if b is None else b.cpu() for b in ctx.data["blocks_test"])
     k = min(ctx.cfg.export.parity_rows, blocks[0].shape[0])
@@ -124,6 +125,8 @@ def _tensorrt(ctx: Ctx, dep, onnx_path: str, sub: tuple, ref: np.ndarray) -> dic
 
 
 def stage_repository(ctx: Ctx) -> dict:
+    """The Triton model repository of the bundle: encode step (strings -> codes, drift gauges
+    profiled on the training rows), model step, ensembles."""
     if "export_skipped" in ctx.extra:
         raise Skipped(f"no bundle (export {ctx.extra['export_skipped']})")
     try:
@@ -131,18 +134,44 @@ def stage_repository(ctx: Ctx) -> dict:
     except ImportError as e:
         raise Skipped(f"kernelflow.deploy.triton_repo is not available in this build ({e})") from None
     repo = os.path.join(ctx.run_dir, "model_repository")
-    res = mod.write_model_repository(os.path.join(ctx.run_dir, "bundle"), repo)
+    train = ctx.table.X.iloc[ctx.split.train]
+    res = mod.write_model_repository(os.path.join(ctx.run_dir, "bundle"), repo, name="kernelflow", reference=train)
+    models = mod.repository_models(repo)
     files = sorted(os.path.relpath(os.path.join(r, f), repo) for r, _, fs in os.walk(repo) for f in fs)
-    return {"repository": repo, "files": files, "result": str(res) if res is not None else None}
+    if not models or not all(os.path.isfile(os.path.join(repo, m, "config.pbtxt")) for m in res["models"]):
+        raise RuntimeError(f"the model repository at {repo} is incomplete: models {models}")
+    return {"repository": repo, "models": models, "backend": res["backend"], "version": res["version"],
+            "files": files}
 
 
 def stage_serve(ctx: Ctx) -> dict:
+    """Start Triton Inference Server on the repository, send test rows through it (strings and
+    all, as a client would) and compare with ONNX Runtime; the server keeps running (returned as
+    ``WorkflowResult.server``) until the caller stops it."""
     if "export_skipped" in ctx.extra:
         raise Skipped(f"no bundle to serve (export {ctx.extra['export_skipped']})")
     try:
-        mod = importlib.import_module("kernelflow.deploy.server")
+        server = importlib.import_module("kernelflow.deploy.server")
+        client = importlib.import_module("kernelflow.deploy.triton_client")
     except ImportError as e:
         raise Skipped(f"the Triton server launcher is not available in this build ({e})") from None
-    if not hasattr(mod, "serve"):
-        raise Skipped("kernelflow.deploy.server has no serve() in this build")
-    return {"server": str(mod.serve(os.path.join(ctx.run_dir, "model_repository")))}
+    repo = os.path.join(ctx.run_dir, "model_repository")
+    if not os.path.isdir(repo):
+        raise Skipped("no model repository was written")
+    try:
+        inst = server.require_server()
+    except server.ServerError as e:
+        raise Skipped(str(e)) from None
+    srv = server.TritonServer(repo, install=inst)
+    srv.start()
+    ctx.extra["server"] = srv
+    df = ctx.table.X.iloc[ctx.split.test[:64]]
+    with client.TritonClient(srv.http_url, "kernelflow") as c:
+        got = np.asarray(c.predict(df), dtype=np.float64)
+    ref = np.asarray(ctx.extra["onnx_runner"].predict(df), dtype=np.float64).reshape(got.shape)
+    diff = float(np.max(np.abs(got - ref)))
+    if diff > 1e-5 * max(1.0, float(np.max(np.abs(ref)))):
+        srv.stop()
+        raise RuntimeError(f"Triton's answer differs from ONNX Runtime's by {diff:.3g} on 64 test rows")
+    return {"http": f"http://{srv.http_url}", "grpc": f"grpc://{srv.grpc_url}", "metrics": srv.metrics_url,
+            "server": f"{inst.kind}: {inst.binary}", "smoke_rows": 64, "max_abs_diff_vs_onnxruntime": diff}

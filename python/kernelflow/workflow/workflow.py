@@ -36,6 +36,7 @@ class WorkflowResult:
 
     run_dir: str
     report: dict = field(repr=False)
+    server: Any = field(default=None, repr=False)  # the running TritonServer after the serve stage (call .stop())
 
     @property
     def status(self) -> str:
@@ -199,23 +200,27 @@ class Workflow:
                     R.write_json(report, os.path.join(run_dir, "report.json"))
                 report["status"] = "complete"
             except KeyboardInterrupt:
+                if ctx.extra.get("server") is not None:
+                    ctx.extra["server"].stop()
                 report["status"] = "interrupted"
                 self._finish(report, ctx, stages, t_start, complete=False)
                 raise
             except BaseException as e:
+                if ctx.extra.get("server") is not None:
+                    ctx.extra["server"].stop()
                 report["status"] = "failed"
                 report["error"] = f"{type(e).__name__}: {e}"
                 self._finish(report, ctx, stages, t_start, complete=False)
                 raise
         self._finish(report, ctx, stages, t_start, complete=True)
-        return WorkflowResult(run_dir, R.json_safe(report))
+        return WorkflowResult(run_dir, R.json_safe(report), server=ctx.extra.get("server"))
 
     def _finish(self, report: dict, ctx: S.Ctx, stages: list[dict], t_start: float, complete: bool) -> None:
         for s in stages:
             if s.get("status") == "running":
                 s["status"] = report["status"]
         report["results"], report["baselines"] = ctx.results, ctx.baselines
-        report["extra"] = ctx.extra
+        report["extra"] = {k: v for k, v in ctx.extra.items() if k not in ("server", "onnx_runner")}
         report["histories"] = {k: h.to_dict() for k, h in ctx.histories.items()}
         report["total_seconds"] = time.perf_counter() - t_start
         report["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
