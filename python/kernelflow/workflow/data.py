@@ -140,6 +140,12 @@ def load(cfg: WorkflowConfig) -> Table:
     X = df.drop(columns=[target] + list(d.drop_columns)).reset_index(drop=True)
     if X.shape[1] == 0:
         raise ConfigError(f"data: no feature columns are left besides the target {target!r}")
+    num = X.select_dtypes(include="number")
+    if num.shape[1]:
+        bad = np.isinf(num.to_numpy(dtype=np.float64, na_value=np.nan)).any(0)
+        if bad.any():
+            raise ConfigError(f"data: column {str(num.columns[np.flatnonzero(bad)[0]])!r} holds infinite values: "
+                              "replace them (by NaN, to be imputed) or drop the column (data.drop_columns)")
     classes = None
     if task == "classification":
         yv = y.astype(str).to_numpy(dtype=object) if not pd.api.types.is_numeric_dtype(y) else y.to_numpy()

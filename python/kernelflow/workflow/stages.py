@@ -148,6 +148,11 @@ def stage_preprocess(ctx: Ctx) -> dict:
     cfg, s, dev = ctx.cfg, ctx.split, ctx.device
     opts = dict(cfg.preprocess)
     pre = kernelflow.Preprocessor(**opts, device=dev if dev.type == "cuda" else None)
+    # a column with no value in the training rows carries nothing to learn or impute from: it is
+    # left out (as scikit-learn's SimpleImputer drops empty features) and reported
+    empty = [c for c in ctx.table.X.columns if not ctx.table.X[c].iloc[s.train].notna().any()]
+    if empty:
+        ctx.table.X = ctx.table.X.drop(columns=empty)
     Xtr, Xva, Xte = _frame(ctx, s.train), _frame(ctx, s.val), _frame(ctx, s.test)
     t0 = time.perf_counter()
     pre.fit(Xtr)
@@ -182,7 +187,8 @@ def stage_preprocess(ctx: Ctx) -> dict:
         d["y_test"] = torch.from_numpy(t.y[s.test].astype(np.float32)).to(dev)  # metrics in the target's units
     out = {"columns_numeric": len(pre.numeric_columns_), "columns_categorical": len(pre.categorical_columns_),
            "columns_passthrough": len(pre.passthrough_columns_), "features_out": int(pre.n_features_out_),
-           "fit_s": fit_s, "transform_s": transform_s, "options": opts, "device": str(dev)}
+           "fit_s": fit_s, "transform_s": transform_s, "options": opts, "device": str(dev),
+           "dropped_empty_columns": [str(c) for c in empty]}
     # scikit-learn's ColumnTransformer for the same policy, on the same rows (CPU)
     try:
         sk = pre.to_sklearn()
