@@ -122,9 +122,10 @@ def plots(report: dict, histories: dict, out_dir: str) -> dict[str, str]:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         for k, h in histories.items():
             ep = range(1, len(h.train_loss) + 1)
-            axes[0].plot(ep, h.train_loss, marker="o", label=f"{STAGE_LABELS.get(k, k)} train")
+            what = " (distillation loss)" if k == "student" else ""
+            axes[0].plot(ep, h.train_loss, marker="o", label=f"{STAGE_LABELS.get(k, k)} train{what}")
             if h.val_loss:
-                axes[0].plot(ep, h.val_loss, marker="x", linestyle="--", label=f"{STAGE_LABELS.get(k, k)} val")
+                axes[0].plot(ep, h.val_loss, marker="x", linestyle="--", label=f"{STAGE_LABELS.get(k, k)} val{what}")
             if h.val_metric:
                 axes[1].plot(ep, h.val_metric, marker="o", label=STAGE_LABELS.get(k, k))
         axes[0].set(title="loss by epoch", xlabel="epoch", ylabel="loss")
@@ -158,12 +159,14 @@ def plots(report: dict, histories: dict, out_dir: str) -> dict[str, str]:
         lat = [r.get("latency_ms") or float("nan") for r in rs]
         thr = [r.get("throughput_rows_s") or float("nan") for r in rs]
         size = [(r.get("size_bytes") or float("nan")) / 1e3 for r in rs]
-        for a, vals, title in ((axes[0], lat, "latency at batch 1 (ms)"), (axes[1], thr, "throughput (rows/s)"),
-                               (axes[2], size, "model size (kB)")):
+        for a, vals, title, log in ((axes[0], lat, "latency at batch 1 (ms, log scale)", True),
+                                    (axes[1], [v / 1e3 for v in thr], "throughput (thousand rows/s)", False),
+                                    (axes[2], size, "model size (kB, log scale)", True)):
             a.barh(range(len(rs)), vals, color=colors)
             a.set_yticks(range(len(rs)), labels if a is axes[0] else [""] * len(rs), fontsize=7)
             a.invert_yaxis()
-            a.set_xscale("log")
+            if log:
+                a.set_xscale("log")
             a.set_title(title, fontsize=9)
             a.grid(axis="x", alpha=0.3)
         save(fig, "latency_size_by_stage")

@@ -309,7 +309,9 @@ def stage_evaluate(ctx: Ctx) -> dict:
         m = served_model(ctx, name)
         out = E.predict_torch(m, blocks)
         pred = E.probabilities(out, ctx.n_classes) if task == "classification" else out.reshape(-1).cpu().numpy()
+        h = ctx.histories.get(name)
         row = {"metrics": E.scores(task, y, pred), "parameters": n_parameters(ctx.models[name]),
+               "fit_s": h.elapsed_seconds if h is not None else None,
                "size_bytes": state_bytes(ctx.models[name]), "device": str(ctx.device)}
 
         def rows(k, m=m):
