@@ -296,3 +296,9 @@ def test_serve_stage_serves_or_says_why(tmp_path, penguins_csv):
         if res.server is not None:
             res.server.stop()
     assert res.status == "complete"
+
+
+def test_example_config_lists_the_defaults():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "examples", "workflow.toml"))
+    assert cfg == WorkflowConfig()
