@@ -45,10 +45,10 @@ class SplitConfig:
 
 @dataclass
 class ModelConfig:
-    hidden: list[int] = field(default_factory=lambda: [256, 256])  # hidden widths (depth = len)
+    hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden widths (depth = len)
     dropout: float = 0.1
     norm: str = "layernorm"  # layernorm | rmsnorm | none (kernelflow.nn fused norms)
-    epochs: int = 5
+    epochs: int = 4
     batch_size: int = 2048
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -61,6 +61,7 @@ class StudentConfig(ModelConfig):
     enabled: bool = True
     hidden: list[int] = field(default_factory=lambda: [64])
     dropout: float = 0.0
+    epochs: int = 5
     temperature: float = 4.0  # distillation temperature (classification)
     alpha: float = 0.7  # weight of the teacher term (1 - alpha on the labels)
     compare_alone: bool = True  # also train the same student on the labels only, for comparison
@@ -76,6 +77,7 @@ class QuantizeConfig:
 
 @dataclass
 class EvaluateConfig:
+    sklearn_rows: int = 50_000  # training rows on which the Preprocessor is timed against its ColumnTransformer
     latency_batch: int = 1
     throughput_batch: int = 8192
     repeats: int = 30  # timed calls for the latency median
@@ -162,7 +164,7 @@ _MIN_INT = {"seed": 0, "threads": 0, "data.sample_rows": 0, "data.max_classes": 
             "teacher.epochs": 1, "teacher.batch_size": 1, "teacher.patience": 1,
             "student.epochs": 1, "student.batch_size": 1, "student.patience": 1,
             "quantize.calibration_rows": 1, "evaluate.latency_batch": 1, "evaluate.throughput_batch": 1,
-            "evaluate.repeats": 1, "baselines.max_iter": 1, "tune.trials": 1, "tune.epochs": 1,
+            "evaluate.repeats": 1, "evaluate.sklearn_rows": 1, "baselines.max_iter": 1, "tune.trials": 1, "tune.epochs": 1,
             "tune.max_depth": 1, "export.parity_rows": 1}
 
 

@@ -189,17 +189,23 @@ def stage_preprocess(ctx: Ctx) -> dict:
            "columns_passthrough": len(pre.passthrough_columns_), "features_out": int(pre.n_features_out_),
            "fit_s": fit_s, "transform_s": transform_s, "options": opts, "device": str(dev),
            "dropped_empty_columns": [str(c) for c in empty]}
-    # scikit-learn's ColumnTransformer for the same policy, on the same rows (CPU)
+    # scikit-learn's ColumnTransformer for the same policy on the same (first sklearn_rows) training
+    # rows, both timed here on the CPU, and the two outputs compared
     try:
         sk = pre.to_sklearn()
+        sub = Xtr.iloc[: ctx.cfg.evaluate.sklearn_rows]
         t0 = time.perf_counter()
-        ref = sk.fit_transform(Xtr)
+        ref = sk.fit_transform(sub)
         sk_s = time.perf_counter() - t0
-        got = mtr.cpu().numpy() if isinstance(mtr, torch.Tensor) else np.asarray(mtr)
+        cpu_pre = kernelflow.Preprocessor(**opts)
+        t0 = time.perf_counter()
+        got = cpu_pre.fit(sub).transform(sub)
+        kf_s = time.perf_counter() - t0
+        got = got.cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
         ref = np.asarray(ref, dtype=np.float64)
         diff = float(np.nanmax(np.abs(ref - got) / np.maximum(np.abs(ref), 1.0))) if ref.size else 0.0
-        out.update(sklearn_fit_transform_s=sk_s, kernelflow_fit_transform_s=fit_s + transform_s,
-                   speedup_vs_sklearn=sk_s / max(fit_s + transform_s, 1e-12), max_rel_diff_vs_sklearn=diff)
+        out.update(comparison_rows=len(sub), sklearn_fit_transform_s=sk_s, kernelflow_cpu_fit_transform_s=kf_s,
+                   speedup_vs_sklearn=sk_s / max(kf_s, 1e-12), max_rel_diff_vs_sklearn=diff)
     except NotImplementedError as e:
         out["sklearn_comparison"] = f"skipped: {e}"
     return out
