@@ -49,8 +49,8 @@ class ModelConfig:
     dropout: float = 0.1
     norm: str = "layernorm"  # layernorm | rmsnorm | none (kernelflow.nn fused norms)
     epochs: int = 4
-    batch_size: int = 2048
-    lr: float = 3e-3
+    batch_size: int = 4096
+    lr: float = 4e-3
     weight_decay: float = 1e-4
     patience: int = 2  # epochs without validation improvement before stopping (best weights kept)
     amp: str | None = None  # None | "bf16"
@@ -61,7 +61,7 @@ class StudentConfig(ModelConfig):
     enabled: bool = True
     hidden: list[int] = field(default_factory=lambda: [64])
     dropout: float = 0.0
-    epochs: int = 5
+    epochs: int = 4
     temperature: float = 4.0  # distillation temperature (classification)
     alpha: float = 0.7  # weight of the teacher term (1 - alpha on the labels)
     compare_alone: bool = True  # also train the same student on the labels only, for comparison
