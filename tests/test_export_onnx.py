@@ -309,6 +309,62 @@ def test_plain_torch_onnx_export_of_kernelflow_layers(tmp_path):
             assert_close(s.run(None, {s.get_inputs()[0].name: x.numpy()})[0], m(x).numpy())
 
 
+def test_plain_torch_onnx_export_of_the_preprocess_module(tmp_path, penguin_pipeline):
+    """The module as it is (numeric_transform through its translation, the rest aten ops): it runs
+    in ONNX Runtime; ``export_onnx`` is the way to a float32, TensorRT-ready graph."""
+    df, pre, inp, X = penguin_pipeline
+    m = pre.to_module()
+    rows = _rows(inp, len(df))
+    N = torch.export.Dim("N")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(m, tuple(rows[:2]), dynamo=True, dynamic_shapes=({0: N}, {0: N}))
+    p = tmp_path / "plain_pre.onnx"
+    prog.save(str(p))
+    s = ort.InferenceSession(str(p))
+    got = s.run(None, dict(zip([i.name for i in s.get_inputs()], [rows[0].numpy(), rows[1].numpy()])))[0]
+    assert_close(got, m(*rows[:2]).numpy(), 1e-4)
+
+
+class _RawInt8(torch.nn.Module):
+    """The quant / int8-GEMM ops called directly (static scale expanded per row, as Int8Linear does)."""
+
+    def __init__(self, w, act_scale):
+        super().__init__()
+        q, s = kernelflow.ops.quantize_weight(w)
+        self.register_buffer("w_q", q)
+        self.register_buffer("w_s", s)
+        self.register_buffer("b", torch.linspace(-1, 1, w.shape[0]))
+        self.register_buffer("a_s", torch.tensor([act_scale]))
+
+    def forward(self, x):
+        k = torch.ops.kernelflow
+        xq = k.quantize_static.default(x, self.a_s, "torch")
+        y = k.int8_gemm.default(xq, self.w_q, self.a_s.expand(x.shape[0]), self.w_s, self.b, 1, torch.float32, "torch")
+        yd = k.dequantize_rows.default(xq, self.a_s.expand(x.shape[0]), torch.float32, "torch")
+        return torch.cat([y, yd, k.weight_only_gemm.default(x, self.w_q, self.w_s, None, 2, torch.float32, "torch")], 1)
+
+
+def test_quant_op_translations(tmp_path):
+    import kernelflow.deploy  # noqa: F401
+
+    torch.manual_seed(0)
+    m = _RawInt8(torch.randn(5, 12), 0.05).eval()
+    x = torch.randn(16, 12) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(m, (x,), dynamo=True, opset_version=19, dynamic_shapes=({0: torch.export.Dim("N")},))
+    p = tmp_path / "raw.onnx"
+    prog.save(str(p))
+    ops = check_graph(p, quantized=True)
+    assert {"QuantizeLinear", "DequantizeLinear", "Gemm"} <= ops
+    got = OnnxRunner(p, optimization="basic").run(x)
+    ref = m(x).numpy()
+    # one int8 step (0.05 * |w| summed) at most where x / scale is a rounding tie or saturates at -128
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=0.05 * 12 * 3)
+    assert np.mean(np.abs(got - ref) < 1e-4) > 0.95
+
+
 def test_translation_table_covers_the_inference_ops():
     from kernelflow.deploy import onnx_translation_table
 
@@ -316,6 +372,17 @@ def test_translation_table_covers_the_inference_ops():
     assert {"kernelflow::numeric_transform", "kernelflow::layer_norm_fwd", "kernelflow::rms_norm_fwd",
             "kernelflow::quantize_static", "kernelflow::quantize_rows", "kernelflow::dequantize_rows",
             "kernelflow::int8_gemm", "kernelflow::weight_only_gemm"} <= names
+
+
+def test_unknown_categories_under_handle_unknown_error(tmp_path):
+    df = penguins()
+    pre = Preprocessor(handle_unknown="error").fit(df)
+    r = OnnxRunner(export_onnx(None, tmp_path / "e.onnx", preprocessor=pre), preprocessor=pre)
+    np.testing.assert_allclose(r.predict(df), pre.transform(df), rtol=1e-5, atol=1e-5)
+    bad = df.copy()
+    bad.loc[3, "island"] = "Atlantis"
+    with pytest.raises(ValueError, match="unknown categories in columns \\['island'\\]"):
+        r.predict(bad)
 
 
 def test_bad_arguments(tmp_path, penguin_pipeline):

@@ -180,7 +180,12 @@ class GraphPreprocess(nn.Module):
                 self.__dict__[f"b{i}_any_linear"] = bool(np.any(linear))
                 self.__dict__[f"b{i}_all_linear"] = bool(np.all(linear))
             self.__dict__[f"b{i}_sign"] = sign
-        self.register_buffer("indicator_index", pre.indicator_index.detach().cpu().clone())  # [Fi] int64
+        ind = pre.indicator_index.detach().cpu()
+        sel = torch.zeros(self.n_numeric, ind.shape[0], dtype=torch.float32)
+        sel[ind, torch.arange(ind.shape[0])] = 1.0
+        # [Fn, Fi] 0/1: isnan(x) @ sel picks the indicator columns (exact, also in TF32); a Gather
+        # along axis 1 is several times slower in ONNX Runtime
+        self.register_buffer("indicator_select", sel)
         Fc = pre.cat_offset.shape[0]
         self.n_cat = Fc
         first = self.n_numeric + self.n_ind
@@ -204,8 +209,11 @@ class GraphPreprocess(nn.Module):
             for s in range(end - offs[j]):
                 src.append(j)
                 slot.append(s)
-        self.register_buffer("col_src", torch.tensor(src, dtype=torch.int64))  # [Wc]
-        self.register_buffer("col_slot", torch.tensor(slot, dtype=torch.int64))  # [Wc]
+        # one-hot block j: (slot_j == arange(width_j)), one Slice + Equal per column (elementwise;
+        # a Gather of the slots along axis 1 is slow in ONNX Runtime)
+        self.cat_widths = [src.count(j) for j in range(Fc)]
+        for j, w in enumerate(self.cat_widths):
+            self.register_buffer(f"cat_arange{j}", torch.arange(w, dtype=torch.int64))  # [width_j]
         self.register_buffer("unknown_value", torch.tensor(float(pre.unknown_value), dtype=torch.float32))
 
     def _branch(self, i: int, x: torch.Tensor) -> torch.Tensor:
@@ -256,13 +264,15 @@ class GraphPreprocess(nn.Module):
             return torch.where(known, c.to(torch.float32), self.unknown_value)
         idx = self.slot_base + torch.where(known, c, self.cat_k)  # [N, Fc] into `slots`
         s = self.slots.index_select(0, idx.reshape(-1)).reshape(idx.shape)  # [N, Fc] slot (-1: no column)
-        return (s.index_select(1, self.col_src) == self.col_slot).to(torch.float32)  # [N, Wc]
+        blocks = [s[:, j:j + 1] == getattr(self, f"cat_arange{j}") for j, w in enumerate(self.cat_widths) if w]
+        oh = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
+        return oh.to(torch.float32)  # [N, Wc]
 
     def forward(self, num: torch.Tensor, cat: torch.Tensor, passthrough: torch.Tensor | None = None) -> torch.Tensor:
         x = num.to(torch.float32)
         parts = [self.numeric(x)] if self.n_numeric else []
         if self.n_ind:
-            parts.append(torch.isnan(x.index_select(1, self.indicator_index)).to(torch.float32))
+            parts.append(torch.isnan(x).to(torch.float32) @ self.indicator_select)
         if self.n_cat:
             parts.append(self.categorical(cat))
         if self.n_pass:

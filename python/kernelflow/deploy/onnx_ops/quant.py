@@ -17,12 +17,17 @@ at -128, within the quantized model's own error.
 
 from __future__ import annotations
 
+import numpy as np
 from onnxscript import ir
 from onnxscript import opset19 as op
 
 from kernelflow.deploy.onnx_ops.int8 import dynamic_error
 
 _F32, _I8 = ir.DataType.FLOAT, ir.DataType.INT8
+
+
+def _scalar_shape():
+    return op.Constant(value=ir.tensor(np.zeros(0, dtype=np.int64)))  # Reshape to a 0-d tensor
 
 
 def _zero(n: int | None = None):
@@ -48,14 +53,15 @@ def _static_scale(row_scale):
     node = row_scale.producer() if hasattr(row_scale, "producer") else None
     if node is not None and node.op_type == "Expand":
         src = node.inputs[0]
-        if src is not None and src.shape is not None and src.shape.numel() == 1:
-            return op.Reshape(src, op.Constant(value_ints=[]))
+        dims = list(src.shape) if src is not None and src.shape is not None else None
+        if dims is not None and all(isinstance(d, int) and d == 1 for d in dims):
+            return op.Reshape(src, _scalar_shape())
     return None
 
 
 def quantize_static(x, scale, backend: str):
     """x [M, K] float, scale [1] float32 -> [M, K] int8."""
-    s = op.Reshape(op.Cast(scale, to=_F32), op.Constant(value_ints=[]))
+    s = op.Reshape(op.Cast(scale, to=_F32), _scalar_shape())
     return op.QuantizeLinear(op.Cast(x, to=_F32), s, _zero())
 
 
