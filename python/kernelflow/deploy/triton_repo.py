@@ -40,6 +40,7 @@ _BLOCKS = ("num", "cat", "passthrough")
 def _read_bundle(bundle_dir: Path):
     """(preprocessor, graph inputs [(name, type, dims)], outputs, manifest or {}, reference or None)."""
     import kernelflow
+    import kernelflow.preprocessing  # noqa: F401 - registers the classes kernelflow.load rebuilds
 
     if not bundle_dir.is_dir():
         raise ValueError(f"bundle_dir must be a bundle folder, got {str(bundle_dir)!r} (not a folder)")
