@@ -187,6 +187,13 @@ def test_repository_argument_errors(tmp_path):
             write_model_repository(b, repo, **kw)
     with pytest.raises(ValueError, match="not a folder|not a kernelflow bundle"):
         write_model_repository(tmp_path / "nowhere", repo)
+    (tmp_path / "tampered").mkdir()
+    for f in ("manifest.json", "model.onnx", "preprocessor.safetensors"):
+        (tmp_path / "tampered" / f).write_bytes((tmp_path / "b" / f).read_bytes())
+    with open(tmp_path / "tampered" / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="model.onnx"):  # a changed graph is never served
+        write_model_repository(tmp_path / "tampered", repo)
     write_model_repository(b, repo, backend="onnxruntime")
     # another schema under the same name is refused (one config.pbtxt serves all versions)
     other = df.drop(columns=["year"])
@@ -203,6 +210,21 @@ def test_repository_argument_errors(tmp_path):
     save_bundle(tmp_path / "b3", pre3, torch.nn.Linear(pre3.n_features_out_, 3), classes=[0, 1, 2])
     with pytest.raises(ValueError, match=r"columns \['num'\] share a name"):
         write_model_repository(tmp_path / "b3", tmp_path / "repo3")
+
+
+def test_tensorrt_variant_config(tmp_path):
+    """With an engine in the bundle (built on a GPU machine), the model step is a tensorrt_plan
+    model on the GPU; the engine file is copied as it is."""
+    from kernelflow.deploy.triton_repo import write_model_repository
+
+    b, _, _ = make_bundle(str(tmp_path / "b"), reference=False)
+    engine = b"engine bytes as TensorRT wrote them"
+    (tmp_path / "b" / "model.plan").write_bytes(engine)
+    write_model_repository(b, tmp_path / "repo", backend="tensorrt", instances=2)
+    cfg = _read(tmp_path / "repo" / "kernelflow_model")
+    assert 'platform: "tensorrt_plan"' in cfg and "count: 2 kind: KIND_GPU" in cfg
+    assert (tmp_path / "repo" / "kernelflow_model" / "1" / "model.plan").read_bytes() == engine
+    assert 'backend: "python"' in _read(tmp_path / "repo" / "kernelflow_encode")  # strings stay on the host
 
 
 def test_server_arguments_and_lookup(tmp_path):
