@@ -187,6 +187,13 @@ def test_repository_argument_errors(tmp_path):
             write_model_repository(b, repo, **kw)
     with pytest.raises(ValueError, match="not a folder|not a kernelflow bundle"):
         write_model_repository(tmp_path / "nowhere", repo)
+    (tmp_path / "tampered").mkdir()
+    for f in ("manifest.json", "model.onnx", "preprocessor.safetensors"):
+        (tmp_path / "tampered" / f).write_bytes((tmp_path / "b" / f).read_bytes())
+    with open(tmp_path / "tampered" / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="model.onnx"):  # a changed graph is never served
+        write_model_repository(tmp_path / "tampered", repo)
     write_model_repository(b, repo, backend="onnxruntime")
     # another schema under the same name is refused (one config.pbtxt serves all versions)
     other = df.drop(columns=["year"])
@@ -203,6 +210,21 @@ def test_repository_argument_errors(tmp_path):
     save_bundle(tmp_path / "b3", pre3, torch.nn.Linear(pre3.n_features_out_, 3), classes=[0, 1, 2])
     with pytest.raises(ValueError, match=r"columns \['num'\] share a name"):
         write_model_repository(tmp_path / "b3", tmp_path / "repo3")
+
+
+def test_tensorrt_variant_config(tmp_path):
+    """With an engine in the bundle (built on a GPU machine), the model step is a tensorrt_plan
+    model on the GPU; the engine file is copied as it is."""
+    from kernelflow.deploy.triton_repo import write_model_repository
+
+    b, _, _ = make_bundle(str(tmp_path / "b"), reference=False)
+    engine = b"engine bytes as TensorRT wrote them"
+    (tmp_path / "b" / "model.plan").write_bytes(engine)
+    write_model_repository(b, tmp_path / "repo", backend="tensorrt", instances=2)
+    cfg = _read(tmp_path / "repo" / "kernelflow_model")
+    assert 'platform: "tensorrt_plan"' in cfg and "count: 2 kind: KIND_GPU" in cfg
+    assert (tmp_path / "repo" / "kernelflow_model" / "1" / "model.plan").read_bytes() == engine
+    assert 'backend: "python"' in _read(tmp_path / "repo" / "kernelflow_encode")  # strings stay on the host
 
 
 def test_server_arguments_and_lookup(tmp_path):
@@ -222,3 +244,36 @@ def test_server_arguments_and_lookup(tmp_path):
     srv = TritonServer(tmp_path)
     assert len({srv.http_port, srv.grpc_port, srv.metrics_port}) == 3
     assert srv.metrics_url.startswith("http://127.0.0.1:") and srv.stop() is None
+
+
+def test_client_wire_conversions():
+    from kernelflow.deploy.triton_client import TritonClient, column_tensor
+    from kernelflow.deploy.triton_models.encode import MISSING_BYTES
+
+    big = pd.Series([2**53 + 1, -3, 7], dtype=np.int64)
+    np.testing.assert_array_equal(column_tensor(big, "i", "FP32")[:, 0], big.to_numpy(np.float64).astype(np.float32))
+    s = column_tensor(pd.Series(["a", None, np.nan, "", "é"], dtype=object), "s", "BYTES")[:, 0]
+    assert s.tolist() == [b"a", MISSING_BYTES, MISSING_BYTES, b"", "é".encode()]
+    assert column_tensor(pd.Series(["x", pd.NA], dtype="string"), "s", "BYTES")[:, 0].tolist() == [b"x", MISSING_BYTES]
+    assert column_tensor(pd.Series([1.0, 2.0]), "k", "INT64").dtype == np.int64
+    nullable = pd.Series([1.5, None], dtype="Float64")
+    np.testing.assert_array_equal(column_tensor(nullable, "x", "FP32")[:, 0], np.array([1.5, np.nan], np.float32))
+    with pytest.raises(ValueError, match="'k' has missing values"):
+        column_tensor(pd.Series([1.0, np.nan]), "k", "INT64")
+    with pytest.raises(TypeError, match="'k' must hold integers"):
+        column_tensor(pd.Series([1.5]), "k", "INT64")
+    with pytest.raises(TypeError, match="'b' must be boolean"):
+        column_tensor(pd.Series([True, None], dtype=object), "b", "BOOL")
+    with pytest.raises(TypeError, match="'x' must be numeric"):
+        column_tensor(pd.Series(["1"]), "x", "FP32")
+    with pytest.raises(TypeError, match="Triton type UINT8"):
+        column_tensor(pd.Series([1]), "x", "UINT8")
+    for url, msg in [("", "url must be"), ("ftp://h:1", "scheme must be")]:
+        with pytest.raises(ValueError, match=msg):
+            TritonClient(url)
+    with pytest.raises(ValueError, match="protocol must be"):
+        TritonClient("h:1", protocol="udp")
+    with pytest.raises(ValueError, match="version must be"):
+        TritonClient("h:1", version=0)
+    assert TritonClient("grpc://h:1", version=3).model == "kernelflow_v3"
+    assert not TritonClient("http://127.0.0.1:9", timeout=2).is_ready()  # nothing listens: False, no exception

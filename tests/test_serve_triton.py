@@ -346,3 +346,60 @@ def test_port_in_use_and_bad_repository(tmp_path):
         port = s.getsockname()[1]
         with pytest.raises(ServerError, match=f"http_port {port} on 127.0.0.1 is not free"):
             TritonServer(tmp_path / "repo", http_port=port, install=inst).start()
+
+
+# ------------------------------------------------------------------------------ the command
+def test_cli_serve_bundle_until_sigterm(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    server_or_skip()
+    from kernelflow.deploy.server import free_port
+    from kernelflow.deploy.triton_client import TritonClient
+
+    b, _, df = make_bundle(str(tmp_path / "bundle"))
+    ports = [free_port() for _ in range(3)]
+    cmd = [sys.executable, "-m", "kernelflow", "serve", b, "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
+           "--metrics-port", str(ports[2]), "--max-batch-size", "256"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{ports[0]}" in out and f"grpc://127.0.0.1:{ports[1]}" in out, out + p.stderr.read()
+        with TritonClient(f"grpc://127.0.0.1:{ports[1]}") as c:
+            np.testing.assert_allclose(c.predict(df), local_predict(b, df), rtol=TOL, atol=TOL)
+        # a second server on the same port: a clear message, exit code 2
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        assert r.returncode == 2 and f"http_port {ports[0]} on 127.0.0.1 is not free" in r.stderr, r.stderr
+        p.send_signal(signal.SIGTERM)
+        rest, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert "stopping (SIGTERM)" in rest and "stopped" in rest
+        with socket.socket() as s:  # the port is free again: the server is gone
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", ports[0]))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(30)
+
+
+def test_cli_serve_rejects_what_is_not_a_repository(tmp_path):
+    import subprocess
+    import sys
+
+    server_or_skip()
+    r = subprocess.run([sys.executable, "-m", "kernelflow", "serve", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "neither a bundle" in r.stderr

@@ -40,6 +40,7 @@ def iter_chunks(path, rows: int):
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
+    import kernelflow.preprocessing  # noqa: F401 - registers the classes kernelflow.load rebuilds
     from kernelflow.deploy.bundle import load_bundle
     from kernelflow.monitor import DriftMonitor
 

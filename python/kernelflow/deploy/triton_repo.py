@@ -39,25 +39,14 @@ _BLOCKS = ("num", "cat", "passthrough")
 # ---------------------------------------------------------------------------- reading the bundle
 def _read_bundle(bundle_dir: Path):
     """(preprocessor, graph inputs [(name, type, dims)], outputs, manifest or {}, reference or None)."""
-    import kernelflow
+    import kernelflow.preprocessing  # noqa: F401 - registers the classes kernelflow.load rebuilds
 
     if not bundle_dir.is_dir():
         raise ValueError(f"bundle_dir must be a bundle folder, got {str(bundle_dir)!r} (not a folder)")
-    try:  # the bundle reader checks the manifest and the files' hashes
-        from kernelflow.deploy.bundle import load_bundle
-    except ImportError:
-        load_bundle = None
-    manifest = {}
-    if load_bundle is not None:
-        b = load_bundle(bundle_dir)
-        pre, onnx_path, manifest = b.preprocessor, Path(b.onnx_path), dict(b.manifest)
-    else:
-        for f in ("model.onnx", "preprocessor.safetensors"):
-            if not (bundle_dir / f).is_file():
-                raise ValueError(f"{str(bundle_dir)!r} is not a kernelflow bundle: {f} is missing")
-        pre, onnx_path = kernelflow.load(bundle_dir / "preprocessor.safetensors"), bundle_dir / "model.onnx"
-        if (bundle_dir / "manifest.json").is_file():
-            manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    from kernelflow.deploy.bundle import load_bundle
+
+    b = load_bundle(bundle_dir)  # checks the manifest and every file's SHA-256 first
+    pre, onnx_path, manifest = b.preprocessor, Path(b.onnx_path), dict(b.manifest)
     inputs, outputs = _graph_io(onnx_path)
     ref = bundle_dir / "drift_reference.json"
     return pre, onnx_path, inputs, outputs, manifest, (ref if ref.is_file() else None)
