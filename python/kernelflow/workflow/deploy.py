@@ -110,6 +110,8 @@ def stage_export(ctx: Ctx) -> dict:
 
 
 def _tensorrt(ctx: Ctx, dep, onnx_path: str, sub: tuple, ref: np.ndarray) -> dict | str:
+    """A TensorRT engine of the graph (``model.plan`` in the bundle, which the Triton repository's
+    tensorrt backend serves), its parity with torch and its test metrics / latency on the GPU."""
     if ctx.cfg.export.tensorrt == "off":
         return "off"
     if importlib.util.find_spec("tensorrt") is None:
@@ -118,10 +120,31 @@ def _tensorrt(ctx: Ctx, dep, onnx_path: str, sub: tuple, ref: np.ndarray) -> dic
         return "skipped: TensorRT needs a CUDA device"
     if not hasattr(dep, "build_engine") or not hasattr(dep, "TensorRTRunner"):
         return "skipped: kernelflow.deploy has no TensorRT engine builder in this build"
+    ec = ctx.cfg.evaluate
     plan = os.path.join(os.path.dirname(onnx_path), "model.plan")
-    dep.build_engine(onnx_path, plan)
-    got = np.asarray(dep.TensorRTRunner(plan).run(*sub), dtype=np.float64).reshape(ref.shape)
-    return {"engine": plan, "max_abs_diff": float(np.max(np.abs(got - ref))), "size_bytes": os.path.getsize(plan)}
+    blocks = tuple(b for b in ctx.data["blocks_test"] if b is not None)
+    n = blocks[0].shape[0]
+    dep.build_engine(onnx_path, plan, min_batch=1, opt_batch=min(ec.throughput_batch, n),
+                     max_batch=max(ec.throughput_batch, min(n, 65536)))
+    runner = dep.TensorRTRunner(plan)
+    dev = runner.device
+    part = [torch.as_tensor(b).to(dev) for b in sub if b is not None]
+    got = runner.run(*part).double().cpu().numpy().reshape(ref.shape)
+    outs = [runner.run(*(b[i:i + 65536].to(dev) for b in blocks)).float().cpu() for i in range(0, n, 65536)]
+    out = torch.cat(outs)
+    y = ctx.data["y_test"].cpu().numpy()
+    t = ctx.table
+    pred = E.probabilities(out, ctx.n_classes) if t.task == "classification" else out.reshape(-1).numpy()
+    row = {"metrics": E.scores(t.task, y, pred), "size_bytes": os.path.getsize(plan), "device": f"{dev} (TensorRT)"}
+
+    def rows(k):
+        k = min(k, n)
+        s = tuple(b[:k].to(dev).contiguous() for b in blocks)
+        return lambda: runner.run(*s)
+    row.update(E.speed(rows, ec.latency_batch, min(ec.throughput_batch, n), ec.repeats, dev))
+    ctx.results["tensorrt"] = row
+    return {"engine": plan, "max_abs_diff_vs_torch": float(np.max(np.abs(got - ref))) if ref.size else 0.0,
+            "size_bytes": os.path.getsize(plan)}
 
 
 def stage_repository(ctx: Ctx) -> dict:
