@@ -92,7 +92,7 @@ class BaselinesConfig:
 @dataclass
 class TuneConfig:
     enabled: bool = False
-    trials: int = 12
+    trials: int = 12  # in all: a quarter (at least one) go to the distillation temperature, the rest to the teacher
     timeout_s: float = 0.0  # > 0: stop starting trials after this many seconds
     epochs: int = 3  # epochs per trial (poor trials are pruned earlier)
     widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])

@@ -129,7 +129,8 @@ def plots(report: dict, histories: dict, out_dir: str) -> dict[str, str]:
             if h.val_metric:
                 axes[1].plot(ep, h.val_metric, marker="o", label=STAGE_LABELS.get(k, k))
         axes[0].set(title="loss by epoch", xlabel="epoch", ylabel="loss")
-        axes[1].set(title=f"validation {next(iter(histories.values())).metric} by epoch", xlabel="epoch")
+        unit = " (standardized target)" if report["task"] == "regression" else ""
+        axes[1].set(title=f"validation {next(iter(histories.values())).metric} by epoch{unit}", xlabel="epoch")
         for a in axes:
             a.legend(fontsize=7)
             a.grid(alpha=0.3)
