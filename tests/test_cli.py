@@ -28,41 +28,47 @@ def test_info_json(capsys):
     assert info["version"] and "torch" in info["backends_cpu"]
 
 
-@pytest.mark.parametrize("backend", ["auto", "torch"])
-def test_run_synthetic(capsys, backend):
-    assert cli.main(["run", "--rows", "2000", "--cols", "5", "--repeat", "1", "--backend", backend]) == 0
-    out = capsys.readouterr().out
-    assert "speedup:" in out and "check: OK" in out and "scikit-learn" in out
-
-
-@pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_run_input_file(tmp_path, capsys, kind):
+def test_run_quiet_on_a_csv_config(tmp_path, capsys):
     pd = pytest.importorskip("pandas")
-    if kind == "parquet":
-        pytest.importorskip("pyarrow")
+    pytest.importorskip("rich")
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(3, 2, size=50), "name": ["x"] * 50})
+    n = 400
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(3, 2, size=n),
+                       "city": rng.choice(["Oslo", "Lima", "Pune"], size=n)})
+    df["label"] = np.where(df["a"] + (df["city"] == "Oslo") > 0.3, "yes", "no")
     df.loc[::7, "a"] = np.nan
-    path = tmp_path / f"t.{kind}"
-    df.to_csv(path, index=False) if kind == "csv" else df.to_parquet(path)
-    assert cli.main(["run", "--input", str(path), "--repeat", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "2 numeric columns" in out and "check: OK" in out
+    data = tmp_path / "t.parquet"
+    df.to_parquet(data)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'output_dir = "{tmp_path / "runs"}"\n[data]\npath = "t.parquet"\ntarget = "label"\n'
+                   "[teacher]\nhidden = [16]\nepochs = 2\nbatch_size = 64\n[student]\nhidden = [4]\nepochs = 2\n"
+                   "batch_size = 64\n[baselines]\nmodels = [\"linear\"]\n[evaluate]\nrepeats = 2\n"
+                   "throughput_batch = 64\n[export]\nenabled = false\n")
+    assert cli.main(["run", str(cfg), "--quiet", "--seed", "3"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    (run,) = (tmp_path / "runs").iterdir()
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["status"] == "complete" and rep["manifest"]["seed"] == 3 and rep["classes"] == ["no", "yes"]
+    assert {s["name"]: s["status"] for s in rep["stages"]}["export"] == "off"
 
 
-def test_run_bad_input(tmp_path, capsys):
-    assert cli.main(["run", "--input", str(tmp_path / "missing.csv")]) == 2
-    assert "error" in capsys.readouterr().err
-    bad = tmp_path / "t.xlsx"
-    bad.write_text("x")
-    assert cli.main(["run", "--input", str(bad)]) == 2
+def test_run_bad_config(tmp_path, capsys):
+    assert cli.main(["run", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[teacher\nepochs = 2\n")
+    assert cli.main(["run", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    bad.write_text("sed = 1\n")
+    assert cli.main(["run", str(bad)]) == 2
+    assert "did you mean 'seed'" in capsys.readouterr().err
+    assert cli.main(["run", "--device", "tpu", str(bad)]) == 2
 
 
 def test_bad_arguments():
     with pytest.raises(SystemExit):
-        cli.main(["run", "--rows", "0"])
-    with pytest.raises(SystemExit):
-        cli.main(["run", "--nan", "1.5"])
+        cli.main(["run", "--seed", "x"])
     with pytest.raises(SystemExit):
         cli.main([])
 

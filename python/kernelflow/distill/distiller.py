@@ -11,6 +11,11 @@ from torch import nn
 from kernelflow.distill.loss import DistillationLoss
 
 
+def _args(x: Any) -> tuple:
+    """Model arguments: a tuple / list of input blocks (``(num, cat)``) or one tensor."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
 def _first_tensor(out: Any) -> torch.Tensor:
     """A hooked module's output: the tensor itself, or the first tensor of a tuple/list."""
     if isinstance(out, torch.Tensor):
@@ -125,13 +130,14 @@ class Distiller(nn.Module):
             h.remove()
         self._hooks.clear()
 
-    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def teacher_logits(self, x: torch.Tensor | tuple) -> torch.Tensor:
+        """The frozen teacher's output on x (a tensor, or a tuple of input blocks such as (num, cat))."""
         with torch.no_grad():
-            return self.teacher(x)
+            return self.teacher(*_args(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, *x: torch.Tensor) -> torch.Tensor:
         """The student's prediction (what you deploy)."""
-        return self.student(x)
+        return self.student(*x)
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Forward teacher (no grad) and student, return the total loss (a scalar with a graph
@@ -139,7 +145,7 @@ class Distiller(nn.Module):
         self._s_feats.clear()
         self._t_feats.clear()
         t_logits = self.teacher_logits(x)
-        s_logits = self.student(x)
+        s_logits = self.student(*_args(x))
         kd = self.loss_fn(s_logits, t_logits, y)
         total = kd
         terms = {"distill_loss": kd.detach()}
@@ -171,3 +177,86 @@ class Distiller(nn.Module):
         loss.backward()
         self.optimizer.step()
         return {k: float(v) for k, v in self.last_terms.items()}
+
+    def fit(self, train: Sequence[Any], val: Sequence[Any] | None = None, *, preprocessor: Any = None,
+            classes: Sequence[Any] | None = None, teacher_batch_size: int = 8192, **fit_kwargs: Any):
+        """Train the student against the frozen teacher with ``kernelflow.train.fit`` and return
+        its :class:`~kernelflow.train.History` (metric and early stopping on ``val``).
+
+        ``train`` / ``val`` = (X, y) in any form ``fit`` takes: a tensor, ``(num, cat[, passthrough])``
+        blocks, or a DataFrame with a fitted ``preprocessor``; string labels are encoded
+        (``History.classes``). The teacher is frozen and deterministic in eval mode, so its logits
+        (and the features of ``feature_pairs``) are computed once per row, ``teacher_batch_size``
+        rows at a time, instead of once per row and epoch; the loss of every batch is then
+        ``loss(student_logits, teacher_logits, labels)`` plus the feature term, exactly as
+        ``compute_loss``. ``optimizer`` defaults to this Distiller's; the other keyword arguments
+        go to ``kernelflow.train.fit`` (``epochs``, ``batch_size``, ``metric``, ``patience``, ...).
+        """
+        from kernelflow.train import fit as _fit
+        from kernelflow.train.data import as_inputs, n_rows
+
+        if "loss" in fit_kwargs:
+            raise TypeError("Distiller.fit takes its loss from the Distiller (pass loss= to Distiller(...))")
+        if not isinstance(teacher_batch_size, int) or isinstance(teacher_batch_size, bool) or teacher_batch_size < 1:
+            raise ValueError(f"teacher_batch_size must be an int >= 1, got {teacher_batch_size!r}")
+        dev = fit_kwargs.get("device")
+        dev = torch.device(dev) if dev is not None else next(iter(self.student.parameters()), torch.empty(0)).device
+
+        def side(data: Any, name: str) -> tuple:
+            if not isinstance(data, (tuple, list)) or len(data) != 2:
+                raise TypeError(f"{name} must be an (X, y) pair, got {type(data).__name__}")
+            xs = as_inputs(data[0], f"{name}[0] (X)", preprocessor)
+            self.teacher.to(dev)
+            outs: list[torch.Tensor] = []
+            feats: dict[str, list[torch.Tensor]] = {t: [] for _, t in self._pairs}
+            n = n_rows(xs)
+            for i in range(0, n, teacher_batch_size):
+                xb = tuple(None if b is None else b[i:i + teacher_batch_size].to(dev) for b in xs)
+                self._t_feats.clear()
+                outs.append(self.teacher_logits(xb).float())
+                for _, t in self._pairs:
+                    feats[t].append(self._t_feats[t].detach().float())
+            self._t_feats.clear()
+            cat = torch.cat if n else (lambda v: torch.empty(0))
+            return xs, (data[1], cat(outs)) + tuple(cat(feats[t]) for _, t in self._pairs)
+
+        one = lambda xs: xs if len(xs) > 1 else xs[0]  # noqa: E731 - blocks stay a tuple, one tensor stays itself
+        xs, ys = side(train, "train")
+        val_pair = None
+        if val is not None:
+            xv, yv = side(val, "val")
+            val_pair = (one(xv), yv)
+
+        def loss(out: torch.Tensor, yt: tuple) -> torch.Tensor:
+            labels, t_logits = yt[0], yt[1]
+            kd = self.loss_fn(out, t_logits, labels)
+            if not self._pairs:
+                return kd
+            feat = out.new_zeros((), dtype=torch.float32)
+            for k, (sname, _tname) in enumerate(self._pairs):
+                sf = self.projections[self._key(sname)](self._s_feats[sname])
+                feat = feat + F.mse_loss(sf.float(), yt[2 + k])
+            return kd + self.feature_weight * feat
+
+        fit_kwargs.setdefault("optimizer", self.optimizer)
+        self.student.train()
+        self.projections.to(dev)
+        # the projections train with the student: the loop moves and optimises the model it gets
+        wrapped = _StudentWithProjections(self.student, self.projections)
+        try:
+            return _fit(wrapped, (one(xs), ys), val_pair, loss=loss, classes=classes, **fit_kwargs)
+        finally:
+            self._s_feats.clear()
+
+
+class _StudentWithProjections(nn.Module):
+    """The student (whose output is the model's) and the feature projections, as one module so
+    the training loop moves, checkpoints and restores both."""
+
+    def __init__(self, student: nn.Module, projections: nn.ModuleDict) -> None:
+        super().__init__()
+        self.student = student
+        self.projections = projections
+
+    def forward(self, *x: torch.Tensor) -> torch.Tensor:
+        return self.student(*x)

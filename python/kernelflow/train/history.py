@@ -20,7 +20,8 @@ class History:
     ``train_loss[i]``, ``val_loss[i]``, ``val_metric[i]`` and ``epoch_seconds[i]`` belong to
     epoch ``i`` (0-based); the val lists are empty without validation data. ``best_epoch`` is
     the epoch with the best validation metric (the last epoch without validation data) and
-    ``stopped_early`` says whether early stopping or a callback ended training.
+    ``stopped_early`` says whether early stopping or a callback ended training. ``classes``
+    lists the original labels (strings, ...) in class-index order when fit encoded them.
     """
 
     metric: str | None = None
@@ -36,6 +37,7 @@ class History:
     restored_best: bool = False
     elapsed_seconds: float = 0.0
     world_size: int = 1
+    classes: list | None = None  # the label of each class index when fit encoded the labels
 
     @property
     def epochs_run(self) -> int:

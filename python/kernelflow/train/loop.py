@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernelflow.train import metrics as M
+from kernelflow.train.data import as_inputs, as_labels, n_rows
 from kernelflow.train.history import History
 
 __all__ = ["fit"]
@@ -35,33 +36,51 @@ Callback = Callable[[History, nn.Module], "bool | None"]
 # argument handling
 
 
-def _to_tensor(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.detach()
-    if isinstance(x, np.ndarray):
-        if x.dtype == object or x.dtype.kind in "USV":
-            raise TypeError(f"{name} must hold numbers, got a numpy array of dtype {x.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(x))
-    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
-
-
-def _data_pair(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _data_pair(data: Any, name: str, preprocessor: Any, classes: Sequence[Any] | None
+               ) -> tuple[tuple[torch.Tensor | None, ...], tuple[torch.Tensor, ...], list | None]:
+    """(input blocks, (targets, *per-row side targets), classes when labels were encoded)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be an (X, y) pair, got {type(data).__name__}"
                         + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""))
-    X, y = _to_tensor(data[0], f"{name}[0] (X)"), _to_tensor(data[1], f"{name}[1] (y)")
-    if X.dim() == 0 or y.dim() == 0:
-        raise ValueError(f"{name}: X and y need a leading sample dimension, got shapes "
-                         f"{tuple(X.shape)} and {tuple(y.shape)}")
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"{name}: X and y have different numbers of rows: {X.shape[0]} != {y.shape[0]}")
-    if X.shape[0] == 0:
+    xs = as_inputs(data[0], f"{name}[0] (X)", preprocessor)
+    y_raw, extra = data[1], ()
+    if isinstance(y_raw, tuple):  # (targets, *side): per-row tensors that batches slice alongside
+        if not y_raw:
+            raise ValueError(f"{name}[1] is an empty tuple")
+        extra = tuple(as_inputs(t, f"{name}[1][{i + 1}]")[0] for i, t in enumerate(y_raw[1:]))
+        y_raw = y_raw[0]
+    y, cls = as_labels(y_raw, f"{name}[1] (y)", classes)
+    if y.dim() == 0:
+        raise ValueError(f"{name}: y needs a leading sample dimension, got a scalar")
+    for i, b in enumerate(xs):
+        if b is not None and b.shape[0] != y.shape[0]:
+            what = "X" if len(xs) == 1 else f"X[{i}]"
+            raise ValueError(f"{name}: {what} and y have different numbers of rows: {b.shape[0]} != {y.shape[0]}")
+        if b is not None and b.is_complex():
+            raise TypeError(f"{name}: complex data is not supported")
+    for i, t in enumerate(extra):
+        if t.shape[0] != y.shape[0]:
+            raise ValueError(f"{name}: y[{i + 1}] has {t.shape[0]} rows, y has {y.shape[0]}")
+    if y.shape[0] == 0:
         raise ValueError(f"{name} is empty: it needs at least one row")
     if y.dtype == torch.bool:
         y = y.long()
-    if y.is_complex() or X.is_complex():
+    if y.is_complex():
         raise TypeError(f"{name}: complex data is not supported")
-    return X, y
+    return xs, (y,) + extra, cls
+
+
+def _rows(xs: tuple, i: int, j: int) -> tuple:
+    return tuple(None if b is None else b[i:j] for b in xs)
+
+
+def _take(xs: tuple, idx: torch.Tensor) -> tuple:
+    return tuple(None if b is None else b.index_select(0, idx) for b in xs)
+
+
+def _target(ys: tuple):
+    """What the loss gets: the targets, or the (targets, *side) tuple."""
+    return ys[0] if len(ys) == 1 else ys
 
 
 def _check_int(v: Any, name: str, lo: int) -> int:
@@ -194,8 +213,20 @@ def fit(
     callbacks: Sequence[Callback] | None = None,
     grad_clip: float | None = None,
     eval_batch_size: int | None = None,
+    preprocessor: Any = None,
+    classes: Sequence[Any] | None = None,
 ) -> History:
     """Train ``model`` in place on ``train = (X, y)`` and return a :class:`History`.
+
+    Inputs ``X``: a tensor / array (``model(X)``); a tuple of blocks such as ``(num, cat)`` or
+    ``(num, cat, passthrough)`` from ``Preprocessor.inputs`` (``model(num, cat, ...)``, e.g. an
+    end-to-end ``nn.Module`` holding ``pre.to_module()``); or a DataFrame (pandas, polars,
+    pyarrow) with a fitted ``preprocessor``, transformed once by the fused kernel
+    (``model(preprocessor.transform(df))``). Labels: numbers, or strings / categoricals, which
+    are encoded as indices into ``classes`` (default: the sorted unique training labels; a
+    validation label outside them is an error) and recorded in ``History.classes``. ``y`` may
+    be a tuple ``(targets, *side)`` of per-row tensors sliced with each batch; a callable
+    ``loss`` then receives the tuple (``Distiller.fit`` passes the teacher's logits that way).
 
     Task: integer (or bool) ``y`` means classification (``loss="auto"`` is cross-entropy on
     (n, c) logits, or binary cross-entropy when the model outputs one logit per row), floating
@@ -269,34 +300,48 @@ def fit(
             raise ValueError(f"device={dev} differs from the device of the DistributedDataParallel model ({model_device})")
 
     # ---- data, resident on the device for the whole run
-    X, y = _data_pair(train, "train")
-    Xv = yv = None
+    X, ys, cls = _data_pair(train, "train", preprocessor, classes)
+    Xv = yvs = None
     if val is not None:
-        Xv, yv = _data_pair(val, "val")
-        if Xv.shape[1:] != X.shape[1:]:
-            raise ValueError(f"val X rows have shape {tuple(Xv.shape[1:])} but train X rows {tuple(X.shape[1:])}")
+        Xv, yvs, _ = _data_pair(val, "val", preprocessor, cls if cls is not None else classes)
+        if len(Xv) != len(X) or any((a is None) != (b is None) or (a is not None and a.shape[1:] != b.shape[1:])
+                                    for a, b in zip(X, Xv)):
+            shape = lambda xs: [None if b is None else tuple(b.shape[1:]) for b in xs]  # noqa: E731
+            raise ValueError(f"val X rows have shape {shape(Xv)} but train X rows {shape(X)}")
+        if len(yvs) != len(ys):
+            raise ValueError(f"train y holds {len(ys)} per-row tensors but val y {len(yvs)}")
+    y = ys[0]
+    yv = yvs[0] if yvs is not None else None
     task = "regression" if y.is_floating_point() else "classification"
     if val is not None and yv.is_floating_point() != y.is_floating_point():
         raise ValueError(f"train y is {y.dtype} but val y is {yv.dtype}: both must be labels or both floats")
 
-    def place(t: torch.Tensor, is_y: bool) -> torch.Tensor:
+    def place(t: torch.Tensor | None, is_y: bool) -> torch.Tensor | None:
+        if t is None:
+            return None
         if t.is_floating_point() and (not is_y or task == "regression"):
             t = t.to(param_dtype)
         return t.to(dev, non_blocking=True)
 
-    X, y = place(X, False), place(y, True)
+    X = tuple(place(b, False) for b in X)
+    ys = (place(y, True),) + tuple(place(t, False) for t in ys[1:])
+    y = ys[0]
     if val is not None:
-        Xv, yv = place(Xv, False), place(yv, True)
+        Xv = tuple(place(b, False) for b in Xv)
+        yvs = (place(yv, True),) + tuple(place(t, False) for t in yvs[1:])
+        yv = yvs[0]
     n_classes = 0
     if task == "classification":
-        ys = [y] if yv is None else [y, yv]
-        if any(t.dim() != 1 for t in ys):
+        labs = [y] if yv is None else [y, yv]
+        if any(t.dim() != 1 for t in labs):
             raise ValueError(f"class labels must be 1-D, got y of shape {tuple(y.shape)}")
-        lo = min(int(t.min()) for t in ys)
+        lo = min(int(t.min()) for t in labs)
         if lo < 0:
             raise ValueError(f"class labels must be >= 0, got a label {lo}")
-        n_classes = max(2, max(int(t.max()) for t in ys) + 1)
+        n_classes = max(2, max(int(t.max()) for t in labs) + 1, len(cls or ()))
 
+    if len(ys) > 1 and not callable(loss):
+        raise ValueError("y = (targets, *side) needs a callable loss(output, (targets, *side))")
     loss_fn = _make_loss(loss, task, n_classes)
     metric_name, metric_fn = _make_metric(metric, task, n_classes)
     if mode is None:
@@ -334,17 +379,17 @@ def fit(
             dist.all_reduce(t)
         return t
 
-    n = X.shape[0]
+    n = n_rows(X)
     per_rank = math.ceil(n / world)  # steps are equal on every rank: the permutation wraps
     hist = History(metric=metric_name if val is not None else None, mode=mode if val is not None else None,
-                   task=task, world_size=world)
+                   task=task, world_size=world, classes=cls)
     best_state: dict[str, torch.Tensor] | None = None
     best: float | None = None
     wait = 0
     was_training = core.training
 
     def evaluate() -> tuple[float, float]:
-        nv = Xv.shape[0]
+        nv = n_rows(Xv)
         chunk = math.ceil(nv / world)
         lo, hi = min(rank * chunk, nv), min((rank + 1) * chunk, nv)
         core.eval()  # the unwrapped module: evaluation needs no gradient sync
@@ -352,15 +397,15 @@ def fit(
         with torch.no_grad(), autocast():
             for i in range(lo, hi, eval_batch_size):
                 j = min(i + eval_batch_size, hi)
-                out = core(Xv[i:j])
-                loss_sum += loss_fn(out, yv[i:j]).double() * out.shape[0]
+                out = core(*_rows(Xv, i, j))
+                loss_sum += loss_fn(out, _target(_rows(yvs, i, j))).double() * out.shape[0]
                 outs.append(out.float())
         core.train()
         if outs:
             out = torch.cat(outs)
         else:  # this rank has no validation rows; learn the output row shape from one row
             with torch.no_grad(), autocast():
-                out = core(Xv[:1]).float()[:0]
+                out = core(*_rows(Xv, 0, 1)).float()[:0]
         if world > 1:
             import torch.distributed as dist
 
@@ -403,19 +448,19 @@ def fit(
                 loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
                 for i in range(0, per_rank, batch_size):
                     if perm is None:
-                        xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+                        xb, yb = _rows(X, i, i + batch_size), _rows(ys, i, i + batch_size)
                     else:
                         idx = perm[i:i + batch_size]
-                        xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+                        xb, yb = _take(X, idx), _take(ys, idx)
                     opt.zero_grad(set_to_none=True)
                     with autocast():
-                        out = net(xb)
-                        batch_loss = loss_fn(out, yb)
+                        out = net(*xb)
+                        batch_loss = loss_fn(out, _target(yb))
                     batch_loss.backward()
                     if grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_(core.parameters(), float(grad_clip))
                     opt.step()
-                    loss_sum += batch_loss.detach().double() * yb.shape[0]
+                    loss_sum += batch_loss.detach().double() * yb[0].shape[0]
                 hist.train_loss.append(float(all_sum(loss_sum)[0]) / (per_rank * world))
 
                 stop = False
