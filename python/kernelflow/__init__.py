@@ -114,12 +114,14 @@ _register_ops_on_first_use()
 
 _LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor"),
          "quantize": ("kernelflow.quant", "quantize"),
-         "patch": ("kernelflow.nn.patch", "patch")}
+         "patch": ("kernelflow.nn.patch", "patch"),
+         "Workflow": ("kernelflow.workflow", "Workflow")}
 
 
 def __getattr__(name: str):
     # Submodules load on first use, so `import kernelflow` stays light.
-    if name in ("ops", "preprocessing", "nn", "bench", "io", "quant", "train", "distill"):
+    if name in ("ops", "preprocessing", "nn", "bench", "io", "quant", "train", "distill", "deploy",
+                "monitor", "workflow"):
         return importlib.import_module(f"kernelflow.{name}")
     if name in _LAZY:
         mod, attr = _LAZY[name]
@@ -127,5 +129,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
 
 
-__all__ = ["Preprocessor", "load_aoti", "patch", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
+__all__ = ["Preprocessor", "Workflow", "load_aoti", "patch", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
            "__version__"]
