@@ -39,7 +39,21 @@ def build_info() -> dict:
     info["backends_cpu"] = available_backends("cpu")
     info["backends_cuda"] = available_backends("cuda") if torch.cuda.is_available() else []
     info["optional"] = {name: importlib.util.find_spec(name) is not None for name in _OPTIONAL}
+    info["tensorrt"] = _dist_version("tensorrt", "tensorrt-cu13", "tensorrt-cu12")  # None: not installed
+    info["onnxruntime"] = _dist_version("onnxruntime", "onnxruntime-gpu")
     return info
+
+
+def _dist_version(*names: str) -> str | None:
+    """An installed distribution's version from its metadata (nothing is imported)."""
+    import importlib.metadata as md
+
+    for n in names:
+        try:
+            return md.version(n)
+        except md.PackageNotFoundError:
+            continue
+    return None
 
 
 def save(obj, path) -> None:
@@ -56,6 +70,48 @@ def load(path):
     return _load(path)
 
 
+def _register_ops_on_first_use() -> None:
+    """Make ``torch.ops.kernelflow.<op>`` define kernelflow's ops on first use.
+
+    A saved ``torch.export`` program resolves its ops through ``torch.ops.kernelflow``: with
+    this, ``import kernelflow`` is all a fresh process needs to load one, while ``import
+    kernelflow`` stays as light as before (the op modules load when an op is first looked up).
+    Where torch's op namespace cannot be extended this way, the ops are defined now."""
+    import torch
+
+    try:
+        base = torch._ops._OpNamespace
+        current = torch.ops.__dict__.get("kernelflow")
+        if current is not None and type(current).__name__ == "_KernelflowOps":
+            return
+
+        class _KernelflowOps(base):
+            __module__ = base.__module__  # torch names the ops' packets after it ("torch._ops.kernelflow")
+
+            def __getattr__(self, op_name: str):
+                if op_name.startswith("__"):
+                    raise AttributeError(op_name)
+                importlib.import_module("kernelflow.ops")  # defines every kernelflow:: op
+                return base.__getattr__(self, op_name)
+
+        ns = _KernelflowOps("kernelflow")
+        ns.__dict__.update(current.__dict__ if current is not None else {})  # ops already resolved
+        setattr(torch.ops, "kernelflow", ns)
+    except Exception:  # pragma: no cover - another torch layout: define the ops eagerly
+        importlib.import_module("kernelflow.ops")
+
+
+def load_aoti(path, **kwargs):
+    """Load an AOTInductor package (``torch._inductor.aoti_compile_and_package``) holding kernelflow
+    ops: its compiled code finds the ops in torch's C++ dispatcher, so they are defined first."""
+    import torch
+
+    importlib.import_module("kernelflow.ops")
+    return torch._inductor.aoti_load_package(str(path), **kwargs)
+
+
+_register_ops_on_first_use()
+
 _LAZY = {"Preprocessor": ("kernelflow.preprocessing.preprocessor", "Preprocessor"),
          "quantize": ("kernelflow.quant", "quantize"),
          "patch": ("kernelflow.nn.patch", "patch")}
@@ -71,5 +127,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
 
 
-__all__ = ["Preprocessor", "patch", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
+__all__ = ["Preprocessor", "load_aoti", "patch", "quantize", "BACKENDS", "BackendUnavailableError", "available_backends", "backend", "build_info", "load", "save",
            "__version__"]

@@ -11,8 +11,10 @@ from kernelflow.deploy.bundle import Bundle, load_bundle, read_manifest, save_bu
 from kernelflow.deploy.onnx_export import export_onnx, prepare_for_export
 from kernelflow.deploy.onnx_ops import onnx_translation_table, register as register_onnx_translations
 from kernelflow.deploy.onnx_runner import OnnxRunner, graph_op_types
+from kernelflow.deploy.tensorrt import TensorRTRunner, build_engine, tensorrt_version
 
 register_onnx_translations()
 
 __all__ = ["Bundle", "OnnxRunner", "export_onnx", "graph_op_types", "load_bundle", "onnx_translation_table",
-           "prepare_for_export", "read_manifest", "register_onnx_translations", "save_bundle", "verify_bundle"]
+           "prepare_for_export", "read_manifest", "register_onnx_translations", "save_bundle", "verify_bundle",
+           "TensorRTRunner", "build_engine", "tensorrt_version"]

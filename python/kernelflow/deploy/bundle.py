@@ -179,6 +179,9 @@ def save_bundle(directory, preprocessor, model, *, task: str | None = None, clas
     if task == "classification" and classes is not None:
         width = outputs[0]["shape"][-1] if len(outputs[0]["shape"]) == 2 else None
         if isinstance(width, int) and width != len(classes):
+            for f in (MODEL_FILE, MODEL_FILE + ".data", PREPROCESSOR_FILE):  # no half-written bundle left behind
+                if (d / f).exists():
+                    (d / f).unlink()
             raise ValueError(f"the model returns {width} columns but {len(classes)} classes were given")
     if output is None:
         output = {"classification": "the model's raw output per class, in `classes` order (logits for a "
@@ -199,7 +202,9 @@ def save_bundle(directory, preprocessor, model, *, task: str | None = None, clas
         "task": task, "classes": classes,
         "model": {"file": MODEL_FILE, "opset": opset or DEFAULT_OPSET, "dtype": dtype,
                   "preprocessing_dtype": "float32", "batch_dim": "N"},
-        "preprocessor": {"file": PREPROCESSOR_FILE, "n_features_out": int(preprocessor.n_features_out_)},
+        "preprocessor": {"file": PREPROCESSOR_FILE, "n_features_out": int(preprocessor.n_features_out_),
+                         # "error": the graph encodes unknown codes (-1) as zeros; clients must refuse them
+                         "handle_unknown": preprocessor.handle_unknown},
         "inputs": inputs, "outputs": outputs, "columns": cols,
         "files": {f: {"sha256": sha256_file(d / f), "bytes": (d / f).stat().st_size} for f in files},
     }
@@ -262,6 +267,9 @@ def load_bundle(directory) -> Bundle:
     d = Path(os.fspath(directory))
     m = verify_bundle(d)
     import kernelflow
+    import kernelflow.preprocessing  # noqa: F401  (registers the classes kernelflow.load may rebuild)
 
     pre = kernelflow.load(d / m["preprocessor"]["file"])
+    if type(pre).__name__ != "Preprocessor":
+        raise ValueError(f"bundle {str(d)!r}: {m['preprocessor']['file']} holds a {type(pre).__name__}, not a Preprocessor")
     return Bundle(d, m, pre)

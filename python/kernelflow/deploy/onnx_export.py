@@ -188,9 +188,32 @@ def export_onnx(model: nn.Module | None, path, *, preprocessor=None, opset: int 
     if data.exists():
         data.unlink()
     prog.save(str(path), external_data=big)
+    _trim_unused_outputs(path, big)
     if check:
         onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def _trim_unused_outputs(path: Path, external: bool) -> None:
+    """Drop the unused trailing optional outputs of LayerNormalization (its mean / inverse std):
+    TensorRT's parser takes LayerNormalization with its first output only."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
+    changed = False
+    for n in m.graph.node:
+        if n.op_type == "LayerNormalization" and len(n.output) > 1:
+            keep = list(n.output)
+            while len(keep) > 1 and (keep[-1] not in used or keep[-1] == ""):
+                keep.pop()
+            if len(keep) != len(n.output):
+                del n.output[:]
+                n.output.extend(keep)
+                changed = True
+    if changed:
+        # external data stays where it is: only the graph (without tensors loaded) is rewritten
+        onnx.save(m, str(path)) if not external else onnx.save(m, str(path), save_as_external_data=False)
 
 
 def _unique_names(graph) -> None:

@@ -96,10 +96,12 @@ class OnnxRunner:
     def run(self, num, cat=None, passthrough=None) -> np.ndarray:
         """The graph's ``output`` [N, ...] float32 for num [N, n_numeric] float (NaN = missing),
         cat [N, n_categorical] integer codes (-1 = unknown) and passthrough [N, n_pass] when the
-        graph takes it. A graph without a preprocessor takes its one ``input`` as ``num``."""
+        graph takes it. A graph with one input (a model without preprocessor) takes it as ``num``."""
         names = self.input_names
-        if names == ["input"]:
-            feeds = {"input": _as_numpy(num, np.float32, "input")}
+        if len(names) == 1:  # a model graph ("input", or whatever a plain torch.onnx.export named it)
+            if cat is not None or passthrough is not None:
+                raise ValueError(f"this graph takes one input ({names[0]!r}): pass it alone")
+            feeds = {names[0]: _as_numpy(num, np.float32, names[0])}
         else:
             feeds = {"num": _as_numpy(num, np.float32, "num"), "cat": _as_numpy(cat, np.int64, "cat")}
             if "passthrough" in names:
@@ -116,6 +118,11 @@ class OnnxRunner:
         if self.preprocessor is None:
             raise ValueError("predict needs the preprocessor: open a bundle directory or pass preprocessor=")
         inp = self.preprocessor.inputs(df)
+        if getattr(self.preprocessor, "handle_unknown", None) == "error" and inp.cat.numel():
+            bad = (inp.cat < 0).any(0)
+            if bool(bad.any()):  # the graph cannot raise: it would encode them as all-zero rows
+                names = [c for c, b in zip(self.preprocessor.categorical_columns_, bad.tolist()) if b]
+                raise ValueError(f"Found unknown categories in columns {names} during transform")
         return self.run(inp.num, inp.cat, inp.passthrough)
 
     def __repr__(self) -> str:

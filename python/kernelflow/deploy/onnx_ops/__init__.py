@@ -25,7 +25,7 @@ def onnx_translation_table() -> dict[Callable, Callable]:
     from kernelflow.deploy.onnx_ops import norm, quant, transform
 
     k = torch.ops.kernelflow
-    return {
+    table = {
         k.numeric_transform.default: transform.numeric_transform,
         k.layer_norm_fwd.default: norm.layer_norm_fwd,
         k.rms_norm_fwd.default: norm.rms_norm_fwd,
@@ -35,6 +35,9 @@ def onnx_translation_table() -> dict[Callable, Callable]:
         k.int8_gemm.default: quant.int8_gemm,
         k.weight_only_gemm.default: quant.weight_only_gemm,
     }
+    if hasattr(k, "int8_linear"):  # the fused Int8Linear op (quantize + GEMM in one) where it exists
+        table[k.int8_linear.default] = quant.int8_linear
+    return table
 
 
 def register() -> bool:

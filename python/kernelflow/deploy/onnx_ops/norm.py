@@ -4,7 +4,8 @@ LayerNorm -> one LayerNormalization (opset 17; TensorRT parses it into its fused
 layer). RMSNorm -> Pow / ReduceMean / Add / Sqrt / Div / Mul in float32 (RMSNormalization is
 opset 23, which TensorRT 10's parser does not take; TensorRT fuses this pattern itself). The
 saved statistics (mean, rstd) are outputs of the ops for the backward; inference graphs do not
-use them and the exporter's optimizer removes their nodes.
+use them: ``export_onnx`` drops LayerNormalization's unused statistics outputs, as TensorRT
+parses only its first output.
 """
 
 from __future__ import annotations
@@ -21,22 +22,14 @@ def _ones_like_hidden(x):
     return op.CastLike(op.ConstantOfShape(hidden, value=ir.tensor([1.0], dtype=_F32)), x)
 
 
-def _row_stats(x32, eps):
-    mean = op.ReduceMean(x32, op.Constant(value_ints=[-1]), keepdims=0)
-    d = op.Sub(x32, op.Unsqueeze(mean, op.Constant(value_ints=[-1])))
-    var = op.ReduceMean(op.Mul(d, d), op.Constant(value_ints=[-1]), keepdims=0)
-    rstd = op.Reciprocal(op.Sqrt(op.Add(var, op.Constant(value_float=float(eps)))))
-    return mean, rstd
-
-
 def layer_norm_fwd(x, weight, bias, eps: float, backend: str):
     """x [rows, hidden] float (fp32 statistics inside LayerNormalization), weight / bias [hidden]
     or None -> (y [rows, hidden] x's dtype, mean [rows] fp32, rstd [rows] fp32)."""
     w = _ones_like_hidden(x) if weight is None else op.CastLike(weight, x)
     args = (x, w) if bias is None else (x, w, op.CastLike(bias, x))
-    y = op.LayerNormalization(*args, axis=-1, epsilon=float(eps), stash_type=1)
-    mean, rstd = _row_stats(op.Cast(x, to=_F32), eps)
-    return y, mean, rstd
+    y, mean, rstd = op.LayerNormalization(*args, axis=-1, epsilon=float(eps), stash_type=1)
+    axes = op.Constant(value_ints=[-1])
+    return y, op.Cast(op.Squeeze(mean, axes), to=_F32), op.Cast(op.Squeeze(rstd, axes), to=_F32)
 
 
 def rms_norm_fwd(x, weight, eps: float, backend: str):

@@ -17,12 +17,17 @@ at -128, within the quantized model's own error.
 
 from __future__ import annotations
 
+import numpy as np
 from onnxscript import ir
 from onnxscript import opset19 as op
 
 from kernelflow.deploy.onnx_ops.int8 import dynamic_error
 
 _F32, _I8 = ir.DataType.FLOAT, ir.DataType.INT8
+
+
+def _scalar_shape():
+    return op.Constant(value=ir.tensor(np.zeros(0, dtype=np.int64)))  # Reshape to a 0-d tensor
 
 
 def _zero(n: int | None = None):
@@ -48,14 +53,15 @@ def _static_scale(row_scale):
     node = row_scale.producer() if hasattr(row_scale, "producer") else None
     if node is not None and node.op_type == "Expand":
         src = node.inputs[0]
-        if src is not None and src.shape is not None and src.shape.numel() == 1:
-            return op.Reshape(src, op.Constant(value_ints=[]))
+        dims = list(src.shape) if src is not None and src.shape is not None else None
+        if dims is not None and all(isinstance(d, int) and d == 1 for d in dims):
+            return op.Reshape(src, _scalar_shape())
     return None
 
 
 def quantize_static(x, scale, backend: str):
     """x [M, K] float, scale [1] float32 -> [M, K] int8."""
-    s = op.Reshape(op.Cast(scale, to=_F32), op.Constant(value_ints=[]))
+    s = op.Reshape(op.Cast(scale, to=_F32), _scalar_shape())
     return op.QuantizeLinear(op.Cast(x, to=_F32), s, _zero())
 
 
@@ -84,6 +90,20 @@ def int8_gemm(x_q, w_q, row_scale, col_scale, bias, act: int, out_dtype: int, ba
     else:
         a = op.DequantizeLinear(x_q, op.Cast(row_scale, to=_F32), axis=0)
     return _gemm(a, w_q, col_scale, bias, act, out_dtype)
+
+
+def int8_linear(x, w_q, w_scale, bias, act_scale, w_packed, weight_only: bool, act: int, out_dtype: int,
+                backend: str):
+    """The fused Int8Linear op: x [M, K] float -> [M, N]. Weight-only: DequantizeLinear weights into a
+    float Gemm; w8a8 with a static act_scale [1]: QuantizeLinear / DequantizeLinear of x first;
+    dynamic scales (act_scale None) raise. ``w_packed`` (the CPU kernels' layout) is not used."""
+    a = op.Cast(x, to=_F32)
+    if not weight_only:
+        if act_scale is None:
+            raise dynamic_error()
+        s = op.Reshape(op.Cast(act_scale, to=_F32), _scalar_shape())
+        a = op.DequantizeLinear(op.QuantizeLinear(a, s, _zero()), s)
+    return _gemm(a, w_q, w_scale, bias, act, out_dtype)
 
 
 def weight_only_gemm(x, w_q, w_scale, bias, act: int, out_dtype: int, backend: str):
