@@ -210,6 +210,13 @@ def test_repository_argument_errors(tmp_path):
     save_bundle(tmp_path / "b3", pre3, torch.nn.Linear(pre3.n_features_out_, 3), classes=[0, 1, 2])
     with pytest.raises(ValueError, match=r"columns \['num'\] share a name"):
         write_model_repository(tmp_path / "b3", tmp_path / "repo3")
+    # no categorical column: the cat block has no columns, which only the python backend can carry
+    pre4 = kernelflow.Preprocessor().fit(df[["bill_length_mm", "year"]])
+    save_bundle(tmp_path / "b4", pre4, torch.nn.Linear(pre4.n_features_out_, 3), classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"inputs \['cat'\] have no columns"):
+        write_model_repository(tmp_path / "b4", tmp_path / "repo4", backend="onnxruntime")
+    write_model_repository(tmp_path / "b4", tmp_path / "repo4", backend="python")
+    assert 'name: "cat" data_type: TYPE_INT64 dims: [ -1 ]' in _read(tmp_path / "repo4" / "kernelflow_model")
 
 
 def test_tensorrt_variant_config(tmp_path):

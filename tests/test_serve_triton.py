@@ -38,9 +38,16 @@ def served(tmp_path_factory):
     assert write_model_repository(b2, repo, max_batch_size=512)["version"] == 2
     write_model_repository(b3, repo, name="strict", max_batch_size=512)
     write_model_repository(b1, repo, name="drift", max_batch_size=512)
+    # pipelines whose graph takes a block without columns (declared [-1], sent as [N, 0])
+    num_cols = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    bn, _, _ = make_bundle(str(root / "bundle_num"), df=df[num_cols], reference=False)
+    bc, _, _ = make_bundle(str(root / "bundle_cat"), df=df[["island", "sex"]], reference=False)
+    write_model_repository(bn, repo, name="numonly", backend="python")
+    write_model_repository(bc, repo, name="catonly", backend="python")
     srv = TritonServer(repo, install=inst)
     srv.start(timeout=240)
-    yield {"server": srv, "df": df, "bundles": {1: b1, 2: b2, "strict": b3}, "pres": {1: pre1, 2: pre2}}
+    yield {"server": srv, "df": df, "bundles": {1: b1, 2: b2, "strict": b3, "numonly": bn, "catonly": bc},
+           "pres": {1: pre1, 2: pre2}}
     srv.stop()
 
 
@@ -102,6 +109,14 @@ def test_hostile_rows_match_local(served, protocol):
     want = local_predict(served["bundles"][2], h)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(one, want[:1], rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("name", ["numonly", "catonly"])
+def test_pipelines_without_numeric_or_categorical_columns(served, name):
+    df = _hostile(served["df"])
+    with _client(served, "grpc", name=name) as c:
+        got = c.predict(df)
+    np.testing.assert_allclose(got, local_predict(served["bundles"][name], df), rtol=TOL, atol=TOL)
 
 
 def test_frame_longer_than_max_batch(served):

@@ -189,6 +189,13 @@ def write_model_repository(bundle_dir, repo_dir, *, name: str = "kernelflow", ba
         raise ValueError(f"the bundle's graph takes inputs {names}; expected num / cat (/ passthrough)")
     if backend == "auto":
         backend = _auto_backend()
+    # Triton has no zero-width dimension: a block without columns (no numeric or no categorical
+    # column) is declared variable (-1) and travels as [N, 0]; only the python backend takes that
+    empty = [n for n, _, d in graph_inputs if 0 in d]
+    if empty and backend != "python":
+        raise ValueError(f"the graph's inputs {empty} have no columns, which Triton's {backend} backend cannot "
+                         "declare; use backend='python' for this pipeline")
+    graph_inputs = [(n, t, [-1 if x == 0 else x for x in d]) for n, t, d in graph_inputs]
     plan = None
     if backend == "tensorrt":
         plans = sorted(bundle_dir.glob("*.plan")) + sorted(bundle_dir.glob("*.engine"))
