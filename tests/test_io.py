@@ -86,3 +86,18 @@ def test_unfitted_and_foreign_objects(tmp_path):
         StandardScaler().save(tmp_path / "x.st")
     with pytest.raises(TypeError, match="cannot be saved"):
         kernelflow.save(SkScaler().fit(data()), tmp_path / "x.st")
+
+
+def test_load_in_a_fresh_process(tmp_path):
+    """kernelflow.load finds the saved class without the caller importing its module first."""
+    import subprocess
+    import sys
+
+    from kernelflow.preprocessing import StandardScaler
+
+    path = tmp_path / "s.safetensors"
+    kernelflow.save(StandardScaler().fit(np.array([[1.0, 2.0], [3.0, 5.0]])), path)
+    code = f"import kernelflow; m = kernelflow.load({str(path)!r}); print(type(m).__name__, m.transform([[3.0, 5.0]]).tolist())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["StandardScaler", "[[1.0,", "1.0]]"]

@@ -36,6 +36,13 @@ _DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "
            "uint64", "bool", "object", "str")
 
 
+def _register_classes() -> None:
+    """Import the modules whose classes are persistable, so a fresh process can load a file
+    without having imported them first."""
+    import kernelflow.preprocessing  # noqa: F401, PLC0415
+    import kernelflow.preprocessing.preprocessor  # noqa: F401, PLC0415
+
+
 def persistable(cls: type) -> type:
     """Class decorator: allow ``kernelflow.load`` to rebuild instances of cls."""
     _REGISTRY[cls.__name__] = cls
@@ -178,6 +185,7 @@ class _Reader:
         name = doc.get("class")
         if not isinstance(name, str):
             self.fail(f"class must be a string, got {type(name).__name__}")
+        _register_classes()
         containers = _sklearn_containers()
         cls = _REGISTRY.get(name) or containers.get(name)
         if cls is None:
@@ -281,6 +289,7 @@ def load(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: format version {doc.get('format_version')!r} is not supported "
                          f"(this kernelflow reads version {FORMAT_VERSION})")
     r = _Reader(path, tensors)
+    _register_classes()
     name = doc.get("class")
     # format 1: a top-level estimator's arrays are the tensors not referenced from the JSON
     try:

@@ -15,6 +15,19 @@ from kernelflow.deploy.tensorrt import TensorRTRunner, build_engine, tensorrt_ve
 
 register_onnx_translations()
 
+# Serving names load on first use: the Triton client library is the [serve] extra's.
+_SERVING = {"write_model_repository": "triton_repo", "TritonServer": "server", "find_server": "server",
+            "ServerError": "server", "TritonClient": "triton_client", "TritonClientError": "triton_client"}
+
+
+def __getattr__(name: str):
+    if name in _SERVING:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(f"kernelflow.deploy.{_SERVING[name]}"), name)
+    raise AttributeError(f"module 'kernelflow.deploy' has no attribute {name!r}")
+
+
 __all__ = ["Bundle", "OnnxRunner", "export_onnx", "graph_op_types", "load_bundle", "onnx_translation_table",
            "prepare_for_export", "read_manifest", "register_onnx_translations", "save_bundle", "verify_bundle",
-           "TensorRTRunner", "build_engine", "tensorrt_version"]
+           "TensorRTRunner", "build_engine", "tensorrt_version", *_SERVING]
