@@ -102,8 +102,9 @@ def relevant_tests(src: str) -> set[str]:
     return {t for t, node in tests.items() if any(reaches(n, set()) for n in names(node))}
 
 
-def run_suite(workdir: Path, timeout: float = 1500.0) -> dict[str, dict[str, tuple[str, str]]]:
-    """Copy, rewrite and run the three files; {file: {test id: (outcome, message)}} for relevant tests."""
+def run_suite(workdir: Path, timeout: float = 1500.0, files=None, extra_args=()) -> dict[str, dict[str, tuple[str, str]]]:
+    """Copy, rewrite and run the three files (or those named in files); {file: {test id:
+    (outcome, message)}} for the relevant tests."""
     import sklearn
 
     import kernelflow
@@ -112,6 +113,8 @@ def run_suite(workdir: Path, timeout: float = 1500.0) -> dict[str, dict[str, tup
     relevant = {}
     paths = []
     for name, parts in FILES.items():
+        if files is not None and name not in files:
+            continue
         src = root.joinpath(*parts).read_text()
         relevant[name] = relevant_tests(src)
         (workdir / name).write_text(rewrite_imports(src))
@@ -122,15 +125,15 @@ def run_suite(workdir: Path, timeout: float = 1500.0) -> dict[str, dict[str, tup
     env.setdefault("OMP_NUM_THREADS", "2")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "sklearn.conftest",
            "--rootdir", str(workdir), "-o", "addopts=", "-o", "junit_family=xunit1", "--continue-on-collection-errors",
-           f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", *paths]
+           f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", *extra_args, *paths]
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     if not xml.exists():
         raise RuntimeError(f"scikit-learn's tests did not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    out: dict[str, dict[str, tuple[str, str]]] = {name: {} for name in FILES}
+    out: dict[str, dict[str, tuple[str, str]]] = {name: {} for name in relevant}
     for case in ET.parse(xml).getroot().iter("testcase"):
         file = case.get("file") or ""
         cls = case.get("classname", "")
-        name = next((f for f in FILES if f == Path(file).name or cls.split(".")[0] == f[:-3]), None)
+        name = next((f for f in relevant if f == Path(file).name or cls.split(".")[0] == f[:-3]), None)
         if name is None:
             continue
         test = case.get("name", "")
@@ -194,8 +197,10 @@ def test_pass_rate(compat_results, name):
 def _main() -> None:  # pragma: no cover - a report for people
     import tempfile
 
+    files = [a for a in sys.argv[1:] if a in FILES] or None
+    extra = [a for a in sys.argv[1:] if a not in FILES]
     with tempfile.TemporaryDirectory() as d:
-        res = run_suite(Path(d))
+        res = run_suite(Path(d), files=files, extra_args=extra)
     grand_p = grand_t = 0
     for name, r in res.items():
         p, t = pass_rate(r)

@@ -14,7 +14,7 @@ void bind(py::module_& m) {
     py::gil_scoped_release nogil;
     kf::cpu::weighted_column_stats(xm, kf::to_ptr<const double>(w), kf::to_ptr<double>(out));
   }, py::arg("x"), py::arg("w"), py::arg("out"),
-        "x [rows, cols] f32/f64, w [rows] f64 -> out [6, cols] f64 (weight, nan weight, mean, m2, min, max)");
+        "x [rows, cols] f32/f64, w [rows] f64 or 0 (all 1) -> out [6, cols] f64 (weight, nan weight, mean, m2, min, max)");
 }
 
 }  // namespace

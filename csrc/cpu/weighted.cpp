@@ -54,7 +54,7 @@ KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int6
   double* __restrict LO = b.mn.data(); double* __restrict HI = b.mx.data(); double* __restrict Q = b.m2.data();
   for (int64_t r = r0; r < r1; ++r) {
     const T* __restrict row = x + r * rs;
-    const double wt = wts[r];
+    const double wt = wts ? wts[r] : 1.0;
     const bool live = wt != 0.0;
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) {
@@ -71,7 +71,7 @@ KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int6
   for (int64_t j = 0; j < cols; ++j) S[j] = W[j] != 0.0 ? S[j] / W[j] : 0.0;  // S now holds the block mean
   for (int64_t r = r0; r < r1; ++r) {
     const T* __restrict row = x + r * rs;
-    const double wt = wts[r];
+    const double wt = wts ? wts[r] : 1.0;
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) {
       const double v = static_cast<double>(row[j * cs]);
@@ -137,7 +137,6 @@ void weighted_column_stats(const Mat& x, const double* w, double* out) {
   require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
   require(x.rows >= 0 && x.cols >= 0, "x must have non-negative shape");
   require_nonnull(x.data, x.rows * x.cols, "x");
-  require_nonnull(w, x.rows, "w");
   require_nonnull(out, x.cols, "out");
   if (x.dtype == DType::f32) run<float>(x, w, out);
   else run<double>(x, w, out);

@@ -6,7 +6,7 @@ weight 1 everywhere gives ``column_stats``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -16,9 +16,11 @@ from kernelflow._ext import require_ext
 from kernelflow.ops.sparse import _resolve
 
 
-def weighted_column_stats_reference(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """float64 reference. x [rows, cols], w [rows] -> [6, cols] float64 (rows of weight 0 are absent)."""
+def weighted_column_stats_reference(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """float64 reference. x [rows, cols], w [rows] or None (all 1) -> [6, cols] float64 (rows of weight 0 are absent)."""
     xd = x.detach().to(torch.float64)
+    if w is None:
+        w = torch.ones(xd.shape[0], dtype=torch.float64, device=xd.device)
     wd = w.detach().to(device=xd.device, dtype=torch.float64)[:, None]
     fin = torch.isfinite(xd) & (wd != 0)
     wf = torch.where(fin, wd, 0.0)
@@ -35,12 +37,12 @@ def weighted_column_stats_reference(x: torch.Tensor, w: torch.Tensor) -> torch.T
 
 
 @torch.library.custom_op("kernelflow::weighted_column_stats", mutates_args=())
-def _weighted_op(x: torch.Tensor, w: torch.Tensor, backend: str) -> torch.Tensor:
+def _weighted_op(x: torch.Tensor, w: Optional[torch.Tensor], backend: str) -> torch.Tensor:
     if backend == "torch":
         return weighted_column_stats_reference(x, w)
     out = torch.empty((6, x.shape[1]), dtype=torch.float64)
-    wc = w.to(torch.float64).contiguous()
-    require_ext().weighted_column_stats_cpu(mat(x), wc.data_ptr(), out.data_ptr())
+    wc = None if w is None else w.to(torch.float64).contiguous()
+    require_ext().weighted_column_stats_cpu(mat(x), 0 if wc is None else wc.data_ptr(), out.data_ptr())
     return out
 
 
@@ -51,8 +53,11 @@ def _(x, w, backend):
 
 def weighted_column_stats(x: torch.Tensor, sample_weight: Any, backend: str | None = None) -> torch.Tensor:
     """[6, cols] float64 weighted statistics of x [rows, cols] (float32/float64, any strides) with
-    sample_weight [rows] (numpy / torch / list), on x's device (CUDA tensors: the torch implementation)."""
+    sample_weight [rows] (numpy / torch / list) or None (weight 1 everywhere: column_stats with
+    float64 accumulation for float32 input too), on x's device (CUDA tensors: the torch implementation)."""
     check_float_matrix(x)
+    if sample_weight is None:
+        return _weighted_op(x.detach(), None, _resolve(backend, x.device))
     w = sample_weight if isinstance(sample_weight, torch.Tensor) else torch.from_numpy(np.asarray(sample_weight, dtype=np.float64))
     if w.dim() != 1 or w.shape[0] != x.shape[0]:
         raise ValueError(f"sample_weight must have shape ({x.shape[0]},), got {tuple(w.shape)}")
