@@ -122,12 +122,14 @@ void stats_csc(const Compressed& x, const double* wts, ColAcc& a) {
       hi = std::max(hi, v);
     }
     const double mean = sw != 0.0 ? s / sw : 0.0;
-    double q = 0;
+    double q = 0, corr = 0;
     for (int64_t k = k0; k < k1; ++k) {
       const double wt = wts ? wts[static_cast<int64_t>(indices[k])] : 1.0;
       const double v = static_cast<double>(data[k]);
-      if (std::isfinite(v) && wt != 0.0) q += wt * (v - mean) * (v - mean);
+      if (std::isfinite(v) && wt != 0.0) { q += wt * (v - mean) * (v - mean); corr += wt * (v - mean); }
     }
+    // corrected two-pass: removes the rounding error of the mean (a constant column gets M2 = 0)
+    if (sw != 0.0) q = std::max(0.0, q - corr * corr / sw);
     a.w[j] = sw; a.mean[j] = sw != 0.0 ? mean : 0.0; a.m2[j] = q; a.nan[j] = nan;
     a.mn[j] = lo; a.mx[j] = hi; a.wstored[j] = ws; a.stored[j] = k1 - k0;
   }

@@ -36,8 +36,8 @@ struct Acc {  // running per-column statistics, float64
 };
 
 struct Block {
-  std::vector<double> w, s, nan, mn, mx, m2;
-  explicit Block(int64_t c) : w(c), s(c), nan(c), mn(c), mx(c), m2(c) {}
+  std::vector<double> w, s, nan, mn, mx, m2, corr;
+  explicit Block(int64_t c) : w(c), s(c), nan(c), mn(c), mx(c), m2(c), corr(c) {}
 };
 
 // Rows r0..r1 of x (column stride cs; cs == 1 lets the inner loops vectorise across columns).
@@ -48,10 +48,12 @@ KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int6
   std::fill(b.s.begin(), b.s.end(), 0.0);
   std::fill(b.nan.begin(), b.nan.end(), 0.0);
   std::fill(b.m2.begin(), b.m2.end(), 0.0);
+  std::fill(b.corr.begin(), b.corr.end(), 0.0);
   std::fill(b.mn.begin(), b.mn.end(), kInf);
   std::fill(b.mx.begin(), b.mx.end(), -kInf);
   double* __restrict W = b.w.data(); double* __restrict S = b.s.data(); double* __restrict NA = b.nan.data();
   double* __restrict LO = b.mn.data(); double* __restrict HI = b.mx.data(); double* __restrict Q = b.m2.data();
+  double* __restrict CO = b.corr.data();
   for (int64_t r = r0; r < r1; ++r) {
     const T* __restrict row = x + r * rs;
     const double wt = wts ? wts[r] : 1.0;
@@ -77,9 +79,15 @@ KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int6
       const double v = static_cast<double>(row[j * cs]);
       const double d = ((v - v) == 0.0) ? v - S[j] : 0.0;
       Q[j] += wt * d * d;
+      CO[j] += wt * d;
     }
   }
-  for (int64_t j = 0; j < cols; ++j) acc.merge(j, W[j], NA[j], S[j], Q[j], LO[j], HI[j]);
+  // corrected two-pass (Chan, Golub & LeVeque; as scikit-learn): subtracting (sum w d)^2 / W
+  // removes the rounding error of the block mean, so a constant column gets M2 exactly 0
+  for (int64_t j = 0; j < cols; ++j) {
+    const double m2 = W[j] != 0.0 ? Q[j] - CO[j] * CO[j] / W[j] : 0.0;
+    acc.merge(j, W[j], NA[j], S[j], m2 > 0.0 ? m2 : 0.0, LO[j], HI[j]);
+  }
 }
 
 KF_CLONES void block_f32(const float* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {

@@ -88,10 +88,12 @@ class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
             t = self._validate_tensor(t, reset)
             return (t.clone() if copy else t), kind
         X = pyarrow_to_pandas(X)
-        Xv = validate_data(self, X, reset=reset, accept_sparse=accept_sparse, dtype=[np.float64, np.float32],
-                           ensure_all_finite="allow-nan", copy=copy)
+        Xv = validate_data(self, X, reset=reset, accept_sparse=accept_sparse,
+                           dtype=[np.float64, np.float32, np.float16], ensure_all_finite="allow-nan", copy=copy)
         if is_sparse(Xv):
             return Xv, "sparse"
+        if Xv.dtype == np.float16:  # computed in float32, returned as float16 (scikit-learn keeps the dtype)
+            return numpy_to_tensor(Xv.astype(np.float32)), "numpy16"
         return numpy_to_tensor(Xv), "numpy"
 
     def _validate_torch_sparse(self, X: torch.Tensor, reset: bool, accept_sparse: Any, copy: bool) -> torch.Tensor:
@@ -157,14 +159,19 @@ class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
         kind = kind_of(X)
         if kind == "numpy" and not is_sparse(X) and not copy and getattr(self, "dtype", None) is None:
             X = pyarrow_to_pandas(X)
-            Xv = validate_data(self, X, reset=False, accept_sparse=accept_sparse, dtype=[np.float64, np.float32],
-                               ensure_all_finite="allow-nan", copy=False, force_writeable=True)
+            Xv = validate_data(self, X, reset=False, accept_sparse=accept_sparse,
+                               dtype=[np.float64, np.float32, np.float16], ensure_all_finite="allow-nan", copy=False,
+                               force_writeable=True)
             if isinstance(Xv, np.ndarray) and Xv.flags.writeable:
+                if Xv.dtype == np.float16:
+                    Xv[...] = tensor_to_numpy(self._apply(numpy_to_tensor(Xv.astype(np.float32)), dense_params()))
+                    return Xv
                 t = numpy_to_tensor(Xv)
                 if t.data_ptr() == Xv.__array_interface__["data"][0] or Xv.size == 0:
                     self._apply(t, dense_params(), inplace=True)
                     return Xv
-            return self._output(self._apply(numpy_to_tensor(np.asarray(Xv)), dense_params()), "numpy")
+            if is_sparse(Xv):
+                return self._transform_any(Xv, True, accept_sparse, dense_params, sparse_params, sparse_error)
         t, kind = self._validate(X, reset=False, accept_sparse=accept_sparse if sparse_params else False,
                                  copy=copy and is_sparse(X))
         if kind in ("sparse", "torch_sparse"):
@@ -196,6 +203,8 @@ class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
             return t
         if kind == "cupy":
             return to_cupy(t)
+        if kind == "numpy16":
+            return tensor_to_numpy(t.to(torch.float16))
         return tensor_to_numpy(t)
 
     def _out_dtype(self, t: torch.Tensor) -> torch.dtype:
@@ -206,8 +215,8 @@ class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
     def _stats(self, t: Any, sample_weight: Any = None) -> np.ndarray:
         """[6, F] float64 host array of column statistics (weighted when sample_weight is given;
         sparse input: implicit zeros included); rejects +-inf like scikit-learn. float64
-        accumulation throughout on the CPU (the weighted kernel with unit weights for float32
-        input, as scikit-learn accumulates float32 data in float64)."""
+        accumulation throughout on the CPU (the weighted kernel with unit weights: a corrected
+        two-pass in float64, as scikit-learn, so constant columns get variance exactly 0)."""
         if is_sparse(t):
             return ops.sparse_column_stats(t, sample_weight, backend=self.backend).cpu().numpy()
         t = t.detach()
@@ -216,7 +225,7 @@ class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
             if bool(torch.isinf(t).any()):
                 raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
             return s
-        if t.dtype == torch.float32 and t.device.type == "cpu" and self.backend in ("auto", "cpu", None):
+        if t.device.type == "cpu" and self.backend in ("auto", "cpu", None):
             s = ops.weighted_column_stats(t, None, backend=self.backend).cpu().numpy()
         else:
             s = ops.column_stats(t, backend=self.backend).cpu().numpy()
