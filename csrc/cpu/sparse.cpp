@@ -121,7 +121,7 @@ void stats_csc(const Compressed& x, const double* wts, ColAcc& a) {
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
-    const double mean = sw != 0.0 ? s / sw : 0.0;
+    const double mean = sw != 0.0 ? (lo == hi ? lo : s / sw) : 0.0;  // all equal: exactly that value
     double q = 0, corr = 0;
     for (int64_t k = k0; k < k1; ++k) {
       const double wt = wts ? wts[static_cast<int64_t>(indices[k])] : 1.0;

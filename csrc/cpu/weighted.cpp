@@ -70,7 +70,9 @@ KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int6
       HI[j] = vhi > HI[j] ? vhi : HI[j];
     }
   }
-  for (int64_t j = 0; j < cols; ++j) S[j] = W[j] != 0.0 ? S[j] / W[j] : 0.0;  // S now holds the block mean
+  // S now holds the block mean; a block whose values are all equal gets that value exactly, so
+  // blocks of a constant column merge without the rounding of their sums (variance exactly 0)
+  for (int64_t j = 0; j < cols; ++j) S[j] = W[j] != 0.0 ? (LO[j] == HI[j] ? LO[j] : S[j] / W[j]) : 0.0;
   for (int64_t r = r0; r < r1; ++r) {
     const T* __restrict row = x + r * rs;
     const double wt = wts ? wts[r] : 1.0;
