@@ -227,7 +227,7 @@ class OneHotEncoder(_Encoder):
     ``backend`` (auto, cpu, cuda, triton, torch). Integer torch tensors stay on their device.
     """
 
-    def __init__(self, *, categories="auto", drop=None, sparse_output=False, dtype=np.float64,
+    def __init__(self, *, categories="auto", drop=None, sparse_output=True, dtype=np.float64,
                  handle_unknown="error", min_frequency=None, max_categories=None,
                  feature_name_combiner="concat", backend="auto"):
         self.categories = categories
@@ -241,9 +241,13 @@ class OneHotEncoder(_Encoder):
         self.backend = backend
 
     def _check_params(self):
-        if self.sparse_output:
-            raise ValueError("sparse_output=True is not supported: kernelflow's OneHotEncoder produces dense output only "
-                             "(use sparse_output=False)")
+        if not isinstance(self.sparse_output, (bool, np.bool_)):
+            raise ValueError("The 'sparse_output' parameter of OneHotEncoder must be an instance of 'bool'. Got "
+                             f"{self.sparse_output!r} instead.")
+        if self.sparse_output and getattr(self, "_sklearn_output_config", {}).get("transform") in ("pandas", "polars"):
+            raise ValueError(f"{self._sklearn_output_config['transform'].capitalize()} output does not support sparse "
+                             "data. Set sparse_output=False to output pandas dataframes or disable Pandas output via "
+                             '`ohe.set_output(transform="default").')
         if self.handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
             raise ValueError("handle_unknown must be 'error', 'ignore', 'infrequent_if_exist' or 'warn', "
                              f"got {self.handle_unknown!r}")
@@ -330,9 +334,52 @@ class OneHotEncoder(_Encoder):
                 what = "the infrequent category" if self.handle_unknown == "warn" else "all zeros"
                 warnings.warn(f"Found unknown categories in columns {cols} during transform. These unknown "
                               f"categories will be encoded as {what}.", UserWarning)
-        out = one_hot(codes, self._layout, out_dtype=tdt, backend=self.backend,
-                      feature_names_in=list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)])))
+        names_in = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)]))
+        if self.sparse_output:
+            return self._sparse_one_hot(codes, nd, kind, names_in)
+        out = one_hot(codes, self._layout, out_dtype=tdt, backend=self.backend, feature_names_in=names_in)
         return self._finish(out, nd, kind)
+
+    def _sparse_one_hot(self, codes: torch.Tensor, nd: np.dtype, kind: str, names_in: list):
+        """CSR output built directly from the codes [N, F]: each row lights at most one column per
+        feature, so with nothing dropped or ignored indptr = arange(N + 1) * F and the indices are
+        the looked-up codes themselves; otherwise the rows' counts give indptr. scipy CSR for host
+        input, a torch sparse CSR tensor for torch input (on its device)."""
+        lay = self._layout
+        dev = codes.device
+        key = ("csr", dev)
+        if key not in lay._device_cache:
+            lay._device_cache[key] = (torch.as_tensor(lay.table, dtype=torch.int64, device=dev),
+                                      torch.tensor(lay.table_offsets, dtype=torch.int64, device=dev),
+                                      torch.tensor(lay.n_categories, dtype=torch.int64, device=dev),
+                                      torch.tensor(lay.offsets, dtype=torch.int64, device=dev))
+        table, toff, K, off = lay._device_cache[key]
+        c = codes.to(torch.int64)
+        slot = torch.where((c >= 0) & (c < K), c, torch.where(c == MISSING, K, K + 1))  # [N, F] table slot
+        col = table[toff + slot]  # [N, F] output column within the block, ZEROS (-1) or ERROR (-2)
+        if lay.can_raise and bool((col == -2).any()):
+            bad = torch.nonzero((col == -2).any(1)).flatten()[:1]
+            one_hot(codes[bad], lay, out_dtype=torch.float32, backend=self.backend, feature_names_in=names_in)  # raises
+        N, F = c.shape
+        live = col >= 0
+        idx = col + off
+        if bool(live.all()):
+            indptr = torch.arange(N + 1, dtype=torch.int64, device=dev) * F
+            indices = idx.reshape(-1)
+        else:
+            indptr = torch.zeros(N + 1, dtype=torch.int64, device=dev)
+            indptr[1:] = torch.cumsum(live.sum(1), 0)
+            indices = idx[live]
+        tdt = _TORCH.get(nd, torch.float64)
+        if kind == "torch" or getattr(self, "_kf_output", None) == "torch":
+            vals = torch.ones(indices.numel(), dtype=tdt, device=dev)
+            return torch.sparse_csr_tensor(indptr, indices, vals, (N, lay.width))
+        import scipy.sparse as sp
+
+        ip, ix = indptr.cpu().numpy(), indices.cpu().numpy()
+        if lay.width < 2**31 and ix.size < 2**31:  # scipy's index dtype for this size
+            ip, ix = ip.astype(np.int32), ix.astype(np.int32)
+        return sp.csr_array((np.ones(ix.size, dtype=nd), ix, ip), shape=(N, lay.width))
 
     def fit_transform(self, X, y=None, **fit_params):
         return self.fit(X).transform(X)
@@ -359,8 +406,11 @@ class OneHotEncoder(_Encoder):
 
     def inverse_transform(self, X):
         check_is_fitted(self, "categories_")
-        X = tensor_to_numpy(X) if isinstance(X, torch.Tensor) else X
-        X = check_array(X, dtype=None)
+        if isinstance(X, torch.Tensor):
+            X = tensor_to_numpy(X.to_dense() if X.layout != torch.strided else X)
+        X = check_array(X, dtype=None, accept_sparse="csr")
+        if hasattr(X, "toarray"):  # the inverse returns a dense object array: one block per feature
+            X = X.toarray()
         W = self._layout.width
         if X.shape[1] != W:
             raise ValueError(f"Shape of the passed X data is not correct. Expected {W} columns, got {X.shape[1]}.")
