@@ -80,7 +80,12 @@ class _Encoder(KernelTransformer):
                                             ensure_all_finite="allow-nan"))
             return cols, None, "numpy", None, X.shape[0]
         Xt = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        if Xt.dtype.kind in "US":  # fixed-width strings: object columns, as scikit-learn
+        if not hasattr(X, "dtype") and Xt.dtype.kind == "U":
+            # a list holding strings: object, so 55 stays the number 55 (scikit-learn's _check_X)
+            Xt = check_array(X, dtype=object, ensure_all_finite="allow-nan")
+        if reset:
+            self._str_dtype = Xt.dtype if Xt.dtype.kind in "US" else None
+        if Xt.dtype.kind in "US":  # fixed-width strings: object columns (categories_ get the input's dtype back)
             Xt = Xt.astype(object)
         validate_data(self, Xt, reset=reset, skip_check_array=True)
         return [Xt[:, j] for j in range(Xt.shape[1])], None, "numpy", None, Xt.shape[0]
@@ -135,6 +140,9 @@ class _Encoder(KernelTransformer):
                 cats_out.append(cats)
                 counts.append(enc.counts.astype(np.int64).tolist())
                 n_missing.append(int(nm))
+        sd = getattr(self, "_str_dtype", None)
+        if sd is not None and self.categories == "auto":  # numpy string input: string categories, as scikit-learn
+            cats_out = [c.astype(sd) if not any(_is_missing(v) for v in c) else c for c in cats_out]
         self.categories_ = cats_out
         self._counts = counts
         self._n_missing = n_missing
