@@ -31,6 +31,22 @@ def _is_missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and v != v)
 
 
+def _check_given_categories(cats: np.ndarray, values, j: int) -> None:
+    """scikit-learn's checks of user-given categories (messages included)."""
+    if cats.dtype.kind == "O" and cats.size and all(isinstance(c, bytes) for c in cats if not _is_missing(c)):
+        v = next((x for x in values if not _is_missing(x)), None)
+        if v is not None and not isinstance(v, bytes):
+            raise ValueError(f"In column {j}, the predefined categories have type 'bytes' which is incompatible with "
+                             f"values of type '{type(v).__name__}'.")
+    for c in list(cats)[:-1]:
+        if isinstance(c, (float, np.floating)) and c != c:
+            raise ValueError(f"Nan should be the last element in user provided categories, see categories {cats} in "
+                             f"column #{j}")
+    plain = [c for c in cats if not _is_missing(c)]
+    if len(pd.unique(np.asarray(plain, dtype=object))) != len(plain) or sum(_is_missing(c) for c in cats) > 1:
+        raise ValueError(f"In column {j}, the predefined categories contain duplicate elements.")
+
+
 def _split_missing(cats: np.ndarray) -> tuple[np.ndarray, object, bool]:
     """(categories without a trailing missing value, that value, whether there was one)."""
     if cats.size and _is_missing(cats[-1]):
@@ -126,6 +142,7 @@ class _Encoder(KernelTransformer):
                         cats = np.append(cats, np.array([mv], dtype=object)) if dt == object else np.append(cats.astype(np.float64), np.nan)
                 else:
                     given = np.asarray(self.categories[j], dtype=dt if dt != object else object)
+                    _check_given_categories(given, np.asarray(col, dtype=object) if dt == object else col, j)
                     plain, _, has_m = _split_missing(given)
                     if dt.kind in "biuf" and plain.size > 1 and not np.all(plain[1:] > plain[:-1]):
                         raise ValueError("Unsorted categories are not supported for numerical categories")
@@ -174,8 +191,18 @@ class _Encoder(KernelTransformer):
             codes = map_codes(tx, [torch.as_tensor(c) for c in plain])
             return codes, kind, tx.device
         codes = np.empty((n, len(cols)), dtype=np.int32)
+        raise_unknown = getattr(self, "handle_unknown", None) == "error"
         for j, (col, nc) in enumerate(zip(cols, self._none_cols())):
             c = encode_strings(col, plain[j]).codes
+            if raise_unknown:  # scikit-learn's message, naming the unknown values
+                bad = (c <= UNKNOWN) | ((c == MISSING) & (self._n_missing[j] == 0) & (not nc))
+                if bad.any():
+                    vals = pd.unique(np.asarray(col, dtype=object)[bad])
+                    try:
+                        vals = sorted(vals)
+                    except TypeError:
+                        vals = list(vals)
+                    raise ValueError(f"Found unknown categories {vals} in column {j} during transform")
             codes[:, j] = np.where(c == MISSING, len(plain[j]) - 1, c) if nc else c
         t = torch.from_numpy(codes)
         if device is not None and device.type != "cpu":
@@ -279,6 +306,9 @@ class OneHotEncoder(_Encoder):
         drop = self.drop
         if drop is not None and not isinstance(drop, str):
             drop = list(np.asarray(drop, dtype=object))
+            if len(drop) != len(self.categories_):
+                raise ValueError(f"`drop` should have length equal to the number of features ({len(self.categories_)}), "
+                                 f"got {len(drop)}")
         self._layout = OneHotLayout.from_categories(
             plain, self._counts, self._n_missing, handle_unknown=self.handle_unknown, drop=drop,
             min_frequency=self.min_frequency, max_categories=self.max_categories)
@@ -294,9 +324,7 @@ class OneHotEncoder(_Encoder):
                     d.append(None)
                     continue
                 d.append(self._ungroup(j, g))
-            self.drop_idx_ = np.array(d, dtype=object)
-            if all(v is not None for v in d):
-                self.drop_idx_ = self.drop_idx_.astype(np.int64)
+            self.drop_idx_ = np.array(d, dtype=object)  # object, as scikit-learn (entries may be None)
 
     def _ungroup(self, j: int, g: int) -> int:
         """Index into categories_[j] of grouped output g (the first infrequent one for the group)."""
@@ -339,7 +367,8 @@ class OneHotEncoder(_Encoder):
             unk = ((codes <= UNKNOWN) | (codes >= K) | miss_unk).any(0).cpu().numpy()
             if unk.any():
                 cols = [int(j) for j in np.flatnonzero(unk)]
-                what = "the infrequent category" if self.handle_unknown == "warn" else "all zeros"
+                what = ("the infrequent category" if self.handle_unknown in ("warn", "infrequent_if_exist")
+                        else "all zeros")
                 warnings.warn(f"Found unknown categories in columns {cols} during transform. These unknown "
                               f"categories will be encoded as {what}.", UserWarning)
         names_in = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)]))
