@@ -31,13 +31,13 @@ def _is_missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and v != v)
 
 
-def _check_given_categories(cats: np.ndarray, values, j: int) -> None:
+def _check_given_categories(cats: np.ndarray, values, j: int, type_name: str | None = None) -> None:
     """scikit-learn's checks of user-given categories (messages included)."""
-    if cats.dtype.kind == "O" and cats.size and all(isinstance(c, bytes) for c in cats if not _is_missing(c)):
+    if cats.dtype.kind in "OS" and cats.size and all(isinstance(c, bytes) for c in cats if not _is_missing(c)):
         v = next((x for x in values if not _is_missing(x)), None)
         if v is not None and not isinstance(v, bytes):
             raise ValueError(f"In column {j}, the predefined categories have type 'bytes' which is incompatible with "
-                             f"values of type '{type(v).__name__}'.")
+                             f"values of type '{type_name or type(v).__name__}'.")
     for c in list(cats)[:-1]:
         if isinstance(c, (float, np.floating)) and c != c:
             raise ValueError(f"Nan should be the last element in user provided categories, see categories {cats} in "
@@ -141,8 +141,13 @@ class _Encoder(KernelTransformer):
                         mv = None if any(v is None for v in miss) else np.nan
                         cats = np.append(cats, np.array([mv], dtype=object)) if dt == object else np.append(cats.astype(np.float64), np.nan)
                 else:
+                    sd = getattr(self, "_str_dtype", None)
                     given = np.asarray(self.categories[j], dtype=dt if dt != object else object)
-                    _check_given_categories(given, np.asarray(col, dtype=object) if dt == object else col, j)
+                    _check_given_categories(given, np.asarray(col, dtype=object) if dt == object else col, j,
+                                            "str_" if sd is not None and sd.kind == "U" else None)
+                    if sd is not None and sd.kind == "S" and given.dtype.kind in "OU" and not any(map(_is_missing, given)):
+                        # byte-string input: the categories are cast to its dtype, as scikit-learn
+                        given = np.asarray(given, dtype=sd.kind).astype(object)
                     plain, _, has_m = _split_missing(given)
                     if dt.kind in "biuf" and plain.size > 1 and not np.all(plain[1:] > plain[:-1]):
                         raise ValueError("Unsorted categories are not supported for numerical categories")
