@@ -32,6 +32,7 @@ struct ColAcc {  // per-column running weighted statistics, float64
   // Chan's merge of a summary (wb, meanb, m2b) of column j into this one
   inline void merge(int64_t j, double wb, double meanb, double m2b) {
     if (wb == 0.0) return;
+    if (w[j] == 0.0) { w[j] = wb; mean[j] = meanb; m2[j] = m2b; return; }  // no 0 * inf when |mean| is huge
     const double wa = w[j], nt = wa + wb;
     if (nt == 0.0) { w[j] = 0.0; return; }
     const double d = meanb - mean[j];

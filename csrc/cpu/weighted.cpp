@@ -26,6 +26,7 @@ struct Acc {  // running per-column statistics, float64
     mn[j] = std::min(mn[j], mnb);
     mx[j] = std::max(mx[j], mxb);
     if (wb == 0.0) return;
+    if (w[j] == 0.0) { w[j] = wb; mean[j] = meanb; m2[j] = m2b; return; }  // no 0 * inf when |mean| is huge
     const double wa = w[j], nt = wa + wb;
     if (nt == 0.0) { w[j] = 0.0; return; }
     const double d = meanb - mean[j];
