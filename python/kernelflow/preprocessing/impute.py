@@ -210,6 +210,9 @@ class SimpleImputer(KernelTransformer, _SkSimpleImputer):
             if not keep.all():
                 t = t[:, torch.from_numpy(np.flatnonzero(keep))]
             out = tensor_to_numpy(self._apply(t, transform_params(t.shape[1], fill=fill))).astype(Xv.dtype, copy=False)
+            if keep.all() and not self.copy:  # copy=False: the result lands in X, as scikit-learn
+                Xv[...] = out
+                out = Xv
         return self._concatenate_indicator(out, self._transform_indicator(mask))
 
     def fit_transform(self, X, y=None, **fit_params):
