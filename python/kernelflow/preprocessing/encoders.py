@@ -1,4 +1,4 @@
-"""OneHotEncoder and OrdinalEncoder: scikit-learn's API, attributes and results (dense output).
+"""OneHotEncoder and OrdinalEncoder: scikit-learn's API, attributes and results (CSR or dense output).
 
 Fit dictionary-encodes every column (``encode_strings`` on the host: strings, objects, pandas
 categoricals, numbers; ``integer_categories`` on the device for integer torch tensors) and
@@ -260,11 +260,13 @@ class _Encoder(KernelTransformer):
 
 @persistable
 class OneHotEncoder(_Encoder):
-    """Encode categorical features as a one-hot numeric array (dense).
+    """Encode categorical features as a one-hot numeric array.
 
-    Same parameters, attributes and results as ``sklearn.preprocessing.OneHotEncoder`` with
-    ``sparse_output=False`` (dense output only: ``sparse_output=True`` raises ValueError), plus
-    ``backend`` (auto, cpu, cuda, triton, torch). Integer torch tensors stay on their device.
+    Same parameters, attributes and results as ``sklearn.preprocessing.OneHotEncoder``:
+    ``sparse_output=True`` (the default) returns a scipy CSR array built directly from the codes
+    (a torch sparse CSR tensor for torch input), ``sparse_output=False`` the dense output of one
+    ``one_hot`` kernel pass. Plus ``backend`` (auto, cpu, cuda, triton, torch). Integer torch
+    tensors stay on their device.
     """
 
     def __init__(self, *, categories="auto", drop=None, sparse_output=True, dtype=np.float64,
