@@ -18,7 +18,7 @@ from kernelflow import ops
 from kernelflow._array import numpy_to_tensor, tensor_to_numpy
 from kernelflow.io import persistable
 from kernelflow.ops import merge_stats, transform_params
-from kernelflow.ops.sparse import as_compressed, is_sparse
+from kernelflow.ops.sparse import Compressed, is_sparse
 from kernelflow.preprocessing._base import KernelTransformer, column_quantiles
 
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
@@ -165,7 +165,8 @@ class SimpleImputer(KernelTransformer, _SkSimpleImputer):
             return _SkSimpleImputer._sparse_fit(self, X, strategy, missing_values, fill_value)
         mask = _get_mask(X, missing_values)
         data = X.data if _is_nan(missing_values) else np.where(mask.data, np.nan, X.data)
-        c = as_compressed(type(X)((data, X.indices, X.indptr), shape=X.shape))
+        c = Compressed(torch.from_numpy(X.indptr), torch.from_numpy(X.indices), torch.from_numpy(np.ascontiguousarray(data)),
+                       X.shape, X.format == "csr")
         s = ops.sparse_column_stats(c, backend=self.backend).cpu().numpy()  # implicit zeros included
         if strategy == "mean":
             stat = s[2].copy()
