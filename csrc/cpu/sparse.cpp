@@ -20,15 +20,6 @@ struct ColAcc {  // per-column running weighted statistics, float64
   std::vector<int64_t> stored;  // stored entries of any value (for the implicit-zero count)
   explicit ColAcc(int64_t c)
       : w(c, 0.0), nan(c, 0.0), mean(c, 0.0), m2(c, 0.0), mn(c, kInf), mx(c, -kInf), wstored(c, 0.0), stored(c, 0) {}
-  // weighted Welford update with one finite value v of weight wt
-  inline void add(int64_t j, double v, double wt) {
-    const double nw = w[j] + wt;
-    if (nw == 0.0) { w[j] = 0.0; return; }
-    const double d = v - mean[j];
-    mean[j] += d * (wt / nw);
-    m2[j] += wt * d * (v - mean[j]);
-    w[j] = nw;
-  }
   // Chan's merge of a summary (wb, meanb, m2b) of column j into this one
   inline void merge(int64_t j, double wb, double meanb, double m2b) {
     if (wb == 0.0) return;
@@ -59,7 +50,15 @@ int thread_id() {
 #endif
 }
 
-// CSR: each thread walks a contiguous range of rows into its own per-column accumulator.
+// CSR: two passes over the stored values, each thread over a contiguous range of rows into its
+// own per-column accumulators (one cache line per column, so a value touches one line): pass 1
+// weight, sum, NaN weight, min, max; pass 2 the squared deviations from the column mean of the
+// stored values with the corrected two-pass formula. Plain adds (no per-value division) and an
+// exact result; the data is read twice, which the kernel's access pattern (indices scattered
+// over the columns) hides behind the accumulator traffic.
+struct alignas(64) P1 { double w = 0, s = 0, nan = 0, ws = 0, mn = kInf, mx = -kInf; int64_t stored = 0; };
+struct alignas(16) P2 { double q = 0, c = 0; };
+
 template <typename I, typename T>
 void stats_csr(const Compressed& x, const double* wts, ColAcc& total) {
   const I* indptr = static_cast<const I*>(x.indptr);
@@ -67,36 +66,62 @@ void stats_csr(const Compressed& x, const double* wts, ColAcc& total) {
   const T* data = static_cast<const T*>(x.data);
   const int64_t cols = x.cols;
   const int nt = nthreads_for(x.nnz / 65536 + 1);
-  std::vector<ColAcc> part(nt, ColAcc(0));
+  std::vector<std::vector<P1>> p1(nt);
+  std::vector<std::vector<P2>> p2(nt);
+  std::vector<double> mean(cols, 0.0);
 #pragma omp parallel num_threads(nt)
   {
-    ColAcc& a = part[thread_id()];
-    a = ColAcc(cols);
+    const int tid = thread_id();
+    std::vector<P1>& a = p1[tid];
+    a.assign(cols, P1());
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < x.rows; ++r) {
+      const double wt = wts ? wts[r] : 1.0;
+      for (int64_t k = static_cast<int64_t>(indptr[r]); k < static_cast<int64_t>(indptr[r + 1]); ++k) {
+        P1& e = a[static_cast<int64_t>(indices[k])];
+        const double v = static_cast<double>(data[k]);
+        e.stored += 1;
+        e.ws += wt;
+        const bool fin = (v - v) == 0.0 && wt != 0.0;
+        e.nan += (v != v) ? wt : 0.0;
+        e.w += fin ? wt : 0.0;
+        e.s += fin ? wt * v : 0.0;
+        e.mn = fin && v < e.mn ? v : e.mn;
+        e.mx = fin && v > e.mx ? v : e.mx;
+      }
+    }
+#pragma omp barrier
+#pragma omp single
+    {
+      for (int64_t j = 0; j < cols; ++j) {
+        double w = 0, sum = 0, mn = kInf, mx = -kInf;
+        for (int t = 0; t < nt; ++t) {
+          const P1& e = p1[t][j];
+          w += e.w; sum += e.s; mn = std::min(mn, e.mn); mx = std::max(mx, e.mx);
+          total.nan[j] += e.nan; total.wstored[j] += e.ws; total.stored[j] += e.stored;
+        }
+        total.mn[j] = mn; total.mx[j] = mx; total.w[j] = w;
+        mean[j] = w != 0.0 ? (mn == mx ? mn : sum / w) : 0.0;  // all equal: exactly that value
+      }
+    }
+    std::vector<P2>& b = p2[tid];
+    b.assign(cols, P2());
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < x.rows; ++r) {
       const double wt = wts ? wts[r] : 1.0;
       for (int64_t k = static_cast<int64_t>(indptr[r]); k < static_cast<int64_t>(indptr[r + 1]); ++k) {
         const int64_t j = static_cast<int64_t>(indices[k]);
-        const double v = static_cast<double>(data[k]);
-        a.stored[j] += 1;
-        a.wstored[j] += wt;
-        if (v != v) { a.nan[j] += wt; continue; }
-        if (!std::isfinite(v) || wt == 0.0) continue;
-        a.add(j, v, wt);
-        a.mn[j] = std::min(a.mn[j], v);
-        a.mx[j] = std::max(a.mx[j], v);
+        const double d = static_cast<double>(data[k]) - mean[j];
+        if ((d - d) == 0.0) { b[j].q += wt * d * d; b[j].c += wt * d; }  // finite values (weight 0 adds 0)
       }
     }
   }
-  for (const ColAcc& p : part) {
-    for (int64_t j = 0; j < cols; ++j) {
-      total.merge(j, p.w[j], p.mean[j], p.m2[j]);
-      total.nan[j] += p.nan[j];
-      total.mn[j] = std::min(total.mn[j], p.mn[j]);
-      total.mx[j] = std::max(total.mx[j], p.mx[j]);
-      total.wstored[j] += p.wstored[j];
-      total.stored[j] += p.stored[j];
-    }
+  for (int64_t j = 0; j < cols; ++j) {
+    double q = 0, c = 0;
+    for (int t = 0; t < nt; ++t) { q += p2[t][j].q; c += p2[t][j].c; }
+    const double w = total.w[j];
+    total.mean[j] = mean[j];
+    total.m2[j] = w != 0.0 ? std::max(0.0, q - c * c / w) : 0.0;
   }
 }
 

@@ -15,13 +15,13 @@ struct Compressed {
   bool csr;
 };
 
-// One pass over the stored values; the implicit zeros of each column join analytically.
+// The stored values only; the implicit zeros of each column join analytically.
 // w: [rows] float64 sample weights or nullptr (all 1). Writes out [6, cols] float64 with the
 // layout of column_stats: 0 weight of the finite values (count when unweighted, implicit zeros
 // included), 1 weight of the NaN values, 2 weighted mean, 3 weighted M2, 4 min, 5 max (over the
 // finite values of nonzero weight, zeros included; +inf / -inf when there are none). float64
-// accumulation: weighted Welford updates per stored value (CSR), an exact two-pass over each
-// column while it is in cache (CSC), Chan's merge across threads and with the zeros.
+// accumulation: a corrected two-pass over the stored values (CSR: two sweeps over the rows; CSC:
+// each column while it is in cache), Chan's merge with the implicit zeros.
 void sparse_column_stats(const Compressed& x, const double* w /* [rows] or null */, double* out /* [6, cols] */);
 
 // out_data[k] = clip(isnan(v) ? fill[j] : v, lo[j], hi[j]) * scale[j] for every stored value v
