@@ -54,7 +54,7 @@ ONEHOT = [{}, {"drop": "first"}, {"drop": "if_binary", "handle_unknown": "ignore
 def test_onehot_vs_sklearn(device_backend, params):
     device, backend = device_backend
     X = data()
-    ours = OneHotEncoder(backend=backend, **params).fit(X)
+    ours = OneHotEncoder(sparse_output=False, backend=backend, **params).fit(X)
     ref = skp.OneHotEncoder(sparse_output=False, **params).fit(X)
     same_categories(ours.categories_, ref.categories_)
     assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out())
@@ -76,7 +76,7 @@ def test_onehot_vs_sklearn(device_backend, params):
             warnings.simplefilter("ignore", UserWarning)
             np.testing.assert_array_equal(ours.transform(unseen(X)), ref.transform(unseen(X)))
     else:
-        with pytest.raises(ValueError, match="x0"):
+        with pytest.raises(ValueError, match=r"unknown categories \[.zz.\] in column 0"):
             ours.transform(unseen(X))
 
 
@@ -85,7 +85,7 @@ def test_onehot_int_tensor_on_device(device_backend, params):
     device, backend = device_backend
     X = ints()
     t = torch.from_numpy(X).to(device)
-    ours = OneHotEncoder(backend=backend, **params).fit(t)
+    ours = OneHotEncoder(sparse_output=False, backend=backend, **params).fit(t)
     ref = skp.OneHotEncoder(sparse_output=False, **params).fit(X)
     same_categories(ours.categories_, ref.categories_)
     out = ours.transform(t)
@@ -134,7 +134,7 @@ def test_pandas_categorical_and_names():
     X = data()
     df = pd.DataFrame({"s": pd.Categorical(X[:, 0]), "f": X[:, 1].astype(float), "n": ints(120)[:, 0],
                        "o": X[:, 2]})
-    for ours, ref in [(OneHotEncoder(), skp.OneHotEncoder(sparse_output=False)), (OrdinalEncoder(), skp.OrdinalEncoder())]:
+    for ours, ref in [(OneHotEncoder(sparse_output=False), skp.OneHotEncoder(sparse_output=False)), (OrdinalEncoder(), skp.OrdinalEncoder())]:
         ours.fit(df)
         ref.fit(df)
         same_categories(ours.categories_, ref.categories_)
@@ -157,7 +157,7 @@ def test_arrow_polars_torch_output():
     except ImportError:
         pass
     for inp in inputs:
-        ours = OneHotEncoder().fit(inp)
+        ours = OneHotEncoder(sparse_output=False).fit(inp)
         assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out())
         np.testing.assert_array_equal(ours.transform(inp), ref.transform(df))
     out = OrdinalEncoder().set_output(transform="torch").fit(df).transform(df)
@@ -167,7 +167,7 @@ def test_arrow_polars_torch_output():
 
 def test_warn_unknown_as_infrequent():
     X = data()
-    ours = OneHotEncoder(handle_unknown="warn", max_categories=3).fit(X)
+    ours = OneHotEncoder(sparse_output=False, handle_unknown="warn", max_categories=3).fit(X)
     ref = skp.OneHotEncoder(sparse_output=False, handle_unknown="warn", max_categories=3).fit(X)
     with pytest.warns(UserWarning, match=r"columns \[0, 1\]"):
         out = ours.transform(unseen(X))
@@ -180,31 +180,31 @@ def test_user_categories_one_row_and_combiner():
     X = data()
     cats = [["e", "d", "c", "b", "a"], [-3.0, 1.0, 2.5, np.nan], ["x", "y", None], ["k", "q"]]
     for kw in [{"categories": cats}, {"categories": cats, "drop": ["a", np.nan, "x", "q"]}]:
-        ours, ref = OneHotEncoder(**kw).fit(X), skp.OneHotEncoder(sparse_output=False, **kw).fit(X)
+        ours, ref = OneHotEncoder(sparse_output=False, **kw).fit(X), skp.OneHotEncoder(sparse_output=False, **kw).fit(X)
         same_categories(ours.categories_, ref.categories_)
         np.testing.assert_array_equal(ours.transform(X), ref.transform(X))
         assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out())
     with pytest.raises(ValueError, match="unknown categories"):
-        OneHotEncoder(categories=[["a"], [1.0], ["x"], ["k"]]).fit(X)
+        OneHotEncoder(sparse_output=False, categories=[["a"], [1.0], ["x"], ["k"]]).fit(X)
     for enc in (OneHotEncoder, skp.OneHotEncoder):
         with pytest.raises(ValueError, match="Unsorted"):
             enc(categories=[[2.5, 1.0]]).fit(np.array([[1.0], [2.5]]))
     one = X[:1]
-    np.testing.assert_array_equal(OneHotEncoder().fit_transform(one), skp.OneHotEncoder(sparse_output=False).fit_transform(one))
+    np.testing.assert_array_equal(OneHotEncoder(sparse_output=False).fit_transform(one), skp.OneHotEncoder(sparse_output=False).fit_transform(one))
     comb = lambda f, c: f"{f}={c}"  # noqa: E731
-    assert list(OneHotEncoder(feature_name_combiner=comb).fit(X).get_feature_names_out()) == \
+    assert list(OneHotEncoder(sparse_output=False, feature_name_combiner=comb).fit(X).get_feature_names_out()) == \
         list(skp.OneHotEncoder(feature_name_combiner=comb).fit(X).get_feature_names_out())
 
 
 @pytest.mark.parametrize(
     "est, exc, match",
-    [(OneHotEncoder(sparse_output=True), ValueError, "dense only|sparse_output"),
-     (OneHotEncoder(handle_unknown="bad"), ValueError, "handle_unknown"),
-     (OneHotEncoder(drop="last"), ValueError, "drop"),
-     (OneHotEncoder(min_frequency=-1), ValueError, "min_frequency"),
-     (OneHotEncoder(max_categories=0), ValueError, "max_categories"),
-     (OneHotEncoder(categories="nope"), ValueError, "categories"),
-     (OneHotEncoder(dtype="str"), ValueError, "dtype"),
+    [(OneHotEncoder(sparse_output="yes"), ValueError, "sparse_output"),
+     (OneHotEncoder(sparse_output=False, handle_unknown="bad"), ValueError, "handle_unknown"),
+     (OneHotEncoder(sparse_output=False, drop="last"), ValueError, "drop"),
+     (OneHotEncoder(sparse_output=False, min_frequency=-1), ValueError, "min_frequency"),
+     (OneHotEncoder(sparse_output=False, max_categories=0), ValueError, "max_categories"),
+     (OneHotEncoder(sparse_output=False, categories="nope"), ValueError, "categories"),
+     (OneHotEncoder(sparse_output=False, dtype="str"), ValueError, "dtype"),
      (OrdinalEncoder(handle_unknown="ignore"), ValueError, "handle_unknown"),
      (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=0), ValueError, "unknown_value"),
      (OrdinalEncoder(handle_unknown="use_encoded_value"), TypeError, "unknown_value"),
@@ -220,7 +220,7 @@ def test_bad_params(est, exc, match):
 
 @pytest.mark.parametrize(
     "est",
-    [OneHotEncoder(), OneHotEncoder(handle_unknown="ignore", drop="if_binary"), OneHotEncoder(max_categories=3),
+    [OneHotEncoder(sparse_output=False), OneHotEncoder(sparse_output=False, handle_unknown="ignore", drop="if_binary"), OneHotEncoder(sparse_output=False, max_categories=3),
      OrdinalEncoder(), OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, min_frequency=2)],
     ids=repr,
 )
@@ -228,7 +228,7 @@ def test_check_estimator(est):
     check_estimator(est)
 
 
-@pytest.mark.parametrize("est", [OneHotEncoder(dtype="float32", drop="first", min_frequency=5, handle_unknown="ignore"),
+@pytest.mark.parametrize("est", [OneHotEncoder(sparse_output=False, dtype="float32", drop="first", min_frequency=5, handle_unknown="ignore"),
                                  OrdinalEncoder(dtype="float64", handle_unknown="use_encoded_value", unknown_value=-1)],
                          ids=repr)
 @pytest.mark.parametrize("X", [data(), ints(), data()[:, 1:2].astype(np.float64)], ids=["object", "int", "float"])
@@ -246,7 +246,30 @@ def test_save_load(tmp_path, est, X):
 
 def test_save_load_default_dtype(tmp_path):
     """The default dtype=np.float64 (a numpy type) is saved as its name."""
-    est = OneHotEncoder().fit(data())
+    est = OneHotEncoder(sparse_output=False).fit(data())
     kernelflow.save(est, tmp_path / "d.kf")
     back = kernelflow.load(tmp_path / "d.kf")
     np.testing.assert_array_equal(back.transform(data()), est.transform(data()))
+
+
+@pytest.mark.parametrize("params", [{}, {"handle_unknown": "ignore", "drop": "first"}, {"max_categories": 3},
+                                    {"handle_unknown": "infrequent_if_exist", "min_frequency": 5}])
+def test_sparse_output_matches_sklearn(params):
+    """Default sparse_output=True: CSR built from the codes, equal to scikit-learn's CSR."""
+    import scipy.sparse as sp
+
+    X = data()
+    ours = OneHotEncoder(**params).fit(X)
+    ref = skp.OneHotEncoder(**params).fit(X)
+    X2 = X.copy()
+    X2[0, 0] = "never-seen" if params.get("handle_unknown", "error") != "error" else X2[0, 0]
+    a, b = ours.transform(X2), ref.transform(X2)
+    assert sp.issparse(a) and a.format == "csr" and a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a.toarray(), b.toarray())
+    assert a.has_sorted_indices
+    np.testing.assert_array_equal(ours.inverse_transform(a).astype(str), ref.inverse_transform(b).astype(str))
+
+    Xi = np.random.default_rng(1).integers(0, 6, size=(50, 3))
+    ti = OneHotEncoder(**params).fit(torch.from_numpy(Xi)).transform(torch.from_numpy(Xi))
+    assert ti.layout == torch.sparse_csr
+    np.testing.assert_array_equal(ti.to_dense().numpy(), skp.OneHotEncoder(**params).fit(Xi).transform(Xi).toarray())

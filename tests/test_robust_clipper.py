@@ -151,7 +151,7 @@ def test_clipper_partial_fit_and_errors(np_quantiles):
 
 @pytest.mark.parametrize(
     "est, match",
-    [(RobustScaler(quantile_range=(80, 20)), "quantile_range"), (RobustScaler(quantile_range=(0, 101)), "quantile_range"),
+    [(RobustScaler(quantile_range=(80, 20)), "Invalid quantile range"), (RobustScaler(quantile_range=(0, 101)), "Invalid quantile range"),
      (RobustScaler(quantile_range="x"), "quantile_range"), (OutlierClipper(method="mad"), "method"),
      (OutlierClipper(k=-1.0), "k"), (OutlierClipper(k=np.inf), "k"), (OutlierClipper(quantile_range=(5, 1)), "quantile_range")],
     ids=repr,

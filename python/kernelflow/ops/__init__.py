@@ -63,3 +63,17 @@ __all__ = [
     "column_stats", "column_stats_reference", "merge_stats",
     "numeric_transform", "numeric_transform_reference", "transform_params",
 ]
+from kernelflow.ops.sparse import (  # noqa: E402
+    sparse_apply_params,
+    sparse_column_apply,
+    sparse_column_apply_reference,
+    sparse_column_quantiles,
+    sparse_column_quantiles_reference,
+    sparse_column_stats,
+    sparse_column_stats_reference,
+)
+from kernelflow.ops.weighted import weighted_column_stats, weighted_column_stats_reference  # noqa: E402
+
+__all__ += ["sparse_apply_params", "sparse_column_apply", "sparse_column_apply_reference", "sparse_column_quantiles",
+            "sparse_column_quantiles_reference", "sparse_column_stats", "sparse_column_stats_reference",
+            "weighted_column_stats", "weighted_column_stats_reference"]

@@ -1,4 +1,4 @@
-"""OneHotEncoder and OrdinalEncoder: scikit-learn's API, attributes and results (dense output).
+"""OneHotEncoder and OrdinalEncoder: scikit-learn's API, attributes and results (CSR or dense output).
 
 Fit dictionary-encodes every column (``encode_strings`` on the host: strings, objects, pandas
 categoricals, numbers; ``integer_categories`` on the device for integer torch tensors) and
@@ -29,6 +29,22 @@ _TORCH = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float
 
 def _is_missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and v != v)
+
+
+def _check_given_categories(cats: np.ndarray, values, j: int, type_name: str | None = None) -> None:
+    """scikit-learn's checks of user-given categories (messages included)."""
+    if cats.dtype.kind in "OS" and cats.size and all(isinstance(c, bytes) for c in cats if not _is_missing(c)):
+        v = next((x for x in values if not _is_missing(x)), None)
+        if v is not None and not isinstance(v, bytes):
+            raise ValueError(f"In column {j}, the predefined categories have type 'bytes' which is incompatible with "
+                             f"values of type '{type_name or type(v).__name__}'.")
+    for c in list(cats)[:-1]:
+        if isinstance(c, (float, np.floating)) and c != c:
+            raise ValueError(f"Nan should be the last element in user provided categories, see categories {cats} in "
+                             f"column #{j}")
+    plain = [c for c in cats if not _is_missing(c)]
+    if len(pd.unique(np.asarray(plain, dtype=object))) != len(plain) or sum(_is_missing(c) for c in cats) > 1:
+        raise ValueError(f"In column {j}, the predefined categories contain duplicate elements.")
 
 
 def _split_missing(cats: np.ndarray) -> tuple[np.ndarray, object, bool]:
@@ -80,7 +96,12 @@ class _Encoder(KernelTransformer):
                                             ensure_all_finite="allow-nan"))
             return cols, None, "numpy", None, X.shape[0]
         Xt = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        if Xt.dtype.kind in "US":  # fixed-width strings: object columns, as scikit-learn
+        if not hasattr(X, "dtype") and Xt.dtype.kind == "U":
+            # a list holding strings: object, so 55 stays the number 55 (scikit-learn's _check_X)
+            Xt = check_array(X, dtype=object, ensure_all_finite="allow-nan")
+        if reset:
+            self._str_dtype = Xt.dtype if Xt.dtype.kind in "US" else None
+        if Xt.dtype.kind in "US":  # fixed-width strings: object columns (categories_ get the input's dtype back)
             Xt = Xt.astype(object)
         validate_data(self, Xt, reset=reset, skip_check_array=True)
         return [Xt[:, j] for j in range(Xt.shape[1])], None, "numpy", None, Xt.shape[0]
@@ -120,7 +141,13 @@ class _Encoder(KernelTransformer):
                         mv = None if any(v is None for v in miss) else np.nan
                         cats = np.append(cats, np.array([mv], dtype=object)) if dt == object else np.append(cats.astype(np.float64), np.nan)
                 else:
+                    sd = getattr(self, "_str_dtype", None)
                     given = np.asarray(self.categories[j], dtype=dt if dt != object else object)
+                    _check_given_categories(given, np.asarray(col, dtype=object) if dt == object else col, j,
+                                            "str_" if sd is not None and sd.kind == "U" else None)
+                    if sd is not None and sd.kind == "S" and given.dtype.kind in "OU" and not any(map(_is_missing, given)):
+                        # byte-string input: the categories are cast to its dtype, as scikit-learn
+                        given = np.asarray(given, dtype=sd.kind).astype(object)
                     plain, _, has_m = _split_missing(given)
                     if dt.kind in "biuf" and plain.size > 1 and not np.all(plain[1:] > plain[:-1]):
                         raise ValueError("Unsorted categories are not supported for numerical categories")
@@ -135,6 +162,9 @@ class _Encoder(KernelTransformer):
                 cats_out.append(cats)
                 counts.append(enc.counts.astype(np.int64).tolist())
                 n_missing.append(int(nm))
+        sd = getattr(self, "_str_dtype", None)
+        if sd is not None and self.categories == "auto":  # numpy string input: string categories, as scikit-learn
+            cats_out = [c.astype(sd) if not any(_is_missing(v) for v in c) else c for c in cats_out]
         self.categories_ = cats_out
         self._counts = counts
         self._n_missing = n_missing
@@ -166,8 +196,18 @@ class _Encoder(KernelTransformer):
             codes = map_codes(tx, [torch.as_tensor(c) for c in plain])
             return codes, kind, tx.device
         codes = np.empty((n, len(cols)), dtype=np.int32)
+        raise_unknown = getattr(self, "handle_unknown", None) == "error"
         for j, (col, nc) in enumerate(zip(cols, self._none_cols())):
             c = encode_strings(col, plain[j]).codes
+            if raise_unknown:  # scikit-learn's message, naming the unknown values
+                bad = (c <= UNKNOWN) | ((c == MISSING) & (self._n_missing[j] == 0) & (not nc))
+                if bad.any():
+                    vals = pd.unique(np.asarray(col, dtype=object)[bad])
+                    try:
+                        vals = sorted(vals)
+                    except TypeError:
+                        vals = list(vals)
+                    raise ValueError(f"Found unknown categories {vals} in column {j} during transform")
             codes[:, j] = np.where(c == MISSING, len(plain[j]) - 1, c) if nc else c
         t = torch.from_numpy(codes)
         if device is not None and device.type != "cpu":
@@ -220,14 +260,16 @@ class _Encoder(KernelTransformer):
 
 @persistable
 class OneHotEncoder(_Encoder):
-    """Encode categorical features as a one-hot numeric array (dense).
+    """Encode categorical features as a one-hot numeric array.
 
-    Same parameters, attributes and results as ``sklearn.preprocessing.OneHotEncoder`` with
-    ``sparse_output=False`` (dense output only: ``sparse_output=True`` raises ValueError), plus
-    ``backend`` (auto, cpu, cuda, triton, torch). Integer torch tensors stay on their device.
+    Same parameters, attributes and results as ``sklearn.preprocessing.OneHotEncoder``:
+    ``sparse_output=True`` (the default) returns a scipy CSR array built directly from the codes
+    (a torch sparse CSR tensor for torch input), ``sparse_output=False`` the dense output of one
+    ``one_hot`` kernel pass. Plus ``backend`` (auto, cpu, cuda, triton, torch). Integer torch
+    tensors stay on their device.
     """
 
-    def __init__(self, *, categories="auto", drop=None, sparse_output=False, dtype=np.float64,
+    def __init__(self, *, categories="auto", drop=None, sparse_output=True, dtype=np.float64,
                  handle_unknown="error", min_frequency=None, max_categories=None,
                  feature_name_combiner="concat", backend="auto"):
         self.categories = categories
@@ -241,9 +283,13 @@ class OneHotEncoder(_Encoder):
         self.backend = backend
 
     def _check_params(self):
-        if self.sparse_output:
-            raise ValueError("sparse_output=True is not supported: kernelflow's OneHotEncoder produces dense output only "
-                             "(use sparse_output=False)")
+        if not isinstance(self.sparse_output, (bool, np.bool_)):
+            raise ValueError("The 'sparse_output' parameter of OneHotEncoder must be an instance of 'bool'. Got "
+                             f"{self.sparse_output!r} instead.")
+        if self.sparse_output and getattr(self, "_sklearn_output_config", {}).get("transform") in ("pandas", "polars"):
+            raise ValueError(f"{self._sklearn_output_config['transform'].capitalize()} output does not support sparse "
+                             "data. Set sparse_output=False to output pandas dataframes or disable Pandas output via "
+                             '`ohe.set_output(transform="default").')
         if self.handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
             raise ValueError("handle_unknown must be 'error', 'ignore', 'infrequent_if_exist' or 'warn', "
                              f"got {self.handle_unknown!r}")
@@ -267,6 +313,9 @@ class OneHotEncoder(_Encoder):
         drop = self.drop
         if drop is not None and not isinstance(drop, str):
             drop = list(np.asarray(drop, dtype=object))
+            if len(drop) != len(self.categories_):
+                raise ValueError(f"`drop` should have length equal to the number of features ({len(self.categories_)}), "
+                                 f"got {len(drop)}")
         self._layout = OneHotLayout.from_categories(
             plain, self._counts, self._n_missing, handle_unknown=self.handle_unknown, drop=drop,
             min_frequency=self.min_frequency, max_categories=self.max_categories)
@@ -282,9 +331,7 @@ class OneHotEncoder(_Encoder):
                     d.append(None)
                     continue
                 d.append(self._ungroup(j, g))
-            self.drop_idx_ = np.array(d, dtype=object)
-            if all(v is not None for v in d):
-                self.drop_idx_ = self.drop_idx_.astype(np.int64)
+            self.drop_idx_ = np.array(d, dtype=object)  # object, as scikit-learn (entries may be None)
 
     def _ungroup(self, j: int, g: int) -> int:
         """Index into categories_[j] of grouped output g (the first infrequent one for the group)."""
@@ -327,12 +374,56 @@ class OneHotEncoder(_Encoder):
             unk = ((codes <= UNKNOWN) | (codes >= K) | miss_unk).any(0).cpu().numpy()
             if unk.any():
                 cols = [int(j) for j in np.flatnonzero(unk)]
-                what = "the infrequent category" if self.handle_unknown == "warn" else "all zeros"
+                what = ("the infrequent category" if self.handle_unknown in ("warn", "infrequent_if_exist")
+                        else "all zeros")
                 warnings.warn(f"Found unknown categories in columns {cols} during transform. These unknown "
                               f"categories will be encoded as {what}.", UserWarning)
-        out = one_hot(codes, self._layout, out_dtype=tdt, backend=self.backend,
-                      feature_names_in=list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)])))
+        names_in = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)]))
+        if self.sparse_output:
+            return self._sparse_one_hot(codes, nd, kind, names_in)
+        out = one_hot(codes, self._layout, out_dtype=tdt, backend=self.backend, feature_names_in=names_in)
         return self._finish(out, nd, kind)
+
+    def _sparse_one_hot(self, codes: torch.Tensor, nd: np.dtype, kind: str, names_in: list):
+        """CSR output built directly from the codes [N, F]: each row lights at most one column per
+        feature, so with nothing dropped or ignored indptr = arange(N + 1) * F and the indices are
+        the looked-up codes themselves; otherwise the rows' counts give indptr. scipy CSR for host
+        input, a torch sparse CSR tensor for torch input (on its device)."""
+        lay = self._layout
+        dev = codes.device
+        key = ("csr", dev)
+        if key not in lay._device_cache:
+            lay._device_cache[key] = (torch.as_tensor(lay.table, dtype=torch.int64, device=dev),
+                                      torch.tensor(lay.table_offsets, dtype=torch.int64, device=dev),
+                                      torch.tensor(lay.n_categories, dtype=torch.int64, device=dev),
+                                      torch.tensor(lay.offsets, dtype=torch.int64, device=dev))
+        table, toff, K, off = lay._device_cache[key]
+        c = codes.to(torch.int64)
+        slot = torch.where((c >= 0) & (c < K), c, torch.where(c == MISSING, K, K + 1))  # [N, F] table slot
+        col = table[toff + slot]  # [N, F] output column within the block, ZEROS (-1) or ERROR (-2)
+        if lay.can_raise and bool((col == -2).any()):
+            bad = torch.nonzero((col == -2).any(1)).flatten()[:1]
+            one_hot(codes[bad], lay, out_dtype=torch.float32, backend=self.backend, feature_names_in=names_in)  # raises
+        N, F = c.shape
+        live = col >= 0
+        idx = col + off
+        if bool(live.all()):
+            indptr = torch.arange(N + 1, dtype=torch.int64, device=dev) * F
+            indices = idx.reshape(-1)
+        else:
+            indptr = torch.zeros(N + 1, dtype=torch.int64, device=dev)
+            indptr[1:] = torch.cumsum(live.sum(1), 0)
+            indices = idx[live]
+        tdt = _TORCH.get(nd, torch.float64)
+        if kind == "torch" or getattr(self, "_kf_output", None) == "torch":
+            vals = torch.ones(indices.numel(), dtype=tdt, device=dev)
+            return torch.sparse_csr_tensor(indptr, indices, vals, (N, lay.width))
+        import scipy.sparse as sp
+
+        ip, ix = indptr.cpu().numpy(), indices.cpu().numpy()
+        if lay.width < 2**31 and ix.size < 2**31:  # scipy's index dtype for this size
+            ip, ix = ip.astype(np.int32), ix.astype(np.int32)
+        return sp.csr_array((np.ones(ix.size, dtype=nd), ix, ip), shape=(N, lay.width))
 
     def fit_transform(self, X, y=None, **fit_params):
         return self.fit(X).transform(X)
@@ -359,8 +450,11 @@ class OneHotEncoder(_Encoder):
 
     def inverse_transform(self, X):
         check_is_fitted(self, "categories_")
-        X = tensor_to_numpy(X) if isinstance(X, torch.Tensor) else X
-        X = check_array(X, dtype=None)
+        if isinstance(X, torch.Tensor):
+            X = tensor_to_numpy(X.to_dense() if X.layout != torch.strided else X)
+        X = check_array(X, dtype=None, accept_sparse="csr")
+        if hasattr(X, "toarray"):  # the inverse returns a dense object array: one block per feature
+            X = X.toarray()
         W = self._layout.width
         if X.shape[1] != W:
             raise ValueError(f"Shape of the passed X data is not correct. Expected {W} columns, got {X.shape[1]}.")

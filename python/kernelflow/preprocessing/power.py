@@ -18,9 +18,10 @@ from scipy import stats
 from scipy.special import boxcox
 from sklearn.base import OneToOneFeatureMixin
 from sklearn.preprocessing import StandardScaler as _SkStandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from kernelflow import ops
+from kernelflow._array import kind_of, numpy_to_tensor, pyarrow_to_pandas
 from kernelflow.io import persistable
 from kernelflow.preprocessing._base import KernelTransformer, is_constant_feature
 
@@ -60,7 +61,15 @@ class PowerTransformer(OneToOneFeatureMixin, KernelTransformer):
 
     def fit_transform(self, X, y=None):
         t, kind = self._fit(X)
-        return self._output(self._forward(t), kind)
+        return self._in_place(X, self._output(self._forward(t), kind))
+
+    def _in_place(self, X, out):
+        """copy=False: scikit-learn writes the result over X (a float numpy array) and returns X."""
+        if (not self.copy and isinstance(X, np.ndarray) and isinstance(out, np.ndarray) and X.dtype == out.dtype
+                and X.shape == out.shape and X.flags.writeable):
+            X[...] = out
+            return X
+        return out
 
     def _fit(self, X):
         self._check_method()
@@ -110,11 +119,24 @@ class PowerTransformer(OneToOneFeatureMixin, KernelTransformer):
         check_is_fitted(self, "lambdas_")
         t, kind = self._validate(X, reset=False)
         self._check_positive(t)
-        return self._output(self._forward(t), kind)
+        return self._in_place(X, self._output(self._forward(t), kind))
 
     def inverse_transform(self, X):
         check_is_fitted(self, "lambdas_")
-        t, kind = self._validate(X, reset=False)
+        if kind_of(X) == "numpy" and hasattr(X, "columns"):
+            X = X.to_numpy()  # as scikit-learn: inverse_transform does not check feature names
+        elif kind_of(X) == "numpy":
+            X = pyarrow_to_pandas(X)
+            X = X.to_numpy() if hasattr(X, "columns") else X
+        if kind_of(X) == "numpy":
+            Xc = check_array(X, dtype=[np.float64, np.float32, np.float16], ensure_all_finite="allow-nan")
+            if Xc.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {Xc.shape[1]} features, but PowerTransformer is expecting "
+                                 f"{self.n_features_in_} features as input.")
+            t = numpy_to_tensor(Xc.astype(np.float32) if Xc.dtype == np.float16 else Xc)
+            kind = "numpy16" if Xc.dtype == np.float16 else "numpy"
+        else:
+            t, kind = self._validate(X, reset=False)
         x = t.detach().to(torch.float64)
         if self.standardize:
             x = x * torch.as_tensor(self.scale_, device=x.device) + torch.as_tensor(self.mean_, device=x.device)
@@ -134,7 +156,14 @@ class PowerTransformer(OneToOneFeatureMixin, KernelTransformer):
             ln = torch.where(l2_nz, 1 - torch.pow(-l2 * x + 1, 1 / torch.where(l2_nz, l2, torch.ones_like(l2))),
                              1 - torch.exp(-x))
             res = torch.where(pos, lp, ln)
-        return self._output(res.to(self._out_dtype(t)), kind)
+            # the power of a negative base: outside the inverse's support (scikit-learn warns)
+            bad = torch.isnan(res) & ~torch.isnan(x)
+            for i in torch.nonzero(bad.any(0)).flatten().tolist():
+                warnings.warn(f"Some values in column {i} of the inverse-transformed data are NaN. This may be caused "
+                              "by numerical issues in the transformation process, e.g. extremely skewed data. Consider "
+                              "inspecting the input data or preprocessing it before applying the transformation.",
+                              UserWarning)
+        return self._in_place(X, self._output(res.to(self._out_dtype(t)), kind))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

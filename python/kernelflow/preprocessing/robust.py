@@ -13,9 +13,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from kernelflow.io import persistable
-from kernelflow.ops import merge_stats, transform_params
+from kernelflow import ops
+from kernelflow.ops import merge_stats, sparse_apply_params, transform_params
 from kernelflow.preprocessing import _base
 from kernelflow.preprocessing._base import KernelTransformer, handle_zeros_in_scale
+
+_SPARSE_CENTER = ("Cannot center sparse matrices: use `with_centering=False` instead. See docstring for motivation "
+                  "and alternatives.")
 
 
 def _quantiles(est: KernelTransformer, t: torch.Tensor, q) -> np.ndarray:
@@ -35,22 +39,21 @@ def _check_range(name: str, r, lo: float, hi: float) -> tuple[float, float]:
 
 
 class _QuantileTransformer(OneToOneFeatureMixin, KernelTransformer):
+    _accept_sparse_fit: str | bool = False
+
     def fit(self, X, y=None):
+        t, _ = self._validate(X, reset=True, accept_sparse=self._accept_sparse_fit)
         self._check_params()
-        t, _ = self._validate(X, reset=True)
         self._fit_tensor(t)
         return self
 
     def fit_transform(self, X, y=None, **fit_params):
-        self._check_params()
-        t, kind = self._validate(X, reset=True)
-        self._fit_tensor(t)
-        return self._output(self._apply(t, self._forward_params()), kind)
+        return self.fit(X, y).transform(X)
 
-    def transform(self, X, copy=None):
+    def transform(self, X):
         check_is_fitted(self, self._fitted_attr)
-        t, kind = self._validate(X, reset=False)
-        return self._output(self._apply(t, self._forward_params()), kind)
+        return self._transform_any(X, None, ("csr", "csc") if self._accept_sparse_fit else False,
+                                   self._forward_params, getattr(self, "_sparse_forward_params", None))
 
 
 @persistable
@@ -63,6 +66,7 @@ class RobustScaler(_QuantileTransformer):
     """
 
     _fitted_attr = "n_features_in_"
+    _accept_sparse_fit = "csc"
 
     def __init__(self, *, with_centering=True, with_scaling=True, quantile_range=(25.0, 75.0), copy=True,
                  unit_variance=False, backend="auto", dtype=None):
@@ -75,12 +79,23 @@ class RobustScaler(_QuantileTransformer):
         self.dtype = dtype
 
     def _check_params(self):
-        _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
+        r = self.quantile_range
+        if not (isinstance(r, tuple) and len(r) == 2 and all(isinstance(v, numbers.Real) for v in r)):
+            raise ValueError(f"The 'quantile_range' parameter of RobustScaler must be an instance of 'tuple'. Got {r!r} "
+                             "instead.")
+        if not 0 <= r[0] <= r[1] <= 100:
+            raise ValueError(f"Invalid quantile range: {r}")
 
-    def _fit_tensor(self, t: torch.Tensor) -> None:
-        q_min, q_max = _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
+    def _fit_tensor(self, t) -> None:
+        q_min, q_max = (float(v) for v in self.quantile_range)
+        sparse = not isinstance(t, torch.Tensor)
+        if sparse and self.with_centering:
+            raise ValueError(_SPARSE_CENTER)
         qs = ([0.5] if self.with_centering else []) + ([q_min / 100.0, q_max / 100.0] if self.with_scaling else [])
-        Q = _quantiles(self, t, qs) if qs else np.empty((0, t.shape[1]))
+        if sparse:  # quantiles over the stored values plus the implicit zeros, without densifying
+            Q = ops.sparse_column_quantiles(t, qs, backend=self.backend).cpu().numpy() if qs else np.empty((0, t.shape[1]))
+        else:
+            Q = _quantiles(self, t, qs) if qs else np.empty((0, t.shape[1]))
         self.center_ = Q[0] if self.with_centering else None
         if self.with_scaling:
             scale = handle_zeros_in_scale(Q[-1] - Q[-2])
@@ -97,12 +112,20 @@ class RobustScaler(_QuantileTransformer):
         return transform_params(F, shift=self.center_ if self.with_centering else 0.0,
                                 inv_scale=1.0 / self.scale_ if self.with_scaling else 1.0)
 
-    def inverse_transform(self, X, copy=None):
+    def _sparse_forward_params(self):
+        return sparse_apply_params(self.n_features_in_, scale=1.0 / self.scale_ if self.with_scaling else 1.0)
+
+    def inverse_transform(self, X):
         check_is_fitted(self, self._fitted_attr)
-        t, kind = self._validate(X, reset=False)
         p = transform_params(self.n_features_in_, inv_scale=self.scale_ if self.with_scaling else 1.0,
                              offset=self.center_ if self.with_centering else 0.0)
-        return self._output(self._apply(t, p), kind)
+        sp = sparse_apply_params(self.n_features_in_, scale=self.scale_ if self.with_scaling else 1.0)
+        return self._transform_any(X, None, ("csr", "csc"), lambda: p, lambda: sp)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = not self.with_centering
+        return tags
 
     def _set_state(self, state: dict) -> None:
         state.setdefault("center_", None)

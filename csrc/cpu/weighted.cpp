@@ -1,0 +1,156 @@
+// Weighted column statistics on the CPU: OpenMP over row blocks. Each block is summarised with an
+// exact weighted two-pass (weighted sum, then weighted squared deviations from the block mean)
+// while it sits in cache, in float64, then merged with Chan's formula in float64.
+#include "cpu/weighted.h"
+
+#include "common/simd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace kf::cpu {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Acc {  // running per-column statistics, float64
+  std::vector<double> w, nan, mean, m2, mn, mx;
+  explicit Acc(int64_t c) : w(c, 0.0), nan(c, 0.0), mean(c, 0.0), m2(c, 0.0), mn(c, kInf), mx(c, -kInf) {}
+  void merge(int64_t j, double wb, double nanb, double meanb, double m2b, double mnb, double mxb) {
+    nan[j] += nanb;
+    mn[j] = std::min(mn[j], mnb);
+    mx[j] = std::max(mx[j], mxb);
+    if (wb == 0.0) return;
+    if (w[j] == 0.0) { w[j] = wb; mean[j] = meanb; m2[j] = m2b; return; }  // no 0 * inf when |mean| is huge
+    const double wa = w[j], nt = wa + wb;
+    if (nt == 0.0) { w[j] = 0.0; return; }
+    const double d = meanb - mean[j];
+    mean[j] += d * (wb / nt);
+    m2[j] += m2b + d * d * (wa * wb / nt);
+    w[j] = nt;
+  }
+};
+
+struct Block {
+  std::vector<double> w, s, nan, mn, mx, m2, corr;
+  explicit Block(int64_t c) : w(c), s(c), nan(c), mn(c), mx(c), m2(c), corr(c) {}
+};
+
+// Rows r0..r1 of x (column stride cs; cs == 1 lets the inner loops vectorise across columns).
+template <typename T>
+KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int64_t r0, int64_t r1, int64_t cols,
+                     Acc& acc, Block& b) {
+  std::fill(b.w.begin(), b.w.end(), 0.0);
+  std::fill(b.s.begin(), b.s.end(), 0.0);
+  std::fill(b.nan.begin(), b.nan.end(), 0.0);
+  std::fill(b.m2.begin(), b.m2.end(), 0.0);
+  std::fill(b.corr.begin(), b.corr.end(), 0.0);
+  std::fill(b.mn.begin(), b.mn.end(), kInf);
+  std::fill(b.mx.begin(), b.mx.end(), -kInf);
+  double* __restrict W = b.w.data(); double* __restrict S = b.s.data(); double* __restrict NA = b.nan.data();
+  double* __restrict LO = b.mn.data(); double* __restrict HI = b.mx.data(); double* __restrict Q = b.m2.data();
+  double* __restrict CO = b.corr.data();
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict row = x + r * rs;
+    const double wt = wts ? wts[r] : 1.0;
+    const bool live = wt != 0.0;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) {
+      const double v = static_cast<double>(row[j * cs]);
+      const bool fin = (v - v) == 0.0 && live;  // finite and of nonzero weight
+      W[j] += fin ? wt : 0.0;
+      S[j] += fin ? wt * v : 0.0;
+      NA[j] += (v != v) ? wt : 0.0;
+      const double vlo = fin ? v : kInf, vhi = fin ? v : -kInf;
+      LO[j] = vlo < LO[j] ? vlo : LO[j];
+      HI[j] = vhi > HI[j] ? vhi : HI[j];
+    }
+  }
+  // S now holds the block mean; a block whose values are all equal gets that value exactly, so
+  // blocks of a constant column merge without the rounding of their sums (variance exactly 0)
+  for (int64_t j = 0; j < cols; ++j) S[j] = W[j] != 0.0 ? (LO[j] == HI[j] ? LO[j] : S[j] / W[j]) : 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict row = x + r * rs;
+    const double wt = wts ? wts[r] : 1.0;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) {
+      const double v = static_cast<double>(row[j * cs]);
+      const double d = ((v - v) == 0.0) ? v - S[j] : 0.0;
+      Q[j] += wt * d * d;
+      CO[j] += wt * d;
+    }
+  }
+  // corrected two-pass (Chan, Golub & LeVeque; as scikit-learn): subtracting (sum w d)^2 / W
+  // removes the rounding error of the block mean, so a constant column gets M2 exactly 0
+  for (int64_t j = 0; j < cols; ++j) {
+    const double m2 = W[j] != 0.0 ? Q[j] - CO[j] * CO[j] / W[j] : 0.0;
+    acc.merge(j, W[j], NA[j], S[j], m2 > 0.0 ? m2 : 0.0, LO[j], HI[j]);
+  }
+}
+
+KF_CLONES void block_f32(const float* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
+  if (cs == 1) block<float>(x, rs, 1, w, r0, r1, c, a, b);
+  else block<float>(x, rs, cs, w, r0, r1, c, a, b);
+}
+KF_CLONES void block_f64(const double* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
+  if (cs == 1) block<double>(x, rs, 1, w, r0, r1, c, a, b);
+  else block<double>(x, rs, cs, w, r0, r1, c, a, b);
+}
+inline void block_any(const float* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) { block_f32(x, rs, cs, w, r0, r1, c, a, b); }
+inline void block_any(const double* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) { block_f64(x, rs, cs, w, r0, r1, c, a, b); }
+
+template <typename T>
+void run(const Mat& x, const double* w, double* out) {
+  const int64_t rows = x.rows, cols = x.cols;
+  const T* data = static_cast<const T*>(x.data);
+  // a block's rows stay in L2 between the two passes (~256 KB), at least 16 rows
+  const int64_t kBlock = std::max<int64_t>(16, std::min<int64_t>(4096, (256 * 1024) / std::max<int64_t>(1, cols * int64_t(sizeof(T)))));
+  const int64_t nblocks = (rows + kBlock - 1) / kBlock;
+  int nthreads = 1;
+#ifdef _OPENMP
+  nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), nblocks)));
+#endif
+  std::vector<Acc> partial(nthreads, Acc(cols));
+#pragma omp parallel num_threads(nthreads)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    Block b(cols);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < nblocks; ++i) {
+      const int64_t r0 = i * kBlock, r1 = std::min(rows, r0 + kBlock);
+      block_any(data, x.rs, x.cs, w, r0, r1, cols, partial[tid], b);
+    }
+  }
+  Acc total(cols);
+  for (const Acc& p : partial)
+    for (int64_t j = 0; j < cols; ++j) total.merge(j, p.w[j], p.nan[j], p.mean[j], p.m2[j], p.mn[j], p.mx[j]);
+  for (int64_t j = 0; j < cols; ++j) {
+    out[0 * cols + j] = total.w[j];
+    out[1 * cols + j] = total.nan[j];
+    out[2 * cols + j] = total.mean[j];
+    out[3 * cols + j] = total.m2[j];
+    out[4 * cols + j] = total.mn[j];
+    out[5 * cols + j] = total.mx[j];
+  }
+}
+
+}  // namespace
+
+void weighted_column_stats(const Mat& x, const double* w, double* out) {
+  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
+  require(x.rows >= 0 && x.cols >= 0, "x must have non-negative shape");
+  require_nonnull(x.data, x.rows * x.cols, "x");
+  require_nonnull(out, x.cols, "out");
+  if (x.dtype == DType::f32) run<float>(x, w, out);
+  else run<double>(x, w, out);
+}
+
+}  // namespace kf::cpu
