@@ -163,6 +163,9 @@ struct AccSink {  // int8_gemm_acc: raw int32 accumulators
 };
 
 constexpr int64_t kGroup = 4;  // panels per job: 64 columns
+// Below this many multiply-adds one thread finishes sooner than a parallel region starts (and, on
+// a shared machine, sooner than a descheduled second thread comes back).
+constexpr int64_t kParallelWork = int64_t(1) << 22;
 
 // xq [M, K] int8 -> the x layout of `path`: biased u8 (avx512), int16 (avx2) or int8 (portable),
 // [M, Kp] zero padded (the bias of a padded zero is 0x80).
@@ -201,7 +204,7 @@ void w8a8_driver(const Mat& xq, int64_t N, const uint8_t* packed, Int8Path path,
   const int NP = path == Int8Path::avx512 ? 2 : 1;
   constexpr int64_t TM = 128;
   const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + TM - 1) / TM;
-#pragma omp parallel for collapse(2) schedule(dynamic)
+#pragma omp parallel for collapse(2) schedule(dynamic) if (M * N * K >= kParallelWork)
   for (int64_t g = 0; g < ng; ++g)
     for (int64_t t = 0; t < nm; ++t) {
       alignas(64) int32_t c[8 * 32];
@@ -258,7 +261,7 @@ void wo_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N, co
   const int MR = path == Int8Path::avx512 ? 6 : path == Int8Path::avx2 ? 3 : 4;
   constexpr int64_t TM = 120;  // a multiple of every MR
   const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + TM - 1) / TM;
-#pragma omp parallel for collapse(2) schedule(dynamic)
+#pragma omp parallel for collapse(2) schedule(dynamic) if (M * N * K >= kParallelWork)
   for (int64_t g = 0; g < ng; ++g)
     for (int64_t t = 0; t < nm; ++t) {
       alignas(64) float c[6 * 16];
