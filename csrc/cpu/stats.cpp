@@ -49,42 +49,60 @@ struct Block {
   explicit Block(int64_t c) : cnt(c), sum(c), nan(c), mn(c), mx(c), m2(c) {}
 };
 
-template <typename T>
-KF_INLINE void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block& b) {
+// W columns at a time over every row of the block: the W-wide accumulators live in registers
+// across the row loop (a loop over all columns per row would load and store them per element).
+template <typename T, int W>
+KF_INLINE void strip_pass1(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t j0, double* c, double* s,
+                           double* na, double* lo, double* hi) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  std::fill(b.cnt.begin(), b.cnt.end(), 0.0);
-  std::fill(b.sum.begin(), b.sum.end(), 0.0);
-  std::fill(b.nan.begin(), b.nan.end(), 0.0);
-  std::fill(b.m2.begin(), b.m2.end(), 0.0);
-  std::fill(b.mn.begin(), b.mn.end(), kInf);
-  std::fill(b.mx.begin(), b.mx.end(), -kInf);
-  double* __restrict c = b.cnt.data(); double* __restrict s = b.sum.data(); double* __restrict na = b.nan.data();
-  double* __restrict lo = b.mn.data(); double* __restrict hi = b.mx.data(); double* __restrict q = b.m2.data();
+  double ac[W], as[W], an[W], al[W], ah[W];
+  for (int j = 0; j < W; ++j) { ac[j] = 0; as[j] = 0; an[j] = 0; al[j] = kInf; ah[j] = -kInf; }
   for (int64_t r = r0; r < r1; ++r) {
-    const T* __restrict row = x + r * rs;
+    const T* __restrict row = x + r * rs + j0;
 #pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) {
+    for (int j = 0; j < W; ++j) {
       const double v = static_cast<double>(row[j]);
       const bool fin = (v - v) == 0.0;  // false for NaN and +-inf; branch-free so it vectorises
-      c[j] += fin ? 1.0 : 0.0;
-      s[j] += fin ? v : 0.0;
-      na[j] += (v != v) ? 1.0 : 0.0;
-      const double vlo = fin ? v : kInf, vhi = fin ? v : -kInf, l = lo[j], h = hi[j];
-      lo[j] = vlo < l ? vlo : l;
-      hi[j] = vhi > h ? vhi : h;
+      ac[j] += fin ? 1.0 : 0.0;
+      as[j] += fin ? v : 0.0;
+      an[j] += (v != v) ? 1.0 : 0.0;
+      const double vlo = fin ? v : kInf, vhi = fin ? v : -kInf;
+      al[j] = vlo < al[j] ? vlo : al[j];
+      ah[j] = vhi > ah[j] ? vhi : ah[j];
     }
   }
+  for (int j = 0; j < W; ++j) { c[j] = ac[j]; s[j] = as[j]; na[j] = an[j]; lo[j] = al[j]; hi[j] = ah[j]; }
+}
+
+template <typename T, int W>
+KF_INLINE void strip_pass2(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t j0, const double* mean, double* q) {
+  double aq[W], m[W];
+  for (int j = 0; j < W; ++j) { aq[j] = 0; m[j] = mean[j]; }
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict row = x + r * rs + j0;
+#pragma omp simd
+    for (int j = 0; j < W; ++j) {
+      const double v = static_cast<double>(row[j]);
+      const double d = ((v - v) == 0.0) ? v - m[j] : 0.0;
+      aq[j] += d * d;
+    }
+  }
+  for (int j = 0; j < W; ++j) q[j] = aq[j];
+}
+
+template <typename T>
+KF_INLINE void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block& b) {
+  constexpr int W = 8;
+  double* c = b.cnt.data(); double* s = b.sum.data(); double* na = b.nan.data();
+  double* lo = b.mn.data(); double* hi = b.mx.data(); double* q = b.m2.data();
+  int64_t j0 = 0;
+  for (; j0 + W <= cols; j0 += W) strip_pass1<T, W>(x, rs, r0, r1, j0, c + j0, s + j0, na + j0, lo + j0, hi + j0);
+  for (; j0 < cols; ++j0) strip_pass1<T, 1>(x, rs, r0, r1, j0, c + j0, s + j0, na + j0, lo + j0, hi + j0);
   for (int64_t j = 0; j < cols; ++j) s[j] = c[j] > 0 ? s[j] / c[j] : 0.0;  // s now holds the block mean
   // second pass over the cached block: squared deviations from the block mean
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* __restrict row = x + r * rs;
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) {
-      const double v = static_cast<double>(row[j]), m = s[j];
-      const double d = ((v - v) == 0.0) ? v - m : 0.0;
-      q[j] += d * d;
-    }
-  }
+  j0 = 0;
+  for (; j0 + W <= cols; j0 += W) strip_pass2<T, W>(x, rs, r0, r1, j0, s + j0, q + j0);
+  for (; j0 < cols; ++j0) strip_pass2<T, 1>(x, rs, r0, r1, j0, s + j0, q + j0);
   for (int64_t j = 0; j < cols; ++j) acc.merge(j, c[j], na[j], s[j], q[j], lo[j], hi[j]);
 }
 
