@@ -198,3 +198,27 @@ def test_cli_run_estimators_path(fake_estimators, capsys):
     assert cli.main(["run", "--rows", "500", "--cols", "3", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "estimators (kernelflow.preprocessing" in out and "check: OK" in out
+
+
+def test_int8_suite_tiny(tmp_path):
+    """The int8 suite at a tiny size: every implementation timed, W8A8 exact, JSON rows written."""
+    from kernelflow import cli
+
+    out = tmp_path / "int8.json"
+    assert cli.main(["bench", "--suite", "int8", "--int8-m", "1", "9", "--int8-k", "64", "--repeat", "1",
+                     "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    impls = {r["impl"] for r in doc["rows"]}
+    assert {"kernelflow_w8a8", "kernelflow_weight_only", "torch_fp32"} <= impls
+    w8 = [r for r in doc["rows"] if r["impl"] == "kernelflow_w8a8"]
+    assert len(w8) == 2 and all(r["exact_vs_integer_reference"] and r["path"] for r in w8)
+    assert doc["ceilings"]["fp32_matmul_gflops"] > 0
+
+
+def test_int8_benchmark_script_tiny(tmp_path):
+    mod = _load(os.path.join(ROOT, "benchmarks", "bench_int8_linear_cpu.py"))
+    out = tmp_path / "i8.json"
+    assert mod.main([str(out), "--m", "1", "--k", "32", "--repeat", "1"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "int8_linear_cpu" and "shared" in doc["notes"]
+    assert {r["forced_path"] for r in doc["rows"]}

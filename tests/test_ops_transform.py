@@ -134,3 +134,40 @@ def test_torch_compile_fullgraph():
     p = torch.as_tensor(params_for(3))
     f = torch.compile(lambda t: numeric_transform(t, p, backend="cpu") * 2, fullgraph=True, backend="eager")
     check(f(x) / 2, numeric_transform_reference(x, p), torch.float32)
+
+
+def test_parameters_keep_float64_range(device_backend):
+    """fill = 1e300 with inv_scale = 1e-300 imputes NaN as 1.0 (float32 parameters would give inf * 0);
+    shifts and scales outside the float32 range work for float32 input and output."""
+    device, backend = device_backend
+    x = torch.tensor([[float("nan"), 2.0], [3.0, float("nan")]], dtype=torch.float32, device=device)
+    p = transform_params(2, fill=[1e300, 1e-310], inv_scale=[1e-300, 1e300], shift=0.0)
+    y = numeric_transform(x, p, backend=backend).cpu()
+    ref = numeric_transform_reference(x.cpu(), torch.as_tensor(p))
+    assert y[0, 0].item() == 1.0
+    assert torch.equal(torch.isnan(y), torch.isnan(ref))
+    assert torch.allclose(y, ref, rtol=1e-6, atol=0)
+    p2 = transform_params(1, shift=1e300, inv_scale=1e-300, offset=0.0)
+    y2 = numeric_transform(torch.tensor([[3e38]], device=device), p2, backend=backend).cpu()
+    assert y2.item() == pytest.approx(float(numeric_transform_reference(torch.tensor([[3e38]]), torch.as_tensor(p2))),
+                                      rel=1e-6)
+
+
+def test_out_overlapping_x_is_refused_and_in_place_is_exact(device_backend):
+    device, backend = device_backend
+    base = make(40, 12, torch.float32, seed=9).to(device)
+    p = torch.as_tensor(params_for(6, seed=9))
+    m = base.clone()
+    with pytest.raises(ValueError, match="out overlaps x"):
+        numeric_transform(m[:, :6], p, out=m[:, 3:9], backend=backend)
+    with pytest.raises(ValueError, match="out overlaps x"):
+        numeric_transform(m[1:, :6], p, out=m[:-1, :6], backend=backend)  # shifted by one row
+    # disjoint column slices of one matrix are fine
+    want = numeric_transform_reference(m[:, :6], p)
+    numeric_transform(m[:, :6], p, out=m[:, 6:], backend=backend)
+    check(m[:, 6:], want, torch.float32)
+    # exactly in place
+    z = base[:, :6].clone()
+    want = numeric_transform_reference(z, p)
+    assert numeric_transform(z, p, out=z, backend=backend) is z
+    check(z, want, torch.float32)

@@ -13,6 +13,7 @@ from kernelflow.ops.int8_gemm import (
     ACTIVATIONS,
     int8_gemm,
     int8_gemm_reference,
+    int8_linear,
     weight_only_gemm,
     weight_only_gemm_reference,
 )
@@ -171,16 +172,30 @@ def test_int8_gemm_16bit_out_no_bias(device_backend, out):
     close(got, int8_gemm_reference(xq, wq, rs, cs, None, 0, out), out)
 
 
-@pytest.mark.parametrize("path", ["auto", "portable"])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 17), (17, 64, 257), (64, 33, 4096), (257, 100, 64), (16, 1, 3), (70, 40, 131)])
-def test_cpu_int8_gemm_is_exact(shape, path, monkeypatch):
+def _cpu_paths():
+    from kernelflow._ext import ext
+
+    return ["auto"] + (list(ext().int8_cpu_paths()) if ext() is not None else [])
+
+
+@pytest.fixture(params=_cpu_paths())
+def cpu_path(request):
+    """Runs a test on every CPU int8 code path this CPU has (portable, avx2, avx512), forced."""
+    from kernelflow.ops.int8_gemm import set_cpu_path
+
+    set_cpu_path(request.param)
+    yield request.param
+    set_cpu_path("auto")
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 17), (17, 64, 257), (64, 33, 4096), (257, 100, 64), (16, 1, 3),
+                                   (70, 40, 131), (9, 47, 1030)])
+def test_cpu_int8_gemm_is_exact(shape, cpu_path):
     """The C++ accumulators equal the int64 numpy product bit for bit, extremes (-128) included,
-    on the AVX512-VNNI paths (unpacked below 64 rows, packed from 64, on CPUs that have VNNI) and
-    the portable loops."""
-    if path == "portable":
-        monkeypatch.setenv("KERNELFLOW_INT8_PORTABLE", "1")
+    on every CPU path (AVX512-VNNI, AVX2 int16, portable), with and without prepacked weights."""
     from kernelflow._array import mat
     from kernelflow._ext import require_ext
+    from kernelflow.ops.int8_gemm import pack_weight
 
     xq, wq, *_ = int8_inputs(*shape, seed=6, full_range=True)
     xq[0, :] = -128
@@ -189,10 +204,157 @@ def test_cpu_int8_gemm_is_exact(shape, path, monkeypatch):
     require_ext().int8_gemm_acc_cpu(mat(xq), mat(wq), acc.data_ptr())
     ref = xq.numpy().astype(np.int64) @ wq.numpy().astype(np.int64).T
     assert np.array_equal(acc.numpy().astype(np.int64), ref)
-    # through the public op with unit scales (exact in fp32 while |acc| < 2^24)
+    # through the public op with unit scales (exact in fp32 while |acc| < 2^24), packed per call
+    # and prepacked
     if shape[2] <= 1024:
         y = int8_gemm(xq, wq, torch.ones(shape[0]), torch.ones(shape[1]), backend="cpu")
         assert np.array_equal(y.numpy().astype(np.int64), ref)
+        x = xq.float()
+        y2 = int8_linear(x, wq, torch.ones(shape[1]), w_packed=pack_weight(wq), backend="cpu")
+        q, s = quantize_rows_reference(x)
+        assert torch.equal(y2, int8_gemm_reference(q, wq, s, torch.ones(shape[1])))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 100, 257), (5, 33, 64), (13, 17, 1030), (130, 40, 33)])
+def test_cpu_weight_only_every_path(shape, cpu_path):
+    from kernelflow.ops.int8_gemm import pack_weight
+
+    M, N, K = shape
+    _, wq, _, cs, b = int8_inputs(M, N, K, seed=22)
+    x = data(M, K, seed=23, scale=1.0)
+    ref = weight_only_gemm_reference(x, wq, cs, b, 1, torch.float64)
+    for got in (weight_only_gemm(x, wq, cs, b, "relu", backend="cpu"),
+                int8_linear(x, wq, cs, b, w_packed=pack_weight(wq), mode="weight_only", activation="relu",
+                            backend="cpu")):
+        err = (got.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-12)
+        assert err <= WO_TOL[torch.float32], float(err)
+
+
+def test_set_cpu_path_rejects_unknown_names():
+    from kernelflow.ops.int8_gemm import cpu_path, set_cpu_path
+
+    with pytest.raises(ValueError, match="path must be one of"):
+        set_cpu_path("sse9")
+    with pytest.raises(TypeError, match="path must be a string"):
+        set_cpu_path(3)
+    assert cpu_path() in ("avx512", "avx2", "portable")
+
+
+def test_packed_weight_size_is_checked():
+    from kernelflow._array import mat
+    from kernelflow._ext import require_ext
+
+    xq, wq, rs, cs, _ = int8_inputs(2, 20, 9)
+    bad = torch.zeros(10, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="w_packed must hold"):
+        require_ext().int8_gemm_cpu(mat(xq), mat(wq), bad.data_ptr(), bad.numel(), rs.data_ptr(), cs.data_ptr(), 0,
+                                    0, mat(torch.empty(2, 20)))
+
+
+def test_int8_linear_repacks_after_in_place_change():
+    torch.manual_seed(4)
+    q = Int8Linear.from_float(nn.Linear(40, 24))
+    x = torch.randn(3, 40)
+    y0 = q(x)
+    with torch.no_grad():
+        q.weight_q.mul_(-1)  # in place: the packed copy is stale and must be rebuilt
+    q2 = Int8Linear(40, 24)
+    q2.load_state_dict(q.state_dict())
+    assert torch.allclose(q(x) - q.bias, -(y0 - q.bias), atol=1e-5)
+    assert torch.equal(q2(x), q(x))
+
+
+# ---- NaN propagation through the activation ------------------------------------------------------
+
+def test_relu_epilogue_keeps_nan(device_backend):
+    """NaN must come out of the fused ReLU as from torch.relu, never as 0 (a NaN row scale, an inf
+    in the input of either Int8Linear mode)."""
+    device, backend = device_backend
+    xq, wq, rs, cs, b = int8_inputs(4, 8, 16, seed=24)
+    rs[1] = float("nan")
+    y = int8_gemm(*(t.to(device) for t in (xq, wq, rs, cs, b)), activation="relu", backend=backend).cpu()
+    assert torch.isnan(y[1]).all() and not torch.isnan(y[[0, 2, 3]]).any()
+    torch.manual_seed(5)
+    lin = nn.Linear(4, 3)
+    x = torch.randn(3, 4)
+    x[1, 2] = float("inf")
+    for mode in ("w8a8", "weight_only"):
+        m = Int8Linear.from_float(lin, mode=mode, activation="relu", backend=backend).to(device)
+        out = m(x.to(device)).cpu()
+        assert torch.isnan(out[1]).all() or (mode == "weight_only" and not torch.isfinite(out[1]).all())
+        assert torch.isfinite(out[[0, 2]]).all()
+    ws = cs.clone()
+    ws[3] = float("nan")
+    xf = data(4, 16, seed=25)
+    yw = weight_only_gemm(xf.to(device), wq.to(device), ws.to(device), activation="relu", backend=backend).cpu()
+    assert torch.isnan(yw[:, 3]).all()
+
+
+# ---- gradients -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["w8a8", "weight_only"])
+@pytest.mark.parametrize("act", ["none", "relu", "gelu"])
+def test_int8_linear_backward_is_straight_through(mode, act):
+    """dL/dx of an Int8Linear equals that of the float layer with the dequantized weight evaluated at
+    the same pre-activation (straight-through estimator for the activation quantizer)."""
+    torch.manual_seed(6)
+    lin = nn.Linear(24, 10)
+    q = Int8Linear.from_float(lin, mode=mode, activation=act, backend="cpu")
+    x = torch.randn(5, 24, requires_grad=True)
+    g = torch.randn(5, 10)
+    (q(x) * g).sum().backward()
+    xr = x.detach().double().requires_grad_()
+    pre = xr @ q.dequantized_weight().double().T + q.bias.double()
+    ref = {"none": pre, "relu": torch.relu(pre), "gelu": nn.functional.gelu(pre)}[act]
+    (ref * g.double()).sum().backward()
+    assert torch.allclose(x.grad.double(), xr.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_int8_gemm_and_weight_only_gradients():
+    """Gradients of the float arguments against float64 autograd of the reference formula."""
+    xq, wq, rs, cs, b = int8_inputs(6, 7, 11, seed=26)
+    rs, cs, b = (t.clone().requires_grad_() for t in (rs, cs, b))
+    g = torch.randn(6, 7)
+    (int8_gemm(xq, wq, rs, cs, b, activation="gelu", backend="cpu") * g).sum().backward()
+    r64 = [t.detach().double().requires_grad_() for t in (rs, cs, b)]
+    acc = xq.double() @ wq.double().T
+    (nn.functional.gelu(acc * r64[0][:, None] * r64[1][None, :] + r64[2]) * g.double()).sum().backward()
+    for t, r in zip((rs, cs, b), r64):
+        assert torch.allclose(t.grad.double(), r.grad, rtol=1e-4, atol=1e-4)
+    x = data(6, 11, seed=27).requires_grad_()
+    ws = cs.detach().clone().requires_grad_()
+    (weight_only_gemm(x, wq, ws, activation="relu", backend="cpu") * g).sum().backward()
+    x64, w64 = x.detach().double().requires_grad_(), ws.detach().double().requires_grad_()
+    (torch.relu((x64 @ wq.double().T) * w64) * g.double()).sum().backward()
+    assert torch.allclose(x.grad.double(), x64.grad, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(ws.grad.double(), w64.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_quantize_rows_scale_gradient():
+    x = torch.tensor([[1.0, -3.0, 2.0], [0.0, 0.0, 0.0], [float("nan"), 1.0, 2.0], [-2.0, 2.0, 1.0]],
+                     requires_grad=True)
+    _, s = quantize_rows(x, backend="cpu")
+    s.nan_to_num().sum().backward()
+    want = torch.tensor([[0, -1, 0], [0, 0, 0], [0, 0, 0], [-0.5, 0.5, 0]]) / 127
+    assert torch.allclose(x.grad, want)
+
+
+def test_quantized_model_fine_tunes_and_compiles_in_grad_mode():
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    model[2] = Int8Linear.from_float(model[2], backend="cpu")
+    x, y = torch.randn(64, 16), torch.randint(0, 4, (64,))
+    opt = torch.optim.SGD(model[0].parameters(), lr=0.1)
+    before = nn.functional.cross_entropy(model(x), y).item()
+    for _ in range(20):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert nn.functional.cross_entropy(model(x), y).item() < before
+    f = torch.compile(model, fullgraph=True, backend="eager")
+    xg = x[:4].clone().requires_grad_()
+    f(xg).sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
 
 
 def test_int8_gemm_non_contiguous_inputs(device_backend):
@@ -288,11 +450,19 @@ def test_opcheck():
     xq, wq, rs, cs, b = int8_inputs(8, 12, 32, seed=17)
     for be in ("torch", "cpu"):
         torch.library.opcheck(torch.ops.kernelflow.quantize_rows, (x, be))
+        # opcheck's AOT check sums every output, which fails on the int8 q before reaching the gradient
+        torch.library.opcheck(torch.ops.kernelflow.quantize_rows, (x.detach().clone().requires_grad_(), be),
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+        torch.library.opcheck(torch.ops.kernelflow.dequantize_rows, (xq, rs.clone().requires_grad_(), torch.float32, be))
         torch.library.opcheck(torch.ops.kernelflow.quantize_static, (x, torch.tensor([0.05]), be))
         torch.library.opcheck(torch.ops.kernelflow.dequantize_rows, (xq, rs, torch.float32, be))
         torch.library.opcheck(torch.ops.kernelflow.int8_gemm, (xq, wq, rs, cs, b, 2, torch.float32, be))
         torch.library.opcheck(torch.ops.kernelflow.int8_gemm, (xq, wq, rs, cs, None, 0, torch.bfloat16, be))
         torch.library.opcheck(torch.ops.kernelflow.weight_only_gemm, (x, wq, cs, b, 1, torch.float32, be))
+        torch.library.opcheck(torch.ops.kernelflow.int8_linear,
+                              (x.detach().clone().requires_grad_(), wq, cs, b, None, None, False, 2, torch.float32, be))
+        torch.library.opcheck(torch.ops.kernelflow.int8_linear,
+                              (x.detach(), wq, cs, None, torch.tensor([0.05]), None, True, 1, torch.float32, be))
 
 
 @pytest.mark.parametrize("mode", ["w8a8", "weight_only"])

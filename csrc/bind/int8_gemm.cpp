@@ -1,10 +1,14 @@
 // Bindings for the int8 GEMM family (W8A8 with fused epilogue, weight-only int8).
-// Optional pointers (bias) are passed as 0.
+// Optional pointers (bias, w_packed) are passed as 0.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
 
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/int8_gemm.h"
+#include "cpu/int8_pack.h"
 #ifdef KERNELFLOW_WITH_CUDA
 #include "cuda/int8_gemm.h"
 #endif
@@ -14,23 +18,48 @@ namespace py = pybind11;
 
 void bind(py::module_& m) {
   m.attr("INT8_GEMM_MAX_K") = kf::kInt8GemmMaxK;
-  m.def("int8_gemm_cpu", [](const py::tuple& xq, const py::tuple& wq, uintptr_t rs, uintptr_t cs, uintptr_t bias,
-                            int act, const py::tuple& y) {
+  m.def("int8_packed_bytes", &kf::cpu::int8_packed_bytes, py::arg("n"), py::arg("k"),
+        "bytes of w_q [n, k] in the packed CPU layout");
+  m.def("int8_pack_cpu", [](const py::tuple& wq, uintptr_t out, int64_t nbytes) {
+    const kf::Mat wm = kf::to_mat(wq, "w_q");
+    kf::require_dtype(wm.dtype, {kf::DType::i8}, "w_q");
+    kf::require(wm.cs == 1 || wm.cols <= 1, "w_q must have unit column stride");
+    kf::require(nbytes == kf::cpu::int8_packed_bytes(wm.rows, wm.cols), "out must hold int8_packed_bytes(N, K) bytes");
+    kf::require_nonnull(reinterpret_cast<void*>(out), nbytes, "out");
+    py::gil_scoped_release nogil;
+    kf::cpu::int8_pack(wm, kf::to_ptr<uint8_t>(out));
+  }, py::arg("w_q"), py::arg("out"), py::arg("nbytes"), "pack w_q [N, K] int8 once for the CPU GEMMs");
+  m.def("int8_cpu_path", []() { return std::string(kf::cpu::int8_path_name(kf::cpu::int8_path())); },
+        "the code path of the CPU int8 GEMMs: 'avx512', 'avx2' or 'portable'");
+  m.def("set_int8_cpu_path", [](const std::string& name) { kf::cpu::set_int8_path(name); }, py::arg("path"),
+        "force 'portable', 'avx2' or 'avx512' (ValueError if the CPU lacks it), or 'auto'");
+  m.def("int8_cpu_paths", []() {
+    py::list l;
+    for (auto p : {kf::cpu::Int8Path::portable, kf::cpu::Int8Path::avx2, kf::cpu::Int8Path::avx512})
+      if (kf::cpu::int8_path_supported(p)) l.append(kf::cpu::int8_path_name(p));
+    return l;
+  }, "the CPU int8 GEMM paths this CPU supports");
+  m.def("int8_gemm_cpu", [](const py::tuple& xq, const py::tuple& wq, uintptr_t packed, int64_t packed_bytes,
+                            uintptr_t rs, uintptr_t cs, uintptr_t bias, int act, const py::tuple& y) {
     const kf::Mat xm = kf::to_mat(xq, "x_q"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
     py::gil_scoped_release nogil;
-    kf::cpu::int8_gemm(xm, wm, kf::to_ptr<const float>(rs), kf::to_ptr<const float>(cs), kf::to_ptr<const float>(bias), act, ym);
-  }, py::arg("x_q"), py::arg("w_q"), py::arg("row_scale"), py::arg("col_scale"), py::arg("bias"), py::arg("act"), py::arg("out"));
+    kf::cpu::int8_gemm(xm, wm, kf::to_ptr<const uint8_t>(packed), packed_bytes, kf::to_ptr<const float>(rs),
+                       kf::to_ptr<const float>(cs), kf::to_ptr<const float>(bias), act, ym);
+  }, py::arg("x_q"), py::arg("w_q"), py::arg("w_packed"), py::arg("packed_bytes"), py::arg("row_scale"),
+     py::arg("col_scale"), py::arg("bias"), py::arg("act"), py::arg("out"));
   m.def("int8_gemm_acc_cpu", [](const py::tuple& xq, const py::tuple& wq, uintptr_t acc) {
     const kf::Mat xm = kf::to_mat(xq, "x_q"), wm = kf::to_mat(wq, "w_q");
     py::gil_scoped_release nogil;
     kf::cpu::int8_gemm_acc(xm, wm, kf::to_ptr<int32_t>(acc));
   }, py::arg("x_q"), py::arg("w_q"), py::arg("acc"), "exact int32 x_q @ w_q^T into acc [M, N] (contiguous)");
-  m.def("weight_only_gemm_cpu", [](const py::tuple& x, const py::tuple& wq, uintptr_t ws, uintptr_t bias, int act,
-                                   const py::tuple& y) {
+  m.def("weight_only_gemm_cpu", [](const py::tuple& x, const py::tuple& wq, uintptr_t packed, int64_t packed_bytes,
+                                   uintptr_t ws, uintptr_t bias, int act, const py::tuple& y) {
     const kf::Mat xm = kf::to_mat(x, "x"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
     py::gil_scoped_release nogil;
-    kf::cpu::weight_only_gemm(xm, wm, kf::to_ptr<const float>(ws), kf::to_ptr<const float>(bias), act, ym);
-  }, py::arg("x"), py::arg("w_q"), py::arg("w_scale"), py::arg("bias"), py::arg("act"), py::arg("out"));
+    kf::cpu::weight_only_gemm(xm, wm, kf::to_ptr<const uint8_t>(packed), packed_bytes, kf::to_ptr<const float>(ws),
+                              kf::to_ptr<const float>(bias), act, ym);
+  }, py::arg("x"), py::arg("w_q"), py::arg("w_packed"), py::arg("packed_bytes"), py::arg("w_scale"), py::arg("bias"),
+     py::arg("act"), py::arg("out"));
 #ifdef KERNELFLOW_WITH_CUDA
   m.def("int8_gemm_cuda", [](const py::tuple& xq, const py::tuple& wq, uintptr_t rs, uintptr_t cs, uintptr_t bias,
                              int act, const py::tuple& y, uintptr_t stream) {

@@ -29,7 +29,7 @@ void rows_impl(const Mat& x, const Mat& q, float* scale) {
   const T* xd = static_cast<const T*>(x.data);
   int8_t* qd = static_cast<int8_t*>(q.data);
   const int64_t M = x.rows, K = x.cols;
-#pragma omp parallel
+#pragma omp parallel if (M * K > (1 << 16))  // small inputs: one thread beats starting a team
   {
     std::vector<float> buf(K);
 #pragma omp for schedule(static)

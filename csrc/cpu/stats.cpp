@@ -17,11 +17,9 @@
 namespace kf::cpu {
 namespace {
 
-// A block's rows stay in L2 between the two passes (~256 KB), at least 16 rows.
-// float32 blocks are capped at 256 rows so fp32 block sums stay accurate.
+// A block's rows stay in L2 between the two passes (~256 KB), 16 to 4096 rows.
 inline int64_t block_rows(int64_t cols, int64_t elem) {
-  const int64_t cap = elem == 4 ? 256 : 4096;
-  return std::max<int64_t>(16, std::min<int64_t>(cap, (256 * 1024) / std::max<int64_t>(1, cols * elem)));
+  return std::max<int64_t>(16, std::min<int64_t>(4096, (256 * 1024) / std::max<int64_t>(1, cols * elem)));
 }
 
 struct Acc {  // running per-column statistics, float64
@@ -42,52 +40,69 @@ struct Acc {  // running per-column statistics, float64
   }
 };
 
-// Row-contiguous layout (cs == 1): the inner loops run across columns and vectorise. Within a
-// block, float32 input accumulates in fp32 (blocks are short, so rounding stays ~1e-7 relative)
-// and float64 input in fp64; the block summaries are merged in float64.
-template <typename T>
+// Row-contiguous layout (cs == 1): the inner loops run across columns and vectorise. Every sum
+// is float64, float32 input included (converted on load): in fp32, 1e20^2 overflows, 3e38 + 3e38
+// is inf and squares of denormals flush to 0; float64 holds all of them exactly enough. min / max
+// are exact in either type.
 struct Block {
-  std::vector<T> cnt, sum, nan, mn, mx, m2;
+  std::vector<double> cnt, sum, nan, mn, mx, m2;
   explicit Block(int64_t c) : cnt(c), sum(c), nan(c), mn(c), mx(c), m2(c) {}
 };
 
+// W columns at a time over every row of the block: the W-wide accumulators live in registers
+// across the row loop (a loop over all columns per row would load and store them per element).
+template <typename T, int W>
+KF_INLINE void strip_pass1(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t j0, double* c, double* s,
+                           double* na, double* lo, double* hi) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  double ac[W], as[W], an[W], al[W], ah[W];
+  for (int j = 0; j < W; ++j) { ac[j] = 0; as[j] = 0; an[j] = 0; al[j] = kInf; ah[j] = -kInf; }
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict row = x + r * rs + j0;
+#pragma omp simd
+    for (int j = 0; j < W; ++j) {
+      const double v = static_cast<double>(row[j]);
+      const bool fin = (v - v) == 0.0;  // false for NaN and +-inf; branch-free so it vectorises
+      ac[j] += fin ? 1.0 : 0.0;
+      as[j] += fin ? v : 0.0;
+      an[j] += (v != v) ? 1.0 : 0.0;
+      const double vlo = fin ? v : kInf, vhi = fin ? v : -kInf;
+      al[j] = vlo < al[j] ? vlo : al[j];
+      ah[j] = vhi > ah[j] ? vhi : ah[j];
+    }
+  }
+  for (int j = 0; j < W; ++j) { c[j] = ac[j]; s[j] = as[j]; na[j] = an[j]; lo[j] = al[j]; hi[j] = ah[j]; }
+}
+
+template <typename T, int W>
+KF_INLINE void strip_pass2(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t j0, const double* mean, double* q) {
+  double aq[W], m[W];
+  for (int j = 0; j < W; ++j) { aq[j] = 0; m[j] = mean[j]; }
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict row = x + r * rs + j0;
+#pragma omp simd
+    for (int j = 0; j < W; ++j) {
+      const double v = static_cast<double>(row[j]);
+      const double d = ((v - v) == 0.0) ? v - m[j] : 0.0;
+      aq[j] += d * d;
+    }
+  }
+  for (int j = 0; j < W; ++j) q[j] = aq[j];
+}
+
 template <typename T>
-KF_INLINE void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<T>& b) {
-  constexpr T kInf = std::numeric_limits<T>::infinity();
-  std::fill(b.cnt.begin(), b.cnt.end(), T(0));
-  std::fill(b.sum.begin(), b.sum.end(), T(0));
-  std::fill(b.nan.begin(), b.nan.end(), T(0));
-  std::fill(b.m2.begin(), b.m2.end(), T(0));
-  std::fill(b.mn.begin(), b.mn.end(), kInf);
-  std::fill(b.mx.begin(), b.mx.end(), -kInf);
-  T* __restrict c = b.cnt.data(); T* __restrict s = b.sum.data(); T* __restrict na = b.nan.data();
-  T* __restrict lo = b.mn.data(); T* __restrict hi = b.mx.data(); T* __restrict q = b.m2.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* __restrict row = x + r * rs;
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) {
-      const T v = row[j];
-      const bool fin = (v - v) == T(0);  // false for NaN and +-inf; branch-free so it vectorises
-      const T vf = fin ? v : T(0);
-      c[j] += fin ? T(1) : T(0);
-      s[j] += vf;
-      na[j] += (v != v) ? T(1) : T(0);
-      const T vlo = fin ? v : kInf, vhi = fin ? v : -kInf, l = lo[j], h = hi[j];
-      lo[j] = vlo < l ? vlo : l;
-      hi[j] = vhi > h ? vhi : h;
-    }
-  }
-  for (int64_t j = 0; j < cols; ++j) s[j] = c[j] > 0 ? s[j] / c[j] : T(0);  // s now holds the block mean
+KF_INLINE void block_rowmajor(const T* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block& b) {
+  constexpr int W = 8;
+  double* c = b.cnt.data(); double* s = b.sum.data(); double* na = b.nan.data();
+  double* lo = b.mn.data(); double* hi = b.mx.data(); double* q = b.m2.data();
+  int64_t j0 = 0;
+  for (; j0 + W <= cols; j0 += W) strip_pass1<T, W>(x, rs, r0, r1, j0, c + j0, s + j0, na + j0, lo + j0, hi + j0);
+  for (; j0 < cols; ++j0) strip_pass1<T, 1>(x, rs, r0, r1, j0, c + j0, s + j0, na + j0, lo + j0, hi + j0);
+  for (int64_t j = 0; j < cols; ++j) s[j] = c[j] > 0 ? s[j] / c[j] : 0.0;  // s now holds the block mean
   // second pass over the cached block: squared deviations from the block mean
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* __restrict row = x + r * rs;
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) {
-      const T v = row[j], m = s[j];
-      const T d = ((v - v) == T(0)) ? v - m : T(0);
-      q[j] += d * d;
-    }
-  }
+  j0 = 0;
+  for (; j0 + W <= cols; j0 += W) strip_pass2<T, W>(x, rs, r0, r1, j0, s + j0, q + j0);
+  for (; j0 < cols; ++j0) strip_pass2<T, 1>(x, rs, r0, r1, j0, s + j0, q + j0);
   for (int64_t j = 0; j < cols; ++j) acc.merge(j, c[j], na[j], s[j], q[j], lo[j], hi[j]);
 }
 
@@ -121,10 +136,10 @@ KF_INLINE void block_colwise(const T* x, int64_t rs, int64_t cs, int64_t r0, int
 }
 
 // Non-template leaves, cloned per ISA (the templates above are inlined into each clone).
-KF_CLONES void block_rowmajor_f32(const float* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<float>& b) {
+KF_CLONES void block_rowmajor_f32(const float* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block& b) {
   block_rowmajor<float>(x, rs, r0, r1, cols, acc, b);
 }
-KF_CLONES void block_rowmajor_f64(const double* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block<double>& b) {
+KF_CLONES void block_rowmajor_f64(const double* x, int64_t rs, int64_t r0, int64_t r1, int64_t cols, Acc& acc, Block& b) {
   block_rowmajor<double>(x, rs, r0, r1, cols, acc, b);
 }
 KF_CLONES void block_colwise_f32(const float* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t cols, Acc& acc) {
@@ -133,8 +148,8 @@ KF_CLONES void block_colwise_f32(const float* x, int64_t rs, int64_t cs, int64_t
 KF_CLONES void block_colwise_f64(const double* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t cols, Acc& acc) {
   block_colwise<double>(x, rs, cs, r0, r1, cols, acc);
 }
-inline void block_rowmajor_any(const float* x, int64_t rs, int64_t r0, int64_t r1, int64_t c, Acc& a, Block<float>& b) { block_rowmajor_f32(x, rs, r0, r1, c, a, b); }
-inline void block_rowmajor_any(const double* x, int64_t rs, int64_t r0, int64_t r1, int64_t c, Acc& a, Block<double>& b) { block_rowmajor_f64(x, rs, r0, r1, c, a, b); }
+inline void block_rowmajor_any(const float* x, int64_t rs, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) { block_rowmajor_f32(x, rs, r0, r1, c, a, b); }
+inline void block_rowmajor_any(const double* x, int64_t rs, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) { block_rowmajor_f64(x, rs, r0, r1, c, a, b); }
 inline void block_colwise_any(const float* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t c, Acc& a) { block_colwise_f32(x, rs, cs, r0, r1, c, a); }
 inline void block_colwise_any(const double* x, int64_t rs, int64_t cs, int64_t r0, int64_t r1, int64_t c, Acc& a) { block_colwise_f64(x, rs, cs, r0, r1, c, a); }
 
@@ -156,7 +171,7 @@ void run(const Mat& x, double* out) {
     tid = omp_get_thread_num();
 #endif
     Acc& acc = partial[tid];
-    Block<T> blk(cols);
+    Block blk(cols);
     // static schedule: each thread owns a contiguous range of blocks, so results are reproducible
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < nblocks; ++b) {

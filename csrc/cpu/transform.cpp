@@ -55,7 +55,7 @@ KF_INLINE void rows_body(const T* xd, int64_t xrs, int64_t xcs, int64_t r0, int6
         C v = static_cast<C>(xr[j * xcs]);
         v = (v != v) ? fill[j] : v;
         v = v < lo[j] ? lo[j] : (v > hi[j] ? hi[j] : v);
-        const float y = static_cast<float>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);
+        const float y = static_cast<float>(((v - shift[j]) - shift_lo[j]) * inv[j] + off[j]);  // rounds twice
         orow[j] = OutKind == 2 ? float_to_half_bits(y) : float_to_bf16_bits(y);
       }
     }
@@ -68,10 +68,10 @@ KF_INLINE void rows_body(const T* xd, int64_t xrs, int64_t xcs, int64_t r0, int6
                       const C* p, void* out, int64_t ors) {                                           \
     rows_body<T, C, K>(xd, xrs, xcs, r0, r1, cols, p, out, ors);                                      \
   }
-KF_TRANSFORM_ROWS(rows_f32_f32, float, float, 0)
+KF_TRANSFORM_ROWS(rows_f32_f32, float, double, 0)
 KF_TRANSFORM_ROWS(rows_f32_f64, float, double, 1)
-KF_TRANSFORM_ROWS(rows_f32_f16, float, float, 2)
-KF_TRANSFORM_ROWS(rows_f32_bf16, float, float, 3)
+KF_TRANSFORM_ROWS(rows_f32_f16, float, double, 2)
+KF_TRANSFORM_ROWS(rows_f32_bf16, float, double, 3)
 KF_TRANSFORM_ROWS(rows_f64_f32, double, double, 0)
 KF_TRANSFORM_ROWS(rows_f64_f64, double, double, 1)
 KF_TRANSFORM_ROWS(rows_f64_f16, double, double, 2)
@@ -99,10 +99,10 @@ void run(const Mat& x, const double* params, const Mat& out,
 // float64 input is computed in float64 and rounded once to the output type
 void dispatch_out_f32(const Mat& x, const double* params, const Mat& out) {
   switch (out.dtype) {
-    case DType::f32: return run<float, float, 0>(x, params, out, rows_f32_f32);
+    case DType::f32: return run<float, double, 0>(x, params, out, rows_f32_f32);
     case DType::f64: return run<float, double, 1>(x, params, out, rows_f32_f64);
-    case DType::f16: return run<float, float, 2>(x, params, out, rows_f32_f16);
-    case DType::bf16: return run<float, float, 3>(x, params, out, rows_f32_bf16);
+    case DType::f16: return run<float, double, 2>(x, params, out, rows_f32_f16);
+    case DType::bf16: return run<float, double, 3>(x, params, out, rows_f32_bf16);
     default: break;
   }
 }

@@ -7,7 +7,8 @@ namespace kf::cpu {
 // x [rows, cols] float32/float64 any strides; out [rows, cols] float32/float64/float16/bfloat16 with
 // column stride 1 and row stride out.rs (so it can write a slice of a wider matrix).
 // params [6, cols] float64 contiguous: fill, lo, hi, shift, inv_scale, offset.
-// Arithmetic in float64 when x or out is float64, else float32 with the shift split into two
-// floats (hi + lo) so large shifts keep their digits.
+// Arithmetic in float64 for every input and output (float32 parameters would turn e.g.
+// fill = 1e300, inv_scale = 1e-300 into inf * 0), rounded to the output type at the store.
+// out must not overlap x unless it is x itself with the same strides (checked by the caller).
 void numeric_transform(const Mat& x, const double* params /* [6, cols] */, const Mat& out);
 }  // namespace kf::cpu

@@ -25,7 +25,7 @@ constexpr int BM = 128, BN = 128, BK = 64, LDS = BK + 16;  // LDS: smem row stri
 constexpr int kGemmThreads = 256;
 
 __device__ __forceinline__ float activate(float v, int act) {
-  if (act == 1) return v > 0.f ? v : 0.f;
+  if (act == 1) return v < 0.f ? 0.f : v;  // NaN stays NaN, as torch.relu
   if (act == 2) return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
   return v;
 }

@@ -1,7 +1,7 @@
 // Column statistics on the GPU in one read of x.
 // Kernel 1: a block owns a tile of up to 32 columns x kRowsPerBlock rows; each thread keeps a
-//   Welford summary (in the input's precision for float64, fp32 for float32, over at most
-//   kRowsPerBlock / (256 / tile width) values) of one column, the block merges them in float64
+//   Welford summary in float64 (float32 input too: fp32 squares overflow past 1.8e19 and lose
+//   denormals) of one column, the block merges them in float64
 //   and writes one partial per (row block, column). No atomics: the result is deterministic.
 // Kernel 2: per column, the exact multi-way Chan merge of the partials in float64:
 //   N = sum n_i, mean = sum n_i mean_i / N, M2 = sum M2_i + sum n_i (mean_i - mean)^2.
@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kThreads)
 stats_partial_kernel(const T* __restrict__ x,  // [rows, cols], strides rs, cs
                      int64_t rows, int64_t cols, int64_t rs, int64_t cs,
                      Partial* __restrict__ part) {  // [row_blocks, cols]
-  using A = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
+  using A = double;
   const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kTile;
   const int width = static_cast<int>((cols - c0 < kTile ? cols - c0 : int64_t(kTile)));
   const int lanes_per_row = width;            // threads that share one row

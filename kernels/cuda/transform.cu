@@ -1,6 +1,7 @@
 // Fused impute -> clip -> scale on the GPU: each element read once and written once.
 // Contiguous float32 input with cols % 4 == 0 takes 16-byte vector loads; other layouts use a
-// 2-D strided kernel. Per-column parameters are staged in shared memory as the compute type.
+// 2-D strided kernel. Arithmetic in float64 for every input and output (float32 parameters would
+// turn e.g. fill = 1e300, inv_scale = 1e-300 into inf * 0); parameters staged in shared memory.
 #include <algorithm>
 #include <type_traits>
 
@@ -12,7 +13,7 @@ namespace kf::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxSharedCols = 1536;  // 7 params x 1536 x 4 B = 42 KB for float compute
+constexpr int kMaxSharedCols = 768;  // 6 params x 768 x 8 B = 36 KB
 
 template <typename C>
 struct Params {
@@ -42,43 +43,30 @@ transform_vec4_kernel(const float4* __restrict__ x,  // [rows * cols / 4]
                       const double* __restrict__ params,  // [6, cols]
                       int64_t n4, int64_t cols, bool shared_params,
                       O* __restrict__ out) {  // [rows, cols] contiguous
-  extern __shared__ float sp[];  // [7, cols] as float when shared_params; row 6 = shift_lo
+  extern __shared__ double sp[];  // [6, cols] when shared_params
   if (shared_params) {
-    for (int64_t i = threadIdx.x; i < 6 * cols; i += blockDim.x) sp[i] = static_cast<float>(params[i]);
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-      const double sh = params[3 * cols + j];
-      sp[6 * cols + j] = static_cast<float>(sh - static_cast<double>(static_cast<float>(sh)));
-    }
+    for (int64_t i = threadIdx.x; i < 6 * cols; i += blockDim.x) sp[i] = params[i];
     __syncthreads();
   }
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t v = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < n4; v += stride) {
     const float4 in = x[v];
     const int64_t j0 = (v * 4) % cols;
-    float vals[4] = {in.x, in.y, in.z, in.w};
-    float res[4];
+    const double vals[4] = {in.x, in.y, in.z, in.w};
+    double res[4];
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const int64_t j = j0 + k;
-      float f, lo, hi, sh, sl, iv, of;
-      if (shared_params) {
-        f = sp[j]; lo = sp[cols + j]; hi = sp[2 * cols + j]; sh = sp[3 * cols + j]; iv = sp[4 * cols + j];
-        of = sp[5 * cols + j]; sl = sp[6 * cols + j];
-      } else {
-        f = __double2float_rn(__ldg(params + j)); lo = __double2float_rn(__ldg(params + cols + j));
-        hi = __double2float_rn(__ldg(params + 2 * cols + j));
-        const double shd = __ldg(params + 3 * cols + j);
-        sh = __double2float_rn(shd); sl = __double2float_rn(shd - static_cast<double>(sh));
-        iv = __double2float_rn(__ldg(params + 4 * cols + j)); of = __double2float_rn(__ldg(params + 5 * cols + j));
-      }
-      res[k] = apply<float>(vals[k], f, lo, hi, sh, sl, iv, of);
+      const double* q = shared_params ? sp : params;
+      res[k] = apply<double>(vals[k], q[j], q[cols + j], q[2 * cols + j], q[3 * cols + j], 0.0, q[4 * cols + j],
+                             q[5 * cols + j]);
     }
     if constexpr (std::is_same<O, float>::value) {
-      reinterpret_cast<float4*>(out)[v] = make_float4(res[0], res[1], res[2], res[3]);
+      reinterpret_cast<float4*>(out)[v] = make_float4(float(res[0]), float(res[1]), float(res[2]), float(res[3]));
     } else {
       O o[4];
 #pragma unroll
-      for (int k = 0; k < 4; ++k) o[k] = from_compute<O, float>(res[k]);
+      for (int k = 0; k < 4; ++k) o[k] = from_compute<O, double>(res[k]);
       // 4 x 16-bit = one 8-byte store
       reinterpret_cast<uint2*>(out)[v] = *reinterpret_cast<const uint2*>(o);
     }
@@ -105,15 +93,15 @@ transform_strided_kernel(const T* __restrict__ x,  // [rows, cols], strides rs, 
 
 template <typename T, typename C, typename O>
 void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) {
-  const bool vec = std::is_same<T, float>::value && std::is_same<C, float>::value && x.cs == 1 &&
+  const bool vec = std::is_same<T, float>::value && x.cs == 1 &&
                    x.rs == x.cols && out.rs == out.cols && x.cols % 4 == 0 &&
                    reinterpret_cast<uintptr_t>(x.data) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(out.data) % (4 * sizeof(O)) == 0;
-  if constexpr (std::is_same<T, float>::value && std::is_same<C, float>::value) {
+  if constexpr (std::is_same<T, float>::value) {
     if (vec) {
       const int64_t n4 = x.rows * x.cols / 4;
       const bool shared = x.cols <= kMaxSharedCols;
-      const size_t smem = shared ? 7 * x.cols * sizeof(float) : 0;
+      const size_t smem = shared ? 6 * x.cols * sizeof(double) : 0;
       transform_vec4_kernel<O><<<grid_for(n4, kThreads), kThreads, smem, s>>>(
           static_cast<const float4*>(x.data), params, n4, x.cols, shared, static_cast<O*>(out.data));
       KF_CUDA_CHECK_LAUNCH("transform_vec4_kernel");
@@ -128,11 +116,10 @@ void launch(const Mat& x, const double* params, const Mat& out, cudaStream_t s) 
 template <typename T>
 void dispatch_out(const Mat& x, const double* params, const Mat& out, cudaStream_t s) {
   switch (out.dtype) {
-    case DType::f32: return launch<T, std::conditional_t<std::is_same<T, double>::value, double, float>, float>(x, params, out, s);
+    case DType::f32: return launch<T, double, float>(x, params, out, s);
     case DType::f64: return launch<T, double, double>(x, params, out, s);
-    // float64 input is computed in float64 and rounded once to the output type
-    case DType::f16: return launch<T, std::conditional_t<std::is_same<T, double>::value, double, float>, __half>(x, params, out, s);
-    case DType::bf16: return launch<T, std::conditional_t<std::is_same<T, double>::value, double, float>, __nv_bfloat16>(x, params, out, s);
+    case DType::f16: return launch<T, double, __half>(x, params, out, s);
+    case DType::bf16: return launch<T, double, __nv_bfloat16>(x, params, out, s);
     default: break;
   }
 }

@@ -84,8 +84,8 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
 
 
 # Under torch.compile, resolution runs once at trace time and its answer is a constant of the
-# graph: a compiled graph keeps the backend it was traced with.
-@torch.compiler.assume_constant_result
+# graph: a compiled graph keeps the backend it was traced with (the mark is set below by hand:
+# torch.compiler.assume_constant_result would import torch._dynamo, 2 s, at import time).
 def resolve(requested: str | None, device: torch.device) -> str:
     """The concrete backend for data on ``device``: the call's choice, else the block's, else KERNELFLOW_BACKEND, else auto."""
     name = _check_name(requested) if requested is not None else "auto"
@@ -104,6 +104,9 @@ def resolve(requested: str | None, device: torch.device) -> str:
     if reason is not None:
         raise BackendUnavailableError(f"backend {name!r} is unavailable: {reason}")
     return name
+
+
+resolve._dynamo_marked_constant = True  # what torch.compiler.assume_constant_result sets
 
 
 def available_backends(device: str | torch.device = "cpu") -> list[str]:

@@ -1,4 +1,4 @@
-"""Int8Linear: an inference-only drop-in for nn.Linear with int8 weights.
+"""Int8Linear: a drop-in for nn.Linear with int8 weights.
 
 mode="w8a8": activations are quantized per row (dynamic scale, the default) or with one static
 scale from calibration (``act_scale``), then one int8 GEMM kernel with exact int32 accumulation
@@ -8,7 +8,12 @@ best for small batches, where reading the weights dominates.
 
 The int8 weight, its per-output-channel float32 scales, the bias and a static activation scale
 are buffers, so they are in ``state_dict``; ``save``/``load`` use safetensors (no pickle) with the
-configuration as JSON metadata.
+configuration as JSON metadata. For the CPU kernels the weight is also packed once (at
+``from_float``, ``load`` / ``load_state_dict`` and whenever ``weight_q`` changes in place) into the
+non-persistent ``weight_packed`` buffer that the micro-kernels read.
+
+Gradients flow to the input (straight-through estimator: the activation quantizer counts as the
+identity), so layers before a quantized one can be fine-tuned and ``torch.compile`` works in grad mode.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import json
 import torch
 from torch import nn
 
-from kernelflow.ops.int8_gemm import ACTIVATIONS, int8_gemm, weight_only_gemm
-from kernelflow.ops.quant import quantize_rows, quantize_static, quantize_weight
+from kernelflow.ops.int8_gemm import ACTIVATIONS, int8_linear, pack_weight
+from kernelflow.ops.quant import quantize_weight
 
 MODES = ("w8a8", "weight_only")
 _OUT_NAMES = {None: None, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -56,7 +61,22 @@ class Int8Linear(nn.Module):
             self.register_buffer("act_scale", s)
         else:
             self.register_buffer("act_scale", None)
+        self.register_buffer("weight_packed", None, persistent=False)
+        self._packed_version = None
+        self.register_load_state_dict_post_hook(lambda mod, _keys: mod.repack())
 
+    def repack(self) -> None:
+        """Pack ``weight_q`` for the CPU kernels (done automatically; call after replacing the tensor)."""
+        self.weight_packed = pack_weight(self.weight_q) if self.weight_q.device.type == "cpu" else None
+        self._packed_version = (self.weight_q.data_ptr(), self.weight_q._version)
+
+    def _packed(self) -> torch.Tensor | None:
+        if self.weight_q.device.type != "cpu":
+            return None
+        if not torch.compiler.is_compiling() and self._packed_version != (self.weight_q.data_ptr(),
+                                                                          self.weight_q._version):
+            self.repack()  # weight_q was replaced or changed in place since it was packed
+        return self.weight_packed
 
     @classmethod
     def from_float(cls, linear: nn.Linear, mode: str = "w8a8", act_scale=None, out_dtype=None,
@@ -75,7 +95,9 @@ class Int8Linear(nn.Module):
         m.weight_scale.copy_(s.cpu())
         if linear.bias is not None:
             m.bias.copy_(linear.bias.detach().float().cpu())
-        return m.to(w.device)
+        m = m.to(w.device)
+        m.repack()
+        return m
 
     def dequantized_weight(self) -> torch.Tensor:
         return self.weight_q.float() * self.weight_scale[:, None]
@@ -89,15 +111,8 @@ class Int8Linear(nn.Module):
             x2 = x2.float()
         out = self.out_dtype or x2.dtype
         b = self.backend  # resolved per call (traceable: torch.compile keeps the traced choice)
-        if self.mode == "weight_only":
-            y = weight_only_gemm(x2, self.weight_q, self.weight_scale, self.bias, self.activation, out, backend=b)
-        else:
-            if self.act_scale is None:
-                q, s = quantize_rows(x2, backend=b)
-            else:
-                q = quantize_static(x2, self.act_scale, backend=b)
-                s = self.act_scale.expand(x2.shape[0])
-            y = int8_gemm(q, self.weight_q, s, self.weight_scale, self.bias, self.activation, out, backend=b)
+        y = int8_linear(x2, self.weight_q, self.weight_scale, self.bias, self.act_scale, self._packed(), self.mode,
+                        self.activation, out, backend=b)
         if self.out_dtype is None and y.dtype != x.dtype and x.dtype.is_floating_point:
             y = y.to(x.dtype)
         return y.reshape(*lead, self.out_features)
@@ -137,4 +152,6 @@ class Int8Linear(nn.Module):
         tensors = load_file(path)
         m = cls(act_scale=tensors["act_scale"] if static else None, **cfg)
         m.load_state_dict(tensors)
-        return m.to(device)
+        m = m.to(device)
+        m.repack()
+        return m

@@ -5,8 +5,19 @@ Weight-only: y[M, N] = act((sum_k x[m,k] * float(w_q[n,k])) * w_scale[n] + bias[
 
 The W8A8 sum is exact in int32 (K <= 131071 so no int8 x int8 sum can overflow); the epilogue is
 float32, evaluated left to right. The weight-only sum is fp32 (order differs between backends).
-``act`` is "none", "relu" or "gelu" (exact erf form). Output float32 / float16 / bfloat16.
-Inference only: no gradients.
+``act`` is "none", "relu" (NaN stays NaN, as torch.relu) or "gelu" (exact erf form). Output
+float32 / float16 / bfloat16.
+
+On the CPU the weights are read in a packed layout (16-column panels, see csrc/cpu/int8_pack.h):
+``pack_weight(w_q)`` makes it once (``Int8Linear`` keeps it in a buffer); without it each call packs.
+The CPU code path (``cpu_path()``: "avx512" = AVX512-VNNI / AVX-512 FMA, "avx2" = AVX2 int16
+vpmaddwd / FMA, "portable") is chosen from the CPU's features; ``set_cpu_path`` or the environment
+variable ``KERNELFLOW_INT8_PATH`` forces one. Every path gives the exact integer sums.
+
+Gradients: ``int8_gemm`` is differentiable in its float arguments (row_scale, col_scale, bias),
+``weight_only_gemm`` in x, w_scale and bias, and ``int8_linear`` (quantize + GEMM in one op, what
+``Int8Linear`` runs) in x through the straight-through estimator: the gradient of the quantizer is
+taken as the identity, so dy/dx is that of x @ (w_q * w_scale)^T. Integer tensors carry no gradient.
 """
 
 from __future__ import annotations
@@ -52,8 +63,55 @@ def weight_only_gemm_reference(x, w_q, w_scale, bias=None, act: int = 0, out_dty
     return _act(v, act).to(out_dtype)
 
 
+def _dact(pre: torch.Tensor, act: int) -> torch.Tensor:
+    """d act(v) / dv at the pre-activation (float32)."""
+    if act == 1:
+        return (pre > 0).to(pre.dtype)
+    if act == 2:
+        cdf = 0.5 * (1.0 + torch.erf(pre * 0.7071067811865476))
+        return cdf + pre * torch.exp(-0.5 * pre * pre) * 0.3989422804014327
+    return torch.ones_like(pre)
+
+
 def _ptr(t):
     return 0 if t is None else t.data_ptr()
+
+
+def _packed_args(w_packed):
+    return (0, 0) if w_packed is None else (w_packed.data_ptr(), w_packed.numel())
+
+
+def cpu_path() -> str:
+    """The code path of the CPU int8 GEMMs on this machine: "avx512", "avx2" or "portable"."""
+    return require_ext().int8_cpu_path()
+
+
+def cpu_paths() -> list[str]:
+    """The CPU int8 GEMM paths this CPU can run."""
+    return list(require_ext().int8_cpu_paths())
+
+
+def set_cpu_path(path: str) -> None:
+    """Force the CPU int8 path ("portable", "avx2", "avx512") for the process, or "auto"."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a string, got {type(path).__name__}")
+    require_ext().set_int8_cpu_path(path)
+
+
+def pack_weight(w_q: torch.Tensor) -> torch.Tensor | None:
+    """w_q [N, K] int8 in the packed layout the CPU kernels read (uint8, 1-D); None when w_q is not a
+    CPU tensor or the extension is not built (the other backends read w_q itself)."""
+    if not isinstance(w_q, torch.Tensor) or w_q.dtype != torch.int8 or w_q.dim() != 2:
+        raise TypeError("w_q must be a 2-D int8 torch.Tensor [N, K]")
+    from kernelflow._ext import ext  # noqa: PLC0415
+
+    if w_q.device.type != "cpu" or ext() is None:
+        return None
+    wq = w_q.contiguous()
+    n = ext().int8_packed_bytes(wq.shape[0], wq.shape[1])
+    out = torch.empty(n, dtype=torch.uint8)
+    ext().int8_pack_cpu(mat(wq), out.data_ptr(), n)
+    return out
 
 
 @torch.library.custom_op("kernelflow::int8_gemm", mutates_args=())
@@ -71,7 +129,7 @@ def _int8_gemm_op(x_q: torch.Tensor, w_q: torch.Tensor, row_scale: torch.Tensor,
 
         tg(xq, wq, rs, cs, b, act, out)
     elif backend == "cpu":
-        require_ext().int8_gemm_cpu(mat(xq), mat(wq), rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out))
+        require_ext().int8_gemm_cpu(mat(xq), mat(wq), 0, 0, rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out))
     elif backend == "cuda":
         with torch.cuda.device(xq.device):
             require_ext().int8_gemm_cuda(mat(xq), mat(wq), rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out),
@@ -84,6 +142,29 @@ def _int8_gemm_op(x_q: torch.Tensor, w_q: torch.Tensor, row_scale: torch.Tensor,
 @_int8_gemm_op.register_fake
 def _(x_q, w_q, row_scale, col_scale, bias, act, out_dtype, backend):
     return x_q.new_empty((x_q.shape[0], w_q.shape[0]), dtype=out_dtype)
+
+
+def _int8_gemm_setup(ctx, inputs, output):
+    x_q, w_q, row_scale, col_scale, bias, act, out_dtype, backend = inputs
+    ctx.act, ctx.has_bias = act, bias is not None
+    ctx.save_for_backward(x_q, w_q, row_scale, col_scale, bias)
+
+
+def _int8_gemm_backward(ctx, grad):
+    x_q, w_q, rs, cs, bias = ctx.saved_tensors
+    acc = int8_gemm_exact(x_q, w_q).to(torch.float32)
+    pre = acc * rs.float()[:, None] * cs.float()[None, :]
+    if bias is not None:
+        pre = pre + bias.float()[None, :]
+    g = grad.float() * _dact(pre, ctx.act)
+    ga = g * acc
+    g_rs = (ga * cs.float()[None, :]).sum(1).to(rs.dtype) if ctx.needs_input_grad[2] else None
+    g_cs = (ga * rs.float()[:, None]).sum(0).to(cs.dtype) if ctx.needs_input_grad[3] else None
+    g_b = g.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[4] else None
+    return None, None, g_rs, g_cs, g_b, None, None, None
+
+
+_int8_gemm_op.register_autograd(_int8_gemm_backward, setup_context=_int8_gemm_setup)
 
 
 @torch.library.custom_op("kernelflow::weight_only_gemm", mutates_args=())
@@ -99,7 +180,7 @@ def _weight_only_op(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, b
 
         tw(x, wq, ws, b, act, out)
     elif backend == "cpu":
-        require_ext().weight_only_gemm_cpu(mat(x), mat(wq), ws.data_ptr(), _ptr(b), act, mat(out))
+        require_ext().weight_only_gemm_cpu(mat(x), mat(wq), 0, 0, ws.data_ptr(), _ptr(b), act, mat(out))
     elif backend == "cuda":
         with torch.cuda.device(x.device):
             require_ext().weight_only_gemm_cuda(mat(x), mat(wq), ws.data_ptr(), _ptr(b), act, mat(out),
@@ -112,6 +193,111 @@ def _weight_only_op(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, b
 @_weight_only_op.register_fake
 def _(x, w_q, w_scale, bias, act, out_dtype, backend):
     return x.new_empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
+
+
+def _wo_setup(ctx, inputs, output):
+    x, w_q, w_scale, bias, act, out_dtype, backend = inputs
+    ctx.act, ctx.backend = act, backend
+    ctx.save_for_backward(x, w_q, w_scale, bias)
+
+
+def _wo_backward(ctx, grad):
+    x, w_q, ws, bias = ctx.saved_tensors
+    xw = x.float() @ w_q.float().T  # [M, N]
+    pre = xw * ws.float()[None, :]
+    if bias is not None:
+        pre = pre + bias.float()[None, :]
+    g = grad.float() * _dact(pre, ctx.act)
+    g_x = (g @ (w_q.float() * ws.float()[:, None])).to(x.dtype) if ctx.needs_input_grad[0] else None
+    g_ws = (g * xw).sum(0).to(ws.dtype) if ctx.needs_input_grad[2] else None
+    g_b = g.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[3] else None
+    return g_x, None, g_ws, g_b, None, None, None
+
+
+_weight_only_op.register_autograd(_wo_backward, setup_context=_wo_setup)
+
+
+# ---- int8_linear: quantize (w8a8) + GEMM in one op, straight-through gradient ----------------
+
+@torch.library.custom_op("kernelflow::int8_linear", mutates_args=())
+def _int8_linear_op(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
+                    act_scale: torch.Tensor | None, w_packed: torch.Tensor | None, weight_only: bool, act: int,
+                    out_dtype: torch.dtype, backend: str) -> torch.Tensor:
+    from kernelflow.ops import quant  # noqa: PLC0415
+
+    if weight_only:
+        if backend == "cpu":
+            out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
+            b = None if bias is None else bias.float().contiguous()
+            require_ext().weight_only_gemm_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed),
+                                               w_scale.float().contiguous().data_ptr(), _ptr(b), act, mat(out))
+            return out
+        return _weight_only_op(x, w_q, w_scale, bias, act, out_dtype, backend)
+    if act_scale is None:
+        q, s = quant._quantize_rows_op(x, backend)
+    else:
+        q = quant._quantize_static_op(x, act_scale, backend)
+        s = act_scale.float().expand(x.shape[0]).contiguous()
+    if backend == "cpu":
+        out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
+        b = None if bias is None else bias.float().contiguous()
+        require_ext().int8_gemm_cpu(mat(q), mat(w_q.contiguous()), *_packed_args(w_packed), s.data_ptr(),
+                                    w_scale.float().contiguous().data_ptr(), _ptr(b), act, mat(out))
+        return out
+    return _int8_gemm_op(q, w_q, s, w_scale, bias, act, out_dtype, backend)
+
+
+@_int8_linear_op.register_fake
+def _(x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype, backend):
+    return x.new_empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
+
+
+def _lin_setup(ctx, inputs, output):
+    x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype, backend = inputs
+    ctx.act = act
+    ctx.save_for_backward(x, w_q, w_scale, bias)
+
+
+def _lin_backward(ctx, grad):
+    x, w_q, ws, bias = ctx.saved_tensors
+    xw = x.float() @ w_q.float().T  # straight-through: the quantizer's gradient is the identity
+    pre = xw * ws.float()[None, :]
+    if bias is not None:
+        pre = pre + bias.float()[None, :]
+    g = grad.float() * _dact(pre, ctx.act)
+    g_x = (g @ (w_q.float() * ws.float()[:, None])).to(x.dtype) if ctx.needs_input_grad[0] else None
+    g_ws = (g * xw).sum(0).to(ws.dtype) if ctx.needs_input_grad[2] else None
+    g_b = g.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[3] else None
+    return g_x, None, g_ws, g_b, None, None, None, None, None, None
+
+
+_int8_linear_op.register_autograd(_lin_backward, setup_context=_lin_setup)
+
+
+def int8_linear(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None = None,
+                act_scale: torch.Tensor | None = None, w_packed: torch.Tensor | None = None, mode: str = "w8a8",
+                activation: str = "none", out_dtype=None, backend: str | None = None) -> torch.Tensor:
+    """act(x @ (w_q * w_scale[:, None])^T + bias) for x [M, K] float: mode "w8a8" quantizes x per row
+    (or with the static ``act_scale`` [1]) and runs the exact int8 GEMM; "weight_only" dequantizes
+    w_q inside the GEMM. ``w_packed`` is ``pack_weight(w_q)`` (CPU), or None to pack per call."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError("x must be a 2-D float32/float16/bfloat16 torch.Tensor [M, K]")
+    if mode not in ("w8a8", "weight_only"):
+        raise ValueError(f"mode must be 'w8a8' or 'weight_only', got {mode!r}")
+    if x.shape[1] > MAX_K and mode == "w8a8":
+        raise ValueError(f"K={x.shape[1]} exceeds {MAX_K}: int32 accumulation could overflow")
+    dt = _check_common(x, w_q, w_scale, "w_scale", bias, activation, out_dtype, x.dtype)
+    if act_scale is not None and (not isinstance(act_scale, torch.Tensor) or act_scale.numel() != 1):
+        raise ValueError("act_scale must be None or a tensor holding one value")
+    if w_packed is not None:
+        if not isinstance(w_packed, torch.Tensor) or w_packed.dtype != torch.uint8 or w_packed.dim() != 1:
+            raise TypeError("w_packed must be a 1-D uint8 tensor from pack_weight(w_q)")
+    dev = x.device
+    be = _backend.resolve(backend, dev)
+    packed = w_packed if (be == "cpu" and w_packed is not None and w_packed.device.type == "cpu") else None
+    return _int8_linear_op(x, w_q, w_scale.to(dev), None if bias is None else bias.to(dev),
+                           None if act_scale is None else act_scale.to(dev).reshape(1), packed,
+                           mode == "weight_only", ACTIVATIONS[activation], dt, be)
 
 
 def _check_common(x, w_q, scale, scale_arg, bias, activation, out_dtype, default_out):

@@ -12,8 +12,12 @@ activations) dynamic scales, static-scale quantization and dequantization. Every
 * static scale: q = clamp(round_half_to_even(x * (1 / scale)), -127, 127); values past the range
   saturate to +-127 (+-inf included) and NaN maps to 0 (a static scale cannot carry the NaN).
 
-Dequantization is ``q * scale[row]`` in float32, cast to the output dtype. These ops have no
-gradient (inference only).
+Dequantization is ``q * scale[row]`` in float32, cast to the output dtype.
+
+Gradients: the int8 outputs carry none (integers); ``quantize_rows`` is differentiable through its
+float scale output (d scale / dx = sign(x) / 127 at the row's absmax, shared among ties; 0 for rows
+with a non-finite value or below MIN_ABSMAX), ``dequantize`` in its scale. The straight-through
+estimator for a quantized layer is ``kernelflow.ops.int8_linear`` (what ``Int8Linear`` runs).
 """
 
 from __future__ import annotations
@@ -92,6 +96,27 @@ def _(x, backend):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty((x.shape[0],), dtype=torch.float32)
 
 
+def _qrows_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+
+
+def _qrows_backward(ctx, grad_q, grad_scale):
+    (x,) = ctx.saved_tensors
+    if grad_scale is None or not ctx.needs_input_grad[0]:
+        return None, None
+    xf = x.float()
+    fin = torch.isfinite(xf)
+    a = torch.where(fin, xf.abs(), torch.zeros((), device=x.device))
+    amax = a.amax(1, keepdim=True) if x.shape[1] else torch.zeros(x.shape[0], 1, device=x.device)
+    ok = fin.all(1, keepdim=True) & (amax >= MIN_ABSMAX)
+    at = (a == amax) & ok
+    share = at.float() / at.sum(1, keepdim=True).clamp_min(1)
+    return (share * torch.sign(xf) * (grad_scale.float()[:, None] / 127.0)).to(x.dtype), None
+
+
+_quantize_rows_op.register_autograd(_qrows_backward, setup_context=_qrows_setup)
+
+
 @torch.library.custom_op("kernelflow::quantize_static", mutates_args=())
 def _quantize_static_op(x: torch.Tensor, scale: torch.Tensor, backend: str) -> torch.Tensor:
     if backend == "torch":
@@ -140,6 +165,19 @@ def _dequantize_rows_op(q: torch.Tensor, scale: torch.Tensor, out_dtype: torch.d
 @_dequantize_rows_op.register_fake
 def _(q, scale, out_dtype, backend):
     return q.new_empty(q.shape, dtype=out_dtype)
+
+
+def _deq_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0], inputs[1])
+
+
+def _deq_backward(ctx, grad):
+    q, scale = ctx.saved_tensors
+    g = (grad.float() * q.float()).sum(1).to(scale.dtype) if ctx.needs_input_grad[1] else None
+    return None, g, None, None
+
+
+_dequantize_rows_op.register_autograd(_deq_backward, setup_context=_deq_setup)
 
 
 def _check_float_2d(x, arg: str) -> None:

@@ -106,6 +106,36 @@ def _backward(ctx, grad):
 _numeric_transform_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _span(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last) byte addresses a non-empty tensor can touch."""
+    es = t.element_size()
+    hi = sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()))
+    return t.data_ptr(), t.data_ptr() + (hi + 1) * es
+
+
+def _check_no_alias(x: torch.Tensor, out: torch.Tensor) -> None:
+    """Refuse an ``out`` that overlaps ``x`` (the kernels would read values they already wrote),
+    except ``out`` being ``x`` itself (same address, strides and dtype): that runs exactly in place,
+    since every element is read before it is written by the same thread."""
+    if x.numel() == 0 or out.numel() == 0 or x.device != out.device:
+        return
+    (a0, a1), (b0, b1) = _span(x), _span(out)
+    if a1 <= b0 or b1 <= a0:
+        return
+    if x.data_ptr() == out.data_ptr() and x.stride() == out.stride() and x.dtype == out.dtype:
+        return
+    # column slices of one row-major matrix (both unit column stride, same row stride): disjoint
+    # when their byte ranges within a row do not meet
+    es_x, es_o = x.element_size(), out.element_size()
+    if x.stride(1) == 1 and out.stride(1) == 1 and x.stride(0) * es_x == out.stride(0) * es_o:
+        R = x.stride(0) * es_x
+        wx, wo = x.shape[1] * es_x, out.shape[1] * es_o
+        d = (out.data_ptr() - x.data_ptr()) % R
+        if wx <= R and wo <= R and wx <= d and d + wo <= R:
+            return
+    raise ValueError("out overlaps x in memory: pass a separate out tensor, or x itself to transform in place")
+
+
 def numeric_transform(
     x: torch.Tensor,
     params: torch.Tensor | np.ndarray | Sequence,
@@ -118,8 +148,9 @@ def numeric_transform(
     params: [6, cols] (fill, lo, hi, shift, inv_scale, offset), see ``transform_params``.
     Returns a new contiguous [rows, cols] tensor of ``out_dtype`` on x's device, or writes into
     ``out`` ([rows, cols] on x's device, unit column stride, any row stride: e.g. a column slice
-    of a wider matrix; its dtype wins over out_dtype) and returns it. The ``out`` form does not
-    record gradients.
+    of a wider matrix; its dtype wins over out_dtype) and returns it. ``out`` may be x itself
+    (in place) but must not otherwise overlap x (ValueError). The ``out`` form does not record
+    gradients. Arithmetic is float64 on every backend, rounded once to the output type.
     """
     check_float_matrix(x)
     p = torch.as_tensor(params, dtype=torch.float64, device=x.device)
@@ -133,5 +164,6 @@ def numeric_transform(
     _out_dtype(out.dtype, "out.dtype")
     if x.shape[0] and x.shape[1] and (out.stride(1) != 1 or out.stride(0) < x.shape[1]):
         raise ValueError("out must have unit column stride and a row stride >= its number of columns")
+    _check_no_alias(x, out)
     _numeric_transform_out_op(x, p, out, be)
     return out

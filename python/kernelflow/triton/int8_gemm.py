@@ -17,7 +17,7 @@ def _epilogue(v, rm, rn, M, N, b_ptr, y_ptr, sym, HAS_BIAS: tl.constexpr, ACT: t
     if HAS_BIAS:
         v = v + tl.load(b_ptr + rn, mask=nmask, other=0.0)[None, :]
     if ACT == 1:
-        v = tl.maximum(v, 0.0)
+        v = tl.where(v < 0.0, 0.0, v)  # NaN stays NaN, as torch.relu
     elif ACT == 2:
         v = 0.5 * v * (1.0 + tl.math.erf(v * 0.70710678118654752))
     mask = (rm[:, None] < M) & nmask[None, :]

@@ -2,7 +2,8 @@
 
 Each program owns a column block and ``ROWS_PER_PROG`` rows; it summarises ``BLOCK_R`` rows at a
 time (count, mean, M2 of the finite values, two-pass within the tile) and folds the summaries
-together with Chan's formula, in fp32 for float32 input and fp64 for float64 input. Partials
+together with Chan's formula, in float64 for every input (float32 squares overflow past 1.8e19
+and lose denormals). Partials
 [programs, 6, cols] are merged exactly in float64 by ``merge_partials``.
 """
 
@@ -24,7 +25,7 @@ def _stats_partial_kernel(
     pid_c = tl.program_id(1)
     cidx = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = cidx < cols
-    acc_t = x_ptr.dtype.element_ty
+    acc_t = tl.float64
     n = tl.zeros([BLOCK_C], dtype=acc_t)
     mean = tl.zeros([BLOCK_C], dtype=acc_t)
     m2 = tl.zeros([BLOCK_C], dtype=acc_t)
@@ -36,7 +37,7 @@ def _stats_partial_kernel(
         ridx = r_start + r0 + tl.arange(0, BLOCK_R)
         mask = (ridx[:, None] < rows) & cmask[None, :]
         offs = ridx[:, None].to(tl.int64) * stride_r + cidx[None, :].to(tl.int64) * stride_c
-        v = tl.load(x_ptr + offs, mask=mask, other=0.0)
+        v = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float64)
         fin = mask & (v == v) & (tl.abs(v) != float("inf"))
         isnan = mask & (v != v)
         nb = tl.sum(fin.to(acc_t), axis=0)

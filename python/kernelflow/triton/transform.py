@@ -1,7 +1,7 @@
 """Fused impute -> clip -> scale in Triton: each element read once, written once.
 
-Same formula and parameter layout as csrc/cpu/transform.h; arithmetic in fp32 (fp64 when the
-input or the output is float64).
+Same formula and parameter layout as csrc/cpu/transform.h; arithmetic in float64 for every
+input and output (float32 parameters would turn e.g. fill = 1e300, inv_scale = 1e-300 into inf * 0).
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def numeric_transform(x: torch.Tensor, params: torch.Tensor, out: torch.Tensor) 
     rows, cols = x.shape
     if rows == 0 or cols == 0:
         return out
-    # float64 input or output is computed in float64 and rounded once
-    compute = torch.float64 if torch.float64 in (out.dtype, x.dtype) else torch.float32
+    compute = torch.float64
     p64 = params.to(torch.float64)
     hi = p64[3].to(compute)
     p = torch.cat([p64.to(compute), (p64[3] - hi.to(torch.float64)).to(compute)[None]]).contiguous()
