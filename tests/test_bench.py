@@ -192,14 +192,6 @@ def test_estimators_path(fake_estimators):
     assert res["checks"]["kernelflow_estimators_vs_float64"] <= 1e-5
 
 
-def test_cli_run_estimators_path(fake_estimators, capsys):
-    from kernelflow import cli
-
-    assert cli.main(["run", "--rows", "500", "--cols", "3", "--repeat", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "estimators (kernelflow.preprocessing" in out and "check: OK" in out
-
-
 def test_int8_suite_tiny(tmp_path):
     """The int8 suite at a tiny size: every implementation timed, W8A8 exact, JSON rows written."""
     from kernelflow import cli

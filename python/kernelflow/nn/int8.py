@@ -150,6 +150,11 @@ class Int8Linear(nn.Module):
             raise ValueError(f"{path} does not hold an Int8Linear")
         static = cfg.pop("static")
         tensors = load_file(path)
+        # load_state_dict would cast silently (a float weight_q of 1e9 became int8 zeros)
+        want = {"weight_q": torch.int8, "weight_scale": torch.float32, "bias": torch.float32, "act_scale": torch.float32}
+        for k, t in tensors.items():
+            if k in want and t.dtype != want[k]:
+                raise ValueError(f"{path}: {k} must be {want[k]}, got {t.dtype}")
         m = cls(act_scale=tensors["act_scale"] if static else None, **cfg)
         m.load_state_dict(tensors)
         m = m.to(device)
