@@ -254,6 +254,7 @@ def test_server_arguments_and_lookup(tmp_path):
 
 
 def test_client_wire_conversions():
+    pytest.importorskip("tritonclient", reason="the Triton client library is the [serve] extra's")
     from kernelflow.deploy.triton_client import TritonClient, column_tensor
     from kernelflow.deploy.triton_models.encode import MISSING_BYTES
 
