@@ -5,6 +5,7 @@
 #include "cpu/stats.h"
 
 #include "common/simd.h"
+#include "cpu/moments.h"
 
 #include <algorithm>
 #include <cmath>
@@ -22,23 +23,7 @@ inline int64_t block_rows(int64_t cols, int64_t elem) {
   return std::max<int64_t>(16, std::min<int64_t>(4096, (256 * 1024) / std::max<int64_t>(1, cols * elem)));
 }
 
-struct Acc {  // running per-column statistics, float64
-  std::vector<double> n, nan, mean, m2, mn, mx;
-  explicit Acc(int64_t c)
-      : n(c, 0.0), nan(c, 0.0), mean(c, 0.0), m2(c, 0.0),
-        mn(c, std::numeric_limits<double>::infinity()), mx(c, -std::numeric_limits<double>::infinity()) {}
-  // Chan et al.: merge a summary (nb, meanb, m2b) of the same column into this one.
-  void merge(int64_t j, double nb, double nanb, double meanb, double m2b, double mnb, double mxb) {
-    nan[j] += nanb;
-    mn[j] = std::min(mn[j], mnb);
-    mx[j] = std::max(mx[j], mxb);
-    if (nb == 0) return;
-    const double na = n[j], nt = na + nb, d = meanb - mean[j];
-    mean[j] += d * (nb / nt);
-    m2[j] += m2b + d * d * (na * nb / nt);
-    n[j] = nt;
-  }
-};
+using Acc = Moments;  // per-thread partial statistics
 
 // Row-contiguous layout (cs == 1): the inner loops run across columns and vectorise. Every sum
 // is float64, float32 input included (converted on load): in fp32, 1e20^2 overflows, 3e38 + 3e38
@@ -181,16 +166,8 @@ void run(const Mat& x, double* out) {
     }
   }
   Acc total(cols);
-  for (const Acc& p : partial)
-    for (int64_t j = 0; j < cols; ++j) total.merge(j, p.n[j], p.nan[j], p.mean[j], p.m2[j], p.mn[j], p.mx[j]);
-  for (int64_t j = 0; j < cols; ++j) {
-    out[0 * cols + j] = total.n[j];
-    out[1 * cols + j] = total.nan[j];
-    out[2 * cols + j] = total.mean[j];
-    out[3 * cols + j] = total.m2[j];
-    out[4 * cols + j] = total.mn[j];
-    out[5 * cols + j] = total.mx[j];
-  }
+  for (const Acc& p : partial) total.merge(p);
+  total.write(out);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "cpu/weighted.h"
 
 #include "common/simd.h"
+#include "cpu/moments.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,23 +19,7 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-struct Acc {  // running per-column statistics, float64
-  std::vector<double> w, nan, mean, m2, mn, mx;
-  explicit Acc(int64_t c) : w(c, 0.0), nan(c, 0.0), mean(c, 0.0), m2(c, 0.0), mn(c, kInf), mx(c, -kInf) {}
-  void merge(int64_t j, double wb, double nanb, double meanb, double m2b, double mnb, double mxb) {
-    nan[j] += nanb;
-    mn[j] = std::min(mn[j], mnb);
-    mx[j] = std::max(mx[j], mxb);
-    if (wb == 0.0) return;
-    if (w[j] == 0.0) { w[j] = wb; mean[j] = meanb; m2[j] = m2b; return; }  // no 0 * inf when |mean| is huge
-    const double wa = w[j], nt = wa + wb;
-    if (nt == 0.0) { w[j] = 0.0; return; }
-    const double d = meanb - mean[j];
-    mean[j] += d * (wb / nt);
-    m2[j] += m2b + d * d * (wa * wb / nt);
-    w[j] = nt;
-  }
-};
+using Acc = Moments;  // per-thread partial statistics
 
 struct Block {
   std::vector<double> w, s, nan, mn, mx, m2, corr;
@@ -130,16 +115,8 @@ void run(const Mat& x, const double* w, double* out) {
     }
   }
   Acc total(cols);
-  for (const Acc& p : partial)
-    for (int64_t j = 0; j < cols; ++j) total.merge(j, p.w[j], p.nan[j], p.mean[j], p.m2[j], p.mn[j], p.mx[j]);
-  for (int64_t j = 0; j < cols; ++j) {
-    out[0 * cols + j] = total.w[j];
-    out[1 * cols + j] = total.nan[j];
-    out[2 * cols + j] = total.mean[j];
-    out[3 * cols + j] = total.m2[j];
-    out[4 * cols + j] = total.mn[j];
-    out[5 * cols + j] = total.mx[j];
-  }
+  for (const Acc& p : partial) total.merge(p);
+  total.write(out);
 }
 
 }  // namespace
