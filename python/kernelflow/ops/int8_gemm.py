@@ -201,7 +201,9 @@ def _wo_setup(ctx, inputs, output):
     ctx.save_for_backward(x, w_q, w_scale, bias)
 
 
-def _wo_backward(ctx, grad):
+def _dequantized_grads(ctx, grad):
+    """Gradients of y = act((x @ w_q^T) * ws + bias) for x [M, K], ws [N], bias [N] (fp32 maths):
+    (g_x, g_ws, g_b), each None where not needed. The inputs are (x, w_q, ws, bias, ...)."""
     x, w_q, ws, bias = ctx.saved_tensors
     xw = x.float() @ w_q.float().T  # [M, N]
     pre = xw * ws.float()[None, :]
@@ -211,6 +213,11 @@ def _wo_backward(ctx, grad):
     g_x = (g @ (w_q.float() * ws.float()[:, None])).to(x.dtype) if ctx.needs_input_grad[0] else None
     g_ws = (g * xw).sum(0).to(ws.dtype) if ctx.needs_input_grad[2] else None
     g_b = g.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[3] else None
+    return g_x, g_ws, g_b
+
+
+def _wo_backward(ctx, grad):
+    g_x, g_ws, g_b = _dequantized_grads(ctx, grad)
     return g_x, None, g_ws, g_b, None, None, None
 
 
@@ -259,15 +266,8 @@ def _lin_setup(ctx, inputs, output):
 
 
 def _lin_backward(ctx, grad):
-    x, w_q, ws, bias = ctx.saved_tensors
-    xw = x.float() @ w_q.float().T  # straight-through: the quantizer's gradient is the identity
-    pre = xw * ws.float()[None, :]
-    if bias is not None:
-        pre = pre + bias.float()[None, :]
-    g = grad.float() * _dact(pre, ctx.act)
-    g_x = (g @ (w_q.float() * ws.float()[:, None])).to(x.dtype) if ctx.needs_input_grad[0] else None
-    g_ws = (g * xw).sum(0).to(ws.dtype) if ctx.needs_input_grad[2] else None
-    g_b = g.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[3] else None
+    # straight-through: the activation quantizer's gradient is the identity
+    g_x, g_ws, g_b = _dequantized_grads(ctx, grad)
     return g_x, None, g_ws, g_b, None, None, None, None, None, None
 
 
