@@ -86,24 +86,30 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
 # Under torch.compile, resolution runs once at trace time and its answer is a constant of the
 # graph: a compiled graph keeps the backend it was traced with (the mark is set below by hand:
 # torch.compiler.assume_constant_result would import torch._dynamo, 2 s, at import time).
-def resolve(requested: str | None, device: torch.device) -> str:
-    """The concrete backend for data on ``device``: the call's choice, else the block's, else KERNELFLOW_BACKEND, else auto."""
+def resolve(requested: str | None, device: torch.device, registered: tuple[str, ...] = BACKENDS) -> str:
+    """The concrete backend for data on ``device``: the call's choice, else the block's, else
+    KERNELFLOW_BACKEND, else auto. ``registered``: the backends the op has kernels for; a call
+    naming another one is an error, a block's or the environment's choice the op lacks falls back
+    to auto among them (an op without Triton kernels still runs inside ``backend("triton")``)."""
     name = _check_name(requested) if requested is not None else "auto"
+    if name != "auto" and name not in registered:
+        raise BackendUnavailableError(f"backend {name!r} is unavailable: this op runs on {', '.join(registered)}")
     if name == "auto":  # a call's "auto" defers to the block, then to the environment
         name = _current.get() or "auto"
     if name == "auto":
         name = _check_name(os.environ.get("KERNELFLOW_BACKEND") or "auto", "KERNELFLOW_BACKEND")
     name = _check_name(name)
-    if name == "auto":
-        order = ("cuda", "triton", "torch") if device.type == "cuda" else ("cpu", "torch")
-        for cand in order:
-            if unavailable_reason(cand, device) is None:
-                return cand
-        return "torch"
-    reason = unavailable_reason(name, device)
-    if reason is not None:
-        raise BackendUnavailableError(f"backend {name!r} is unavailable: {reason}")
-    return name
+    if name != "auto":
+        reason = unavailable_reason(name, device)
+        if reason is not None:
+            raise BackendUnavailableError(f"backend {name!r} is unavailable: {reason}")
+        if name in registered:
+            return name
+    order = ("cuda", "triton", "torch") if device.type == "cuda" else ("cpu", "torch")
+    for cand in order:
+        if cand in registered and unavailable_reason(cand, device) is None:
+            return cand
+    return "torch"
 
 
 resolve._dynamo_marked_constant = True  # what torch.compiler.assume_constant_result sets

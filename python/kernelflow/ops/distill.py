@@ -41,9 +41,8 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from kernelflow import _backend
 from kernelflow._array import mat
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 REDUCTIONS = ("mean", "sum", "none")
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -102,8 +101,8 @@ def distill_loss_reference(student_logits: torch.Tensor, teacher_logits: torch.T
     return alpha * T * T * kl.sum() / max(n, 1) + (1 - alpha) * ce.sum() / n_valid
 
 
-def _rows_torch(s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
-    """Pure-torch (fp32) version of the fused op: per-row weighted loss and its gradient."""
+def _rows_torch(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
+    """Pure-torch (fp32) version of the fused op, its "torch" kernel: per-row weighted loss and its gradient."""
     inv_t = 1.0 / temperature
     x = s.float()
     la = torch.log_softmax(x * inv_t, dim=-1)
@@ -122,33 +121,44 @@ def _rows_torch(s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
     return loss, grad.to(s.dtype)
 
 
-@torch.library.custom_op("kernelflow::distill_loss", mutates_args=())
+@kernel_op("kernelflow::distill_loss", triton="kernelflow.triton.distill")
 def _distill_loss_op(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                      ce_weight: torch.Tensor, temperature: float, kl_weight: float, ignore_index: int,
                      backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    s, t = student_logits, teacher_logits
-    if backend == "torch":
-        return _rows_torch(s, t, labels, ce_weight, temperature, kl_weight, ignore_index)
+    """s, t [N, C] (t in s's dtype), labels [N] int64, ce_weight [1] float32 -> (loss_rows [N] float32,
+    grad [N, C] s's dtype); fp32 accumulation (online softmax)."""
+
+
+_distill_loss_op.kernel("torch")(_rows_torch)
+
+
+def _distill_args(s: torch.Tensor, labels: torch.Tensor, ce_weight: torch.Tensor):
+    """(loss [N] float32, grad [N, C] s's dtype) to write, labels [N] and ce_weight [1] float32 contiguous."""
     loss = torch.empty(s.shape[0], dtype=torch.float32, device=s.device)
     grad = torch.empty(s.shape, dtype=s.dtype, device=s.device)
-    w = ce_weight.to(torch.float32).contiguous()
-    y = labels.contiguous()
-    if backend == "triton":
-        from kernelflow.triton.distill import distill_loss as triton_distill  # noqa: PLC0415
+    return loss, grad, labels.contiguous(), ce_weight.to(torch.float32).contiguous()
 
-        triton_distill(s, t, y, w, temperature, kl_weight, ignore_index, loss, grad)
-        return loss, grad
-    C = require_ext()
-    if backend == "cpu":
-        C.distill_loss_cpu(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
-                           loss.data_ptr(), mat(grad))
-    elif backend == "cuda":
-        with torch.cuda.device(s.device):
-            stream = torch.cuda.current_stream(s.device).cuda_stream
-            C.distill_loss_cuda(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
-                                loss.data_ptr(), mat(grad), stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+@_distill_loss_op.kernel("triton")
+def _(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
+    loss, grad, y, w = _distill_args(s, labels, ce_weight)
+    k.triton.distill_loss(s, t, y, w, temperature, kl_weight, ignore_index, loss, grad)
+    return loss, grad
+
+
+@_distill_loss_op.kernel("cpu")
+def _(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
+    loss, grad, y, w = _distill_args(s, labels, ce_weight)
+    k.C.distill_loss_cpu(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
+                         loss.data_ptr(), mat(grad))
+    return loss, grad
+
+
+@_distill_loss_op.kernel("cuda")
+def _(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
+    loss, grad, y, w = _distill_args(s, labels, ce_weight)
+    k.C.distill_loss_cuda(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
+                          loss.data_ptr(), mat(grad), k.stream)
     return loss, grad
 
 
@@ -243,5 +253,5 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lab
     t = teacher_logits.detach().to(s.dtype)
     kl_weight = kl_alpha * T * T
     loss_rows, _ = _distill_loss_op(s, t, y, ce_weight, T, float(kl_weight), int(ignore_index),
-                                    _backend.resolve(backend, s.device))
+                                    _distill_loss_op.resolve(backend, s.device))
     return loss_rows if reduction == "none" else loss_rows.sum()

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import mat
 from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 MAX_K = 131071
 ACTIVATIONS = {"none": 0, "relu": 1, "gelu": 2}
@@ -114,28 +114,41 @@ def pack_weight(w_q: torch.Tensor) -> torch.Tensor | None:
     return out
 
 
-@torch.library.custom_op("kernelflow::int8_gemm", mutates_args=())
+@kernel_op("kernelflow::int8_gemm", triton="kernelflow.triton.int8_gemm")
 def _int8_gemm_op(x_q: torch.Tensor, w_q: torch.Tensor, row_scale: torch.Tensor, col_scale: torch.Tensor,
                   bias: torch.Tensor | None, act: int, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
-    if backend == "torch":
-        return int8_gemm_reference(x_q, w_q, row_scale, col_scale, bias, act, out_dtype)
-    M, N = x_q.shape[0], w_q.shape[0]
-    out = torch.empty((M, N), dtype=out_dtype, device=x_q.device)
-    xq, wq = x_q.contiguous(), w_q.contiguous()
-    rs, cs = row_scale.float().contiguous(), col_scale.float().contiguous()
-    b = None if bias is None else bias.float().contiguous()
-    if backend == "triton":
-        from kernelflow.triton.int8_gemm import int8_gemm as tg  # noqa: PLC0415
+    """x_q [M, K] int8, w_q [N, K] int8, row_scale [M], col_scale [N], bias [N] or None -> [M, N] of
+    out_dtype (int32 sums, fp32 epilogue)."""
 
-        tg(xq, wq, rs, cs, b, act, out)
-    elif backend == "cpu":
-        require_ext().int8_gemm_cpu(mat(xq), mat(wq), 0, 0, rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out))
-    elif backend == "cuda":
-        with torch.cuda.device(xq.device):
-            require_ext().int8_gemm_cuda(mat(xq), mat(wq), rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out),
-                                         torch.cuda.current_stream(xq.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_int8_gemm_op.kernel("torch")(lambda k, *args: int8_gemm_reference(*args))
+
+
+def _gemm_args(x_q, w_q, row_scale, col_scale, bias, out_dtype):
+    """(out [M, N] to write, x_q, w_q contiguous, row_scale [M], col_scale [N], bias [N] contiguous fp32 or None)."""
+    out = torch.empty((x_q.shape[0], w_q.shape[0]), dtype=out_dtype, device=x_q.device)
+    b = None if bias is None else bias.float().contiguous()
+    return out, x_q.contiguous(), w_q.contiguous(), row_scale.float().contiguous(), col_scale.float().contiguous(), b
+
+
+@_int8_gemm_op.kernel("triton")
+def _(k, x_q, w_q, row_scale, col_scale, bias, act, out_dtype):
+    out, xq, wq, rs, cs, b = _gemm_args(x_q, w_q, row_scale, col_scale, bias, out_dtype)
+    k.triton.int8_gemm(xq, wq, rs, cs, b, act, out)
+    return out
+
+
+@_int8_gemm_op.kernel("cpu")
+def _(k, x_q, w_q, row_scale, col_scale, bias, act, out_dtype):
+    out, xq, wq, rs, cs, b = _gemm_args(x_q, w_q, row_scale, col_scale, bias, out_dtype)
+    k.C.int8_gemm_cpu(mat(xq), mat(wq), 0, 0, rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out))
+    return out
+
+
+@_int8_gemm_op.kernel("cuda")
+def _(k, x_q, w_q, row_scale, col_scale, bias, act, out_dtype):
+    out, xq, wq, rs, cs, b = _gemm_args(x_q, w_q, row_scale, col_scale, bias, out_dtype)
+    k.C.int8_gemm_cuda(mat(xq), mat(wq), rs.data_ptr(), cs.data_ptr(), _ptr(b), act, mat(out), k.stream)
     return out
 
 
@@ -167,26 +180,40 @@ def _int8_gemm_backward(ctx, grad):
 _int8_gemm_op.register_autograd(_int8_gemm_backward, setup_context=_int8_gemm_setup)
 
 
-@torch.library.custom_op("kernelflow::weight_only_gemm", mutates_args=())
+@kernel_op("kernelflow::weight_only_gemm", triton="kernelflow.triton.int8_gemm")
 def _weight_only_op(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
                     act: int, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
-    if backend == "torch":
-        return weight_only_gemm_reference(x, w_q, w_scale, bias, act, out_dtype)
-    out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype, device=x.device)
-    wq, ws = w_q.contiguous(), w_scale.float().contiguous()
-    b = None if bias is None else bias.float().contiguous()
-    if backend == "triton":
-        from kernelflow.triton.int8_gemm import weight_only_gemm as tw  # noqa: PLC0415
+    """x [M, K] float, w_q [N, K] int8, w_scale [N], bias [N] or None -> [M, N] of out_dtype (fp32 sums)."""
 
-        tw(x, wq, ws, b, act, out)
-    elif backend == "cpu":
-        require_ext().weight_only_gemm_cpu(mat(x), mat(wq), 0, 0, ws.data_ptr(), _ptr(b), act, mat(out))
-    elif backend == "cuda":
-        with torch.cuda.device(x.device):
-            require_ext().weight_only_gemm_cuda(mat(x), mat(wq), ws.data_ptr(), _ptr(b), act, mat(out),
-                                                torch.cuda.current_stream(x.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_weight_only_op.kernel("torch")(lambda k, *args: weight_only_gemm_reference(*args))
+
+
+def _wo_args(x, w_q, w_scale, bias, out_dtype):
+    """(out [M, N] to write, w_q contiguous, w_scale [N] and bias [N] contiguous fp32 (bias or None))."""
+    out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype, device=x.device)
+    b = None if bias is None else bias.float().contiguous()
+    return out, w_q.contiguous(), w_scale.float().contiguous(), b
+
+
+@_weight_only_op.kernel("triton")
+def _(k, x, w_q, w_scale, bias, act, out_dtype):
+    out, wq, ws, b = _wo_args(x, w_q, w_scale, bias, out_dtype)
+    k.triton.weight_only_gemm(x, wq, ws, b, act, out)
+    return out
+
+
+@_weight_only_op.kernel("cpu")
+def _(k, x, w_q, w_scale, bias, act, out_dtype):
+    out, wq, ws, b = _wo_args(x, w_q, w_scale, bias, out_dtype)
+    k.C.weight_only_gemm_cpu(mat(x), mat(wq), 0, 0, ws.data_ptr(), _ptr(b), act, mat(out))
+    return out
+
+
+@_weight_only_op.kernel("cuda")
+def _(k, x, w_q, w_scale, bias, act, out_dtype):
+    out, wq, ws, b = _wo_args(x, w_q, w_scale, bias, out_dtype)
+    k.C.weight_only_gemm_cuda(mat(x), mat(wq), ws.data_ptr(), _ptr(b), act, mat(out), k.stream)
     return out
 
 
@@ -226,32 +253,46 @@ _weight_only_op.register_autograd(_wo_backward, setup_context=_wo_setup)
 
 # ---- int8_linear: quantize (w8a8) + GEMM in one op, straight-through gradient ----------------
 
-@torch.library.custom_op("kernelflow::int8_linear", mutates_args=())
+@kernel_op("kernelflow::int8_linear")
 def _int8_linear_op(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
                     act_scale: torch.Tensor | None, w_packed: torch.Tensor | None, weight_only: bool, act: int,
                     out_dtype: torch.dtype, backend: str) -> torch.Tensor:
+    """x [M, K] float, w_q [N, K] int8, w_scale [N], bias [N] or None, act_scale [1] or None (dynamic
+    per-row), w_packed (CPU packed w_q) or None -> [M, N] of out_dtype."""
+
+
+def _quantized_x(k, x, act_scale):
+    """(x_q [M, K] int8, row scale [M] float32): per row, or with the static act_scale [1]."""
     from kernelflow.ops import quant  # noqa: PLC0415
 
-    if weight_only:
-        if backend == "cpu":
-            out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
-            b = None if bias is None else bias.float().contiguous()
-            require_ext().weight_only_gemm_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed),
-                                               w_scale.float().contiguous().data_ptr(), _ptr(b), act, mat(out))
-            return out
-        return _weight_only_op(x, w_q, w_scale, bias, act, out_dtype, backend)
     if act_scale is None:
-        q, s = quant._quantize_rows_op(x, backend)
-    else:
-        q = quant._quantize_static_op(x, act_scale, backend)
-        s = act_scale.float().expand(x.shape[0]).contiguous()
-    if backend == "cpu":
-        out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
-        b = None if bias is None else bias.float().contiguous()
-        require_ext().int8_gemm_cpu(mat(q), mat(w_q.contiguous()), *_packed_args(w_packed), s.data_ptr(),
-                                    w_scale.float().contiguous().data_ptr(), _ptr(b), act, mat(out))
+        return quant._quantize_rows_op.kernels(x, k.backend)
+    return quant._quantize_static_op.kernels(x, act_scale, k.backend), act_scale.float().expand(x.shape[0]).contiguous()
+
+
+@_int8_linear_op.kernel("torch", "triton", "cuda")
+def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype):
+    # the quantizer and the GEMM of the same backend, one after the other (w_packed is CPU-only)
+    if weight_only:
+        return _weight_only_op.kernels(x, w_q, w_scale, bias, act, out_dtype, k.backend)
+    q, s = _quantized_x(k, x, act_scale)
+    return _int8_gemm_op.kernels(q, w_q, s, w_scale, bias, act, out_dtype, k.backend)
+
+
+@_int8_linear_op.kernel("cpu")
+def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype):
+    # the CPU GEMMs read the weights packed once (Int8Linear's buffer) when w_packed is given
+    out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
+    b = None if bias is None else bias.float().contiguous()
+    ws = w_scale.float().contiguous()
+    if weight_only:
+        k.C.weight_only_gemm_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed), ws.data_ptr(), _ptr(b), act,
+                                 mat(out))
         return out
-    return _int8_gemm_op(q, w_q, s, w_scale, bias, act, out_dtype, backend)
+    q, s = _quantized_x(k, x, act_scale)
+    k.C.int8_gemm_cpu(mat(q), mat(w_q.contiguous()), *_packed_args(w_packed), s.data_ptr(), ws.data_ptr(), _ptr(b),
+                      act, mat(out))
+    return out
 
 
 @_int8_linear_op.register_fake
@@ -293,7 +334,7 @@ def int8_linear(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias:
         if not isinstance(w_packed, torch.Tensor) or w_packed.dtype != torch.uint8 or w_packed.dim() != 1:
             raise TypeError("w_packed must be a 1-D uint8 tensor from pack_weight(w_q)")
     dev = x.device
-    be = _backend.resolve(backend, dev)
+    be = _int8_linear_op.resolve(backend, dev)
     packed = w_packed if (be == "cpu" and w_packed is not None and w_packed.device.type == "cpu") else None
     return _int8_linear_op(x, w_q, w_scale.to(dev), None if bias is None else bias.to(dev),
                            None if act_scale is None else act_scale.to(dev).reshape(1), packed,
@@ -333,7 +374,7 @@ def int8_gemm(x_q: torch.Tensor, w_q: torch.Tensor, row_scale: torch.Tensor, col
     dt = _check_common(x_q, w_q, col_scale, "col_scale", bias, activation, out_dtype, torch.float32)
     dev = x_q.device
     return _int8_gemm_op(x_q, w_q, row_scale.to(dev), col_scale.to(dev), None if bias is None else bias.to(dev),
-                         ACTIVATIONS[activation], dt, _backend.resolve(backend, dev))
+                         ACTIVATIONS[activation], dt, _int8_gemm_op.resolve(backend, dev))
 
 
 def weight_only_gemm(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None = None,
@@ -345,4 +386,4 @@ def weight_only_gemm(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, 
     dt = _check_common(x, w_q, w_scale, "w_scale", bias, activation, out_dtype, x.dtype)
     dev = x.device
     return _weight_only_op(x, w_q, w_scale.to(dev), None if bias is None else bias.to(dev),
-                           ACTIVATIONS[activation], dt, _backend.resolve(backend, dev))
+                           ACTIVATIONS[activation], dt, _int8_gemm_op.resolve(backend, dev))

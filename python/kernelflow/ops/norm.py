@@ -19,9 +19,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import mat
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import KernelTable, kernel_op
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -95,94 +94,145 @@ def _partial_blocks(rows: int, device: torch.device) -> int:
     return min(rows, 64)
 
 
-def _fwd(x, weight, bias, eps: float, rms: bool, backend: str):
+# Launchers shared by LayerNorm and RMSNorm (rms selects the formula); the ops' "torch" kernels
+# are the references, the others run the prologue below and then the launcher.
+_norm_fwd = KernelTable("norm_fwd", triton="kernelflow.triton.norm")
+_norm_bwd = KernelTable("norm_bwd", triton="kernelflow.triton.norm")
+
+
+@_norm_fwd.kernel("triton")
+def _(k, x, w, b, eps, rms, y, mean, rstd):
+    k.triton.norm_fwd(x, w, b, eps, rms, y, mean, rstd)
+
+
+@_norm_fwd.kernel("cpu")
+def _(k, x, w, b, eps, rms, y, mean, rstd):
+    k.C.norm_fwd_cpu(mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr())
+
+
+@_norm_fwd.kernel("cuda")
+def _(k, x, w, b, eps, rms, y, mean, rstd):
+    k.C.norm_fwd_cuda(mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr(),
+                      k.stream)
+
+
+# dwp / dbp: [blocks, hidden] fp32 partial sums, or None when no weight gradient is wanted
+@_norm_bwd.kernel("triton")
+def _(k, dy, x, w, mean, rstd, rms, dx, dwp, dbp):
+    k.triton.norm_bwd(dy, x, w, mean, rstd, rms, dx, dwp, dbp)
+
+
+def _bwd_args(dy, x, w, mean, rstd, rms, dx, dwp, dbp) -> tuple:
+    blocks = 0 if dwp is None else dwp.shape[0]
+    return (mat(dy), mat(x), _ptr(w), mean.data_ptr(), rstd.data_ptr(), bool(rms), mat(dx), _ptr(dwp), _ptr(dbp),
+            blocks)
+
+
+@_norm_bwd.kernel("cpu")
+def _(k, *args):
+    k.C.norm_bwd_cpu(*_bwd_args(*args))
+
+
+@_norm_bwd.kernel("cuda")
+def _(k, *args):
+    k.C.norm_bwd_cuda(*_bwd_args(*args), k.stream)
+
+
+def _fwd(k, x, weight, bias, eps: float, rms: bool):
+    """x [rows, hidden] -> (y like x, mean [rows] fp32 (zeros for RMSNorm), rstd [rows] fp32) on k's backend."""
     rows, hidden = x.shape
-    if backend == "torch":
-        return norm_fwd_reference(x, weight, bias, eps, rms)
     y = torch.empty_like(x)
     mean = torch.zeros(rows, dtype=torch.float32, device=x.device)
     rstd = torch.empty(rows, dtype=torch.float32, device=x.device)
     if rows == 0 or hidden == 0:  # statistics of an empty row are NaN, as in the reference
         return y, mean.fill_(math.nan) if hidden == 0 else mean, rstd.fill_(math.nan)
-    w, b = _f32(weight), _f32(bias)
-    if backend == "triton":
-        from kernelflow.triton.norm import norm_fwd as triton_fwd  # noqa: PLC0415
-
-        triton_fwd(x, w, b, eps, rms, y, mean, rstd)
-        return y, mean, rstd
-    C = require_ext()
-    if backend == "cpu":
-        C.norm_fwd_cpu(mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr())
-    elif backend == "cuda":
-        with torch.cuda.device(x.device):
-            C.norm_fwd_cuda(mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr(),
-                            torch.cuda.current_stream(x.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+    _norm_fwd(x, _f32(weight), _f32(bias), eps, rms, y, mean, rstd, k.backend)
     return y, mean, rstd
 
 
-def _bwd(dy, x, weight, mean, rstd, rms: bool, need_wgrad: bool, backend: str):
-    rows, hidden = x.shape
-    def empty():  # a fresh tensor each: op outputs may not alias one another
-        return x.new_empty(0, dtype=torch.float32)
+def _empty_grad(x):  # a fresh tensor each: op outputs may not alias one another
+    return x.new_empty(0, dtype=torch.float32)
 
-    if backend == "torch":
-        dx, dw, db = norm_bwd_reference(dy, x, weight, mean, rstd, rms)
-        return (dx, dw, db) if need_wgrad else (dx, empty(), empty())
+
+def _bwd_reference(dy, x, weight, mean, rstd, rms: bool, need_wgrad: bool):
+    dx, dw, db = norm_bwd_reference(dy, x, weight, mean, rstd, rms)
+    return (dx, dw, db) if need_wgrad else (dx, _empty_grad(x), _empty_grad(x))
+
+
+def _bwd(k, dy, x, weight, mean, rstd, rms: bool, need_wgrad: bool):
+    """(dx like x, dweight [hidden] fp32, dbias [hidden] fp32; [0] when not need_wgrad) on k's backend."""
+    rows, hidden = x.shape
     dy = dy.contiguous()
     dx = torch.empty_like(x)
     blocks = _partial_blocks(rows, x.device) if need_wgrad else 0
     dwp = torch.zeros(blocks, hidden, dtype=torch.float32, device=x.device)  # [blocks, hidden] partial sums
     dbp = torch.zeros(blocks, hidden, dtype=torch.float32, device=x.device)
     if rows and hidden:
-        w = _f32(weight)
-        pw, pb = (dwp.data_ptr(), dbp.data_ptr()) if blocks else (0, 0)
-        if backend == "triton":
-            from kernelflow.triton.norm import norm_bwd as triton_bwd  # noqa: PLC0415
-
-            triton_bwd(dy, x, w, mean, rstd, rms, dx, dwp if blocks else None, dbp if blocks else None)
-        else:
-            C = require_ext()
-            args = (mat(dy), mat(x), _ptr(w), mean.data_ptr(), rstd.data_ptr(), bool(rms), mat(dx), pw, pb, blocks)
-            if backend == "cpu":
-                C.norm_bwd_cpu(*args)
-            elif backend == "cuda":
-                with torch.cuda.device(x.device):
-                    C.norm_bwd_cuda(*args, torch.cuda.current_stream(x.device).cuda_stream)
-            else:
-                raise ValueError(f"unknown backend {backend!r}")
+        _norm_bwd(dy, x, _f32(weight), mean, rstd, rms, dx, dwp if blocks else None, dbp if blocks else None,
+                  k.backend)
     if not need_wgrad:
-        return dx, empty(), empty()
+        return dx, _empty_grad(x), _empty_grad(x)
     return dx, dwp.sum(0), dbp.sum(0)
 
 
 # ----------------------------------------------------------------------------- custom ops
 
-@torch.library.custom_op("kernelflow::layer_norm_fwd", mutates_args=())
+_FUSED = ("triton", "cpu", "cuda")
+
+
+@kernel_op("kernelflow::layer_norm_fwd")
 def _layer_norm_fwd(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
                     backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _fwd(x, weight, bias, eps, False, backend)
+    """x [rows, hidden], weight / bias [hidden] or None -> (y like x, mean [rows] fp32, rstd [rows] fp32)."""
 
 
-@torch.library.custom_op("kernelflow::layer_norm_bwd", mutates_args=())
+_layer_norm_fwd.kernel("torch")(lambda k, x, weight, bias, eps: norm_fwd_reference(x, weight, bias, eps, False))
+_layer_norm_fwd.kernel(*_FUSED)(lambda k, x, weight, bias, eps: _fwd(k, x, weight, bias, eps, False))
+
+
+@kernel_op("kernelflow::layer_norm_bwd")
 def _layer_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tensor], mean: torch.Tensor,
                     rstd: torch.Tensor, need_wgrad: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _bwd(dy, x, weight, mean, rstd, False, need_wgrad, backend)
+    """dy, x [rows, hidden], mean / rstd [rows] fp32 -> (dx, dweight [hidden] fp32, dbias [hidden] fp32)."""
 
 
-@torch.library.custom_op("kernelflow::rms_norm_fwd", mutates_args=())
+_layer_norm_bwd.kernel("torch")(lambda k, dy, x, w, mean, rstd, need: _bwd_reference(dy, x, w, mean, rstd, False, need))
+_layer_norm_bwd.kernel(*_FUSED)(lambda k, dy, x, w, mean, rstd, need: _bwd(k, dy, x, w, mean, rstd, False, need))
+
+
+@kernel_op("kernelflow::rms_norm_fwd")
 def _rms_norm_fwd(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float,
                   backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    y, _, rstd = _fwd(x, weight, None, eps, True, backend)
+    """x [rows, hidden], weight [hidden] or None -> (y like x, rstd [rows] fp32)."""
+
+
+@_rms_norm_fwd.kernel("torch")
+def _(k, x, weight, eps):
+    y, _, rstd = norm_fwd_reference(x, weight, None, eps, True)
     return y, rstd
 
 
-@torch.library.custom_op("kernelflow::rms_norm_bwd", mutates_args=())
+@_rms_norm_fwd.kernel(*_FUSED)
+def _(k, x, weight, eps):
+    y, _, rstd = _fwd(k, x, weight, None, eps, True)
+    return y, rstd
+
+
+@kernel_op("kernelflow::rms_norm_bwd")
 def _rms_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tensor], rstd: torch.Tensor,
                   need_wgrad: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    zeros = torch.zeros_like(rstd)
-    dx, dw, _ = _bwd(dy, x, weight, zeros, rstd, True, need_wgrad, backend)
+    """dy, x [rows, hidden], rstd [rows] fp32 -> (dx, dweight [hidden] fp32)."""
+
+
+@_rms_norm_bwd.kernel("torch")
+def _(k, dy, x, weight, rstd, need_wgrad):
+    dx, dw, _ = _bwd_reference(dy, x, weight, torch.zeros_like(rstd), rstd, True, need_wgrad)
+    return dx, dw
+
+
+@_rms_norm_bwd.kernel(*_FUSED)
+def _(k, dy, x, weight, rstd, need_wgrad):
+    dx, dw, _ = _bwd(k, dy, x, weight, torch.zeros_like(rstd), rstd, True, need_wgrad)
     return dx, dw
 
 
@@ -314,7 +364,7 @@ def layer_norm(x: torch.Tensor, normalized_shape, weight: torch.Tensor | None = 
     weight, bias."""
     shape, hidden, p = _check(x, normalized_shape, {"weight": weight, "bias": bias})
     eps = _eps(eps, "eps")
-    be = _backend.resolve(backend, x.device)
+    be = _layer_norm_fwd.resolve(backend, x.device)
     if x.dtype == torch.float64 or hidden == 0:
         return _native(x, normalized_shape, weight, bias, eps, rms=False)
     x2 = x.reshape(-1, hidden).contiguous()  # at most one copy, only for non-contiguous x
@@ -328,7 +378,7 @@ def rms_norm(x: torch.Tensor, normalized_shape, weight: torch.Tensor | None = No
     Differentiable in x and weight."""
     shape, hidden, p = _check(x, normalized_shape, {"weight": weight})
     eps = torch.finfo(x.dtype).eps if eps is None else _eps(eps, "eps")
-    be = _backend.resolve(backend, x.device)
+    be = _rms_norm_fwd.resolve(backend, x.device)
     if x.dtype == torch.float64 or hidden == 0:
         return _native(x, normalized_shape, weight, None, eps, rms=True)
     x2 = x.reshape(-1, hidden).contiguous()

@@ -41,9 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import check_out, mat, overlaps
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 from kernelflow.ops.categories import infrequent_mapping, infrequent_mask
 
 ZEROS = -1  # one-hot table entry: the row block stays all zeros
@@ -455,36 +454,48 @@ def ordinal_encode_reference(codes: torch.Tensor, feat: torch.Tensor, table: tor
 # custom ops
 
 
-def _launch(name: str, backend: str, codes: torch.Tensor, *args) -> None:
-    """Call the compiled kernel ``<name>_cpu`` / ``<name>_cuda`` (on the codes' device and stream)."""
-    C = require_ext()
-    if backend == "cpu":
-        getattr(C, f"{name}_cpu")(*args)
-    elif backend == "cuda":
-        with torch.cuda.device(codes.device):
-            getattr(C, f"{name}_cuda")(*args, torch.cuda.current_stream(codes.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
-
-
-@torch.library.custom_op("kernelflow::one_hot", mutates_args=("out",))
+@kernel_op("kernelflow::one_hot", mutates_args=("out",), triton="kernelflow.triton.onehot")
 def _one_hot_op(codes: torch.Tensor, feat: torch.Tensor, table: torch.Tensor, slots: torch.Tensor,
                 out: torch.Tensor, backend: str) -> torch.Tensor:
-    """Writes out [N, W] (a view; unit column stride) and returns errors int32 [F]."""
-    F = codes.shape[1]
-    if backend == "torch":
-        res, errors = one_hot_reference(codes, feat, table, out.dtype, out.shape[1])
-        out.copy_(res)
-        return errors
-    errors = torch.zeros(F, dtype=torch.int32, device=codes.device)
-    if backend == "triton":
-        from kernelflow.triton.onehot import one_hot as triton_one_hot  # noqa: PLC0415
+    """codes [N, F] int32, feat int64 [4, F], table int32 [T], slots int32 [2, S] (OneHotLayout.tensors):
+    writes out [N, W] (a view; unit column stride) and returns errors int32 [F]."""
 
-        triton_one_hot(codes, feat, table, slots, out, errors)
-        return errors
+
+@_one_hot_op.kernel("torch")
+def _(k, codes, feat, table, slots, out):
+    res, errors = one_hot_reference(codes, feat, table, out.dtype, out.shape[1])
+    out.copy_(res)
+    return errors
+
+
+def _errors(codes: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(codes.shape[1], dtype=torch.int32, device=codes.device)  # [F] raising values per column
+
+
+@_one_hot_op.kernel("triton")
+def _(k, codes, feat, table, slots, out):
+    errors = _errors(codes)
+    k.triton.one_hot(codes, feat, table, slots, out, errors)
+    return errors
+
+
+def _one_hot_args(codes, feat, table, slots, out, errors) -> tuple:
     feat_c, table_c, slots_c = feat.contiguous(), table.contiguous(), slots.contiguous()
-    _launch("one_hot", backend, codes, mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(),
-            slots_c.data_ptr(), slots_c.shape[1], mat(out), errors.data_ptr())
+    return (mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(), slots_c.data_ptr(), slots_c.shape[1],
+            mat(out), errors.data_ptr())
+
+
+@_one_hot_op.kernel("cpu")
+def _(k, codes, *args):
+    errors = _errors(codes)
+    k.C.one_hot_cpu(*_one_hot_args(codes, *args, errors))
+    return errors
+
+
+@_one_hot_op.kernel("cuda")
+def _(k, codes, *args):
+    errors = _errors(codes)
+    k.C.one_hot_cuda(*_one_hot_args(codes, *args, errors), k.stream)
     return errors
 
 
@@ -493,24 +504,43 @@ def _(codes, feat, table, slots, out, backend):
     return codes.new_empty((codes.shape[1],), dtype=torch.int32)
 
 
-@torch.library.custom_op("kernelflow::ordinal_encode", mutates_args=("out",))
+@kernel_op("kernelflow::ordinal_encode", mutates_args=("out",), triton="kernelflow.triton.onehot")
 def _ordinal_op(codes: torch.Tensor, feat: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
                 backend: str) -> torch.Tensor:
-    """Writes out [N, F] (a view; unit column stride) and returns errors int32 [F]."""
-    F = codes.shape[1]
-    if backend == "torch":
-        res, errors = ordinal_encode_reference(codes, feat, table, out.dtype)
-        out.copy_(res)
-        return errors
-    errors = torch.zeros(F, dtype=torch.int32, device=codes.device)
-    if backend == "triton":
-        from kernelflow.triton.onehot import ordinal_encode as triton_ordinal  # noqa: PLC0415
+    """codes [N, F] int32, feat int64 [3, F], table float64 [T] (OrdinalLayout.tensors): writes out [N, F]
+    (a view; unit column stride) and returns errors int32 [F]."""
 
-        triton_ordinal(codes, feat, table, out, errors)
-        return errors
+
+@_ordinal_op.kernel("torch")
+def _(k, codes, feat, table, out):
+    res, errors = ordinal_encode_reference(codes, feat, table, out.dtype)
+    out.copy_(res)
+    return errors
+
+
+@_ordinal_op.kernel("triton")
+def _(k, codes, feat, table, out):
+    errors = _errors(codes)
+    k.triton.ordinal_encode(codes, feat, table, out, errors)
+    return errors
+
+
+def _ordinal_args(codes, feat, table, out, errors) -> tuple:
     feat_c, table_c = feat.contiguous(), table.to(torch.float64).contiguous()
-    _launch("ordinal_encode", backend, codes, mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(),
-            mat(out), errors.data_ptr())
+    return mat(codes), feat_c.data_ptr(), table_c.data_ptr(), table_c.numel(), mat(out), errors.data_ptr()
+
+
+@_ordinal_op.kernel("cpu")
+def _(k, codes, *args):
+    errors = _errors(codes)
+    k.C.ordinal_encode_cpu(*_ordinal_args(codes, *args, errors))
+    return errors
+
+
+@_ordinal_op.kernel("cuda")
+def _(k, codes, *args):
+    errors = _errors(codes)
+    k.C.ordinal_encode_cuda(*_ordinal_args(codes, *args, errors), k.stream)
     return errors
 
 
@@ -582,7 +612,7 @@ def one_hot(codes: torch.Tensor, layout: OneHotLayout, out_dtype="float32", out:
     else:
         _check_out(out, shape, _ONEHOT_OUT, codes.device, codes)
     feat, table, slots = layout.tensors(codes.device)
-    errors = _one_hot_op(codes, feat, table, slots, out, _backend.resolve(backend, codes.device))
+    errors = _one_hot_op(codes, feat, table, slots, out, _one_hot_op.resolve(backend, codes.device))
     if layout.can_raise:  # reading the counters waits for the device
         _raise_errors(errors, "unknown categories", feature_names_in)
     return out
@@ -607,7 +637,7 @@ def ordinal_encode(codes: torch.Tensor, layout: OrdinalLayout, out_dtype="float6
         if not (np.isfinite(t).all() and (t == np.round(t)).all()):
             raise ValueError("int64 output needs finite integral values for every category, missing and unknown value")
     feat, table = layout.tensors(codes.device)
-    errors = _ordinal_op(codes, feat, table, out, _backend.resolve(backend, codes.device))
+    errors = _ordinal_op(codes, feat, table, out, _ordinal_op.resolve(backend, codes.device))
     if layout.can_raise:  # reading the counters waits for the device
         _raise_errors(errors, "unknown categories or missing values", feature_names_in)
     return out

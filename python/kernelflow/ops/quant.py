@@ -24,16 +24,11 @@ from __future__ import annotations
 
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import mat, out_dtype as _out_dtype
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 MIN_ABSMAX = 1e-30
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _stream(t: torch.Tensor) -> int:
-    return torch.cuda.current_stream(t.device).cuda_stream
 
 
 def _round_sat(y: torch.Tensor) -> torch.Tensor:
@@ -71,23 +66,37 @@ def dequantize_rows_reference(q: torch.Tensor, scale: torch.Tensor, out_dtype: t
     return (q.to(torch.float32) * scale.to(device=q.device, dtype=torch.float32)[:, None]).to(out_dtype)
 
 
-@torch.library.custom_op("kernelflow::quantize_rows", mutates_args=())
+@kernel_op("kernelflow::quantize_rows", triton="kernelflow.triton.quant")
 def _quantize_rows_op(x: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if backend == "torch":
-        return quantize_rows_reference(x)
-    q = torch.empty(x.shape, dtype=torch.int8, device=x.device)
-    scale = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
-    if backend == "triton":
-        from kernelflow.triton.quant import quantize_rows as tq  # noqa: PLC0415
+    """x [M, K] float32/float16/bfloat16 -> (q [M, K] int8, scale [M] float32)."""
 
-        tq(x, q, scale)
-    elif backend == "cpu":
-        require_ext().quantize_rows_cpu(mat(x), mat(q), scale.data_ptr())
-    elif backend == "cuda":
-        with torch.cuda.device(x.device):
-            require_ext().quantize_rows_cuda(mat(x), mat(q), scale.data_ptr(), _stream(x))
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_quantize_rows_op.kernel("torch")(lambda k, x: quantize_rows_reference(x))
+
+
+def _rows_out(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.empty(x.shape, dtype=torch.int8, device=x.device),   # q [M, K]
+            torch.empty(x.shape[0], dtype=torch.float32, device=x.device))  # scale [M]
+
+
+@_quantize_rows_op.kernel("triton")
+def _(k, x):
+    q, scale = _rows_out(x)
+    k.triton.quantize_rows(x, q, scale)
+    return q, scale
+
+
+@_quantize_rows_op.kernel("cpu")
+def _(k, x):
+    q, scale = _rows_out(x)
+    k.C.quantize_rows_cpu(mat(x), mat(q), scale.data_ptr())
+    return q, scale
+
+
+@_quantize_rows_op.kernel("cuda")
+def _(k, x):
+    q, scale = _rows_out(x)
+    k.C.quantize_rows_cuda(mat(x), mat(q), scale.data_ptr(), k.stream)
     return q, scale
 
 
@@ -117,23 +126,37 @@ def _qrows_backward(ctx, grad_q, grad_scale):
 _quantize_rows_op.register_autograd(_qrows_backward, setup_context=_qrows_setup)
 
 
-@torch.library.custom_op("kernelflow::quantize_static", mutates_args=())
+@kernel_op("kernelflow::quantize_static", triton="kernelflow.triton.quant")
 def _quantize_static_op(x: torch.Tensor, scale: torch.Tensor, backend: str) -> torch.Tensor:
-    if backend == "torch":
-        return quantize_static_reference(x, scale)
-    q = torch.empty(x.shape, dtype=torch.int8, device=x.device)
-    s = scale.to(dtype=torch.float32).reshape(1).contiguous()
-    if backend == "triton":
-        from kernelflow.triton.quant import quantize_static as tq  # noqa: PLC0415
+    """x [M, K] float, scale [1] float32 > 0 -> q [M, K] int8."""
 
-        tq(x, s, q)
-    elif backend == "cpu":
-        require_ext().quantize_static_cpu(mat(x), s.data_ptr(), mat(q))
-    elif backend == "cuda":
-        with torch.cuda.device(x.device):
-            require_ext().quantize_static_cuda(mat(x), s.data_ptr(), mat(q), _stream(x))
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_quantize_static_op.kernel("torch")(lambda k, x, scale: quantize_static_reference(x, scale))
+
+
+def _static_args(x: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q [M, K] int8 to write, scale [1] contiguous float32)."""
+    return torch.empty(x.shape, dtype=torch.int8, device=x.device), scale.to(dtype=torch.float32).reshape(1).contiguous()
+
+
+@_quantize_static_op.kernel("triton")
+def _(k, x, scale):
+    q, s = _static_args(x, scale)
+    k.triton.quantize_static(x, s, q)
+    return q
+
+
+@_quantize_static_op.kernel("cpu")
+def _(k, x, scale):
+    q, s = _static_args(x, scale)
+    k.C.quantize_static_cpu(mat(x), s.data_ptr(), mat(q))
+    return q
+
+
+@_quantize_static_op.kernel("cuda")
+def _(k, x, scale):
+    q, s = _static_args(x, scale)
+    k.C.quantize_static_cuda(mat(x), s.data_ptr(), mat(q), k.stream)
     return q
 
 
@@ -142,23 +165,37 @@ def _(x, scale, backend):
     return x.new_empty(x.shape, dtype=torch.int8)
 
 
-@torch.library.custom_op("kernelflow::dequantize_rows", mutates_args=())
+@kernel_op("kernelflow::dequantize_rows", triton="kernelflow.triton.quant")
 def _dequantize_rows_op(q: torch.Tensor, scale: torch.Tensor, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
-    if backend == "torch":
-        return dequantize_rows_reference(q, scale, out_dtype)
-    out = torch.empty(q.shape, dtype=out_dtype, device=q.device)
-    s = scale.to(dtype=torch.float32).contiguous()
-    if backend == "triton":
-        from kernelflow.triton.quant import dequantize_rows as tdq  # noqa: PLC0415
+    """q [M, K] int8, scale [M] float32 -> [M, K] of out_dtype (float32 product)."""
 
-        tdq(q, s, out)
-    elif backend == "cpu":
-        require_ext().dequantize_rows_cpu(mat(q), s.data_ptr(), mat(out))
-    elif backend == "cuda":
-        with torch.cuda.device(q.device):
-            require_ext().dequantize_rows_cuda(mat(q), s.data_ptr(), mat(out), _stream(q))
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_dequantize_rows_op.kernel("torch")(lambda k, q, scale, out_dtype: dequantize_rows_reference(q, scale, out_dtype))
+
+
+def _deq_args(q: torch.Tensor, scale: torch.Tensor, out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out [M, K] of out_dtype to write, scale [M] contiguous float32)."""
+    return torch.empty(q.shape, dtype=out_dtype, device=q.device), scale.to(dtype=torch.float32).contiguous()
+
+
+@_dequantize_rows_op.kernel("triton")
+def _(k, q, scale, out_dtype):
+    out, s = _deq_args(q, scale, out_dtype)
+    k.triton.dequantize_rows(q, s, out)
+    return out
+
+
+@_dequantize_rows_op.kernel("cpu")
+def _(k, q, scale, out_dtype):
+    out, s = _deq_args(q, scale, out_dtype)
+    k.C.dequantize_rows_cpu(mat(q), s.data_ptr(), mat(out))
+    return out
+
+
+@_dequantize_rows_op.kernel("cuda")
+def _(k, q, scale, out_dtype):
+    out, s = _deq_args(q, scale, out_dtype)
+    k.C.dequantize_rows_cuda(mat(q), s.data_ptr(), mat(out), k.stream)
     return out
 
 
@@ -193,13 +230,13 @@ def quantize_rows(x: torch.Tensor, backend: str | None = None) -> tuple[torch.Te
     """Per-row dynamic int8 quantization of x [M, K] (float32/float16/bfloat16, any strides) in one
     kernel: returns (q [M, K] int8, scale [M] float32) with x ~= q * scale[:, None]."""
     _check_float_2d(x, "x")
-    return _quantize_rows_op(x, _backend.resolve(backend, x.device))
+    return _quantize_rows_op(x, _quantize_rows_op.resolve(backend, x.device))
 
 
 def quantize_weight(w: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-output-channel symmetric quantization of a weight w [N, K]: (w_q [N, K] int8, scale [N] float32)."""
     _check_float_2d(w, "w")
-    return _quantize_rows_op(w, _backend.resolve(backend, w.device))
+    return _quantize_rows_op(w, _quantize_rows_op.resolve(backend, w.device))
 
 
 quantize_activation = quantize_rows
@@ -213,7 +250,7 @@ def quantize_static(x: torch.Tensor, scale: float | torch.Tensor, backend: str |
         raise ValueError(f"scale must be a single value, got shape {tuple(s.shape)}")
     if s.device.type == "cpu" and not (torch.isfinite(s).all() and bool(s.reshape(()) > 0)):
         raise ValueError(f"scale must be positive and finite, got {float(s.reshape(()))}")
-    return _quantize_static_op(x, s.reshape(1), _backend.resolve(backend, x.device))
+    return _quantize_static_op(x, s.reshape(1), _quantize_static_op.resolve(backend, x.device))
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, out_dtype="float32", backend: str | None = None) -> torch.Tensor:
@@ -224,4 +261,4 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, out_dtype="float32", backen
         raise ValueError(f"scale must be a tensor of shape ({q.shape[0]},)")
     dt = _out_dtype(out_dtype, "out_dtype")
     return _dequantize_rows_op(q, scale.to(device=q.device, dtype=torch.float32),
-                               dt, _backend.resolve(backend, q.device))
+                               dt, _dequantize_rows_op.resolve(backend, q.device))

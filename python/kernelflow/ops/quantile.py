@@ -16,9 +16,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import check_float_matrix, mat
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 
 def quantile_index(n: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -61,31 +60,40 @@ def column_quantiles_reference(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor
     return torch.where((n > 0)[None, :], res, out)
 
 
-@torch.library.custom_op("kernelflow::column_quantiles", mutates_args=())
+@kernel_op("kernelflow::column_quantiles", triton="kernelflow.triton.quantile")
 def _column_quantiles_op(x: torch.Tensor, q: torch.Tensor, backend: str) -> torch.Tensor:
-    cols = x.shape[1]
-    nq = q.shape[0]
-    if backend == "torch":
-        return column_quantiles_reference(x, q)
-    if backend == "triton":
-        from kernelflow.triton.quantile import column_quantiles as triton_quantiles  # noqa: PLC0415
+    """x [rows, cols] float32/float64, q [nq] float64 in [0, 1] -> [nq, cols] float64."""
 
-        return triton_quantiles(x, q)
-    out = torch.empty((nq, cols), dtype=torch.float64, device=x.device)
-    if nq == 0 or cols == 0:
-        return out
-    qd = q.to(dtype=torch.float64, device=x.device).contiguous()
-    C = require_ext()
-    if backend == "cpu":
-        C.column_quantiles_cpu(mat(x), qd.data_ptr(), nq, out.data_ptr())
-    elif backend == "cuda":
-        nbytes = C.column_quantiles_cuda_workspace(x.shape[0], cols, nq)
-        ws = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=x.device)
-        with torch.cuda.device(x.device):
-            stream = torch.cuda.current_stream(x.device).cuda_stream
-            C.column_quantiles_cuda(mat(x), qd.data_ptr(), nq, out.data_ptr(), ws.data_ptr(), nbytes, stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_column_quantiles_op.kernel("torch")(lambda k, x, q: column_quantiles_reference(x, q))
+
+
+@_column_quantiles_op.kernel("triton")
+def _(k, x, q):
+    return k.triton.column_quantiles(x, q)
+
+
+def _out_q(x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out [nq, cols] float64, q [nq] contiguous float64) on x's device."""
+    out = torch.empty((q.shape[0], x.shape[1]), dtype=torch.float64, device=x.device)
+    return out, q.to(dtype=torch.float64, device=x.device).contiguous()
+
+
+@_column_quantiles_op.kernel("cpu")
+def _(k, x, q):
+    out, qd = _out_q(x, q)
+    if out.numel():
+        k.C.column_quantiles_cpu(mat(x), qd.data_ptr(), qd.numel(), out.data_ptr())
+    return out
+
+
+@_column_quantiles_op.kernel("cuda")
+def _(k, x, q):
+    out, qd = _out_q(x, q)
+    if out.numel():
+        nbytes = k.C.column_quantiles_cuda_workspace(x.shape[0], x.shape[1], qd.numel())
+        ws = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=x.device)  # [nbytes] selection scratch
+        k.C.column_quantiles_cuda(mat(x), qd.data_ptr(), qd.numel(), out.data_ptr(), ws.data_ptr(), nbytes, k.stream)
     return out
 
 
@@ -128,4 +136,4 @@ def column_quantiles(x: torch.Tensor, q: float | Sequence[float] | np.ndarray | 
     """
     check_float_matrix(x)
     qt = _as_q(q, x.device)
-    return _column_quantiles_op(x, qt, _backend.resolve(backend, x.device))
+    return _column_quantiles_op(x, qt, _column_quantiles_op.resolve(backend, x.device))

@@ -20,9 +20,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import DTYPE_CODES
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 # -- inputs ------------------------------------------------------------------------------
 
@@ -99,15 +98,6 @@ def _desc(x: Compressed) -> tuple:
             DTYPE_CODES[x.data.dtype], x.shape[0], x.shape[1], x.nnz, x.csr)
 
 
-def _resolve(backend: str | None, device: torch.device) -> str:
-    """cpu (C++ kernels) for CPU data, torch otherwise; an explicit cuda / triton request is an error."""
-    if backend in ("cuda", "triton"):
-        raise _backend.BackendUnavailableError(f"backend {backend!r} is unavailable: the sparse family runs on "
-                                               "'cpu' or 'torch' (the torch implementation runs on CUDA tensors)")
-    name = _backend.resolve(backend, device)
-    return name if name in ("cpu", "torch") else "torch"
-
-
 def _major_ids(x: Compressed) -> torch.Tensor:
     """[nnz] int64: the row (CSR) or column (CSC) of every stored value."""
     major = x.indptr.numel() - 1
@@ -153,15 +143,26 @@ def sparse_column_stats_reference(x: Compressed, weights: torch.Tensor | None = 
     return torch.stack([W, w_nan, mean, m2, mn, mx])
 
 
-@torch.library.custom_op("kernelflow::sparse_column_stats", mutates_args=())
+# The sparse ops run the C++ kernels on CPU data and their torch implementation (also the float64
+# reference) elsewhere, CUDA tensors included: they register "torch" and "cpu" only.
+@kernel_op("kernelflow::sparse_column_stats")
 def _stats_op(indptr: torch.Tensor, indices: torch.Tensor, data: torch.Tensor, weights: Optional[torch.Tensor],
               rows: int, cols: int, csr: bool, backend: str) -> torch.Tensor:
+    """indptr [major + 1], indices [nnz], data [nnz] float32/float64, weights [rows] float64 or None
+    -> [6, cols] float64 (float64 accumulation)."""
+
+
+@_stats_op.kernel("torch")
+def _(k, indptr, indices, data, weights, rows, cols, csr):
+    return sparse_column_stats_reference(Compressed(indptr, indices, data, (rows, cols), csr), weights)
+
+
+@_stats_op.kernel("cpu")
+def _(k, indptr, indices, data, weights, rows, cols, csr):
     x = Compressed(indptr, indices, data, (rows, cols), csr)
-    if backend == "torch":
-        return sparse_column_stats_reference(x, weights)
     out = torch.empty((6, cols), dtype=torch.float64)
     w = None if weights is None else weights.to(torch.float64).contiguous()
-    require_ext().sparse_column_stats_cpu(_desc(x), 0 if w is None else w.data_ptr(), out.data_ptr())
+    k.C.sparse_column_stats_cpu(_desc(x), 0 if w is None else w.data_ptr(), out.data_ptr())
     return out
 
 
@@ -185,7 +186,7 @@ def sparse_column_stats(X: Any, sample_weight: Any = None, backend: str | None =
     pass over the stored values. sample_weight: [rows] or None (count = weight 1 per row)."""
     x = X if isinstance(X, Compressed) else as_compressed(X)
     w = _check_weights(sample_weight, x.shape[0], x.device)
-    return _stats_op(x.indptr, x.indices, x.data, w, x.shape[0], x.shape[1], x.csr, _resolve(backend, x.device))
+    return _stats_op(x.indptr, x.indices, x.data, w, x.shape[0], x.shape[1], x.csr, _stats_op.resolve(backend, x.device))
 
 
 # -- column transform ----------------------------------------------------------------------
@@ -215,15 +216,21 @@ def sparse_column_apply_reference(x: Compressed, params: torch.Tensor) -> torch.
     return (v * scale).to(x.data.dtype)
 
 
-@torch.library.custom_op("kernelflow::sparse_column_apply_out", mutates_args=("out",))
+@kernel_op("kernelflow::sparse_column_apply_out", mutates_args=("out",))
 def _apply_op(indptr: torch.Tensor, indices: torch.Tensor, data: torch.Tensor, params: torch.Tensor,
               out: torch.Tensor, rows: int, cols: int, csr: bool, backend: str) -> None:
+    """Compressed (indptr, indices, data [nnz]), params [4, cols] float64 -> writes out [nnz] (data's dtype)."""
+
+
+@_apply_op.kernel("torch")
+def _(k, indptr, indices, data, params, out, rows, cols, csr):
+    out.copy_(sparse_column_apply_reference(Compressed(indptr, indices, data, (rows, cols), csr), params))
+
+
+@_apply_op.kernel("cpu")
+def _(k, indptr, indices, data, params, out, rows, cols, csr):
     x = Compressed(indptr, indices, data, (rows, cols), csr)
-    if backend == "torch":
-        out.copy_(sparse_column_apply_reference(x, params))
-        return
-    p = params.to(torch.float64).contiguous()
-    require_ext().sparse_column_apply_cpu(_desc(x), p.data_ptr(), out.data_ptr())
+    k.C.sparse_column_apply_cpu(_desc(x), params.to(torch.float64).contiguous().data_ptr(), out.data_ptr())
 
 
 @_apply_op.register_fake
@@ -243,7 +250,7 @@ def sparse_column_apply(X: Any, params: Any, out: torch.Tensor | None = None, ba
         out = torch.empty_like(x.data)
     elif out.shape != x.data.shape or out.dtype != x.data.dtype or out.device != x.device or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous {x.data.dtype} tensor of shape {tuple(x.data.shape)} on {x.device}")
-    _apply_op(x.indptr, x.indices, x.data, p, out, x.shape[0], x.shape[1], x.csr, _resolve(backend, x.device))
+    _apply_op(x.indptr, x.indices, x.data, p, out, x.shape[0], x.shape[1], x.csr, _apply_op.resolve(backend, x.device))
     return out
 
 
@@ -264,15 +271,23 @@ def sparse_column_quantiles_reference(x: Compressed, q) -> torch.Tensor:
     return torch.from_numpy(np.asarray(res, dtype=np.float64).reshape(len(q), x.shape[1])).to(x.device)
 
 
-@torch.library.custom_op("kernelflow::sparse_column_quantiles", mutates_args=())
+@kernel_op("kernelflow::sparse_column_quantiles")
 def _quantiles_op(indptr: torch.Tensor, indices: torch.Tensor, data: torch.Tensor, q: torch.Tensor,
                   rows: int, cols: int, backend: str) -> torch.Tensor:
+    """CSC (indptr [cols + 1], indices [nnz], data [nnz]), q [nq] float64 -> [nq, cols] float64."""
+
+
+@_quantiles_op.kernel("torch")
+def _(k, indptr, indices, data, q, rows, cols):
+    return sparse_column_quantiles_reference(Compressed(indptr, indices, data, (rows, cols), False), q.tolist())
+
+
+@_quantiles_op.kernel("cpu")
+def _(k, indptr, indices, data, q, rows, cols):
     x = Compressed(indptr, indices, data, (rows, cols), False)
-    if backend == "torch":
-        return sparse_column_quantiles_reference(x, q.tolist())
     qq = q.to(torch.float64).contiguous()
     out = torch.empty((qq.numel(), cols), dtype=torch.float64)
-    require_ext().sparse_column_quantiles_cpu(_desc(x), qq.data_ptr(), qq.numel(), out.data_ptr())
+    k.C.sparse_column_quantiles_cpu(_desc(x), qq.data_ptr(), qq.numel(), out.data_ptr())
     return out
 
 
@@ -292,4 +307,4 @@ def sparse_column_quantiles(X: Any, q, backend: str | None = None) -> torch.Tens
     if x.csr:
         raise ValueError("sparse_column_quantiles needs CSC input (pass the scipy / torch matrix itself)")
     return _quantiles_op(x.indptr, x.indices, x.data, torch.from_numpy(qs), x.shape[0], x.shape[1],
-                         _resolve(backend, x.device))
+                         _quantiles_op.resolve(backend, x.device))

@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import check_float_matrix, mat
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 STAT_ROWS = ("count", "nan_count", "mean", "m2", "min", "max")
 
@@ -30,27 +29,32 @@ def column_stats_reference(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([n, nan, mean, m2, mn, mx])
 
 
-@torch.library.custom_op("kernelflow::column_stats", mutates_args=())
+@kernel_op("kernelflow::column_stats", triton="kernelflow.triton.stats")
 def _column_stats_op(x: torch.Tensor, backend: str) -> torch.Tensor:
-    cols = x.shape[1]
-    if backend == "torch":
-        return column_stats_reference(x)
-    if backend == "triton":
-        from kernelflow.triton.stats import column_stats as triton_stats  # noqa: PLC0415
+    """x [rows, cols] float32/float64 -> [6, cols] float64 (STAT_ROWS), float64 accumulation."""
 
-        return triton_stats(x)
-    out = torch.empty((6, cols), dtype=torch.float64, device=x.device)
-    C = require_ext()
-    if backend == "cpu":
-        C.column_stats_cpu(mat(x), out.data_ptr())
-    elif backend == "cuda":
-        nbytes = C.column_stats_cuda_workspace(x.shape[0], cols)
-        ws = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=x.device)
-        with torch.cuda.device(x.device):
-            stream = torch.cuda.current_stream(x.device).cuda_stream
-            C.column_stats_cuda(mat(x), out.data_ptr(), ws.data_ptr(), nbytes, stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+
+_column_stats_op.kernel("torch")(lambda k, x: column_stats_reference(x))
+
+
+@_column_stats_op.kernel("triton")
+def _(k, x):
+    return k.triton.column_stats(x)
+
+
+@_column_stats_op.kernel("cpu")
+def _(k, x):
+    out = torch.empty((6, x.shape[1]), dtype=torch.float64)
+    k.C.column_stats_cpu(mat(x), out.data_ptr())
+    return out
+
+
+@_column_stats_op.kernel("cuda")
+def _(k, x):
+    out = torch.empty((6, x.shape[1]), dtype=torch.float64, device=x.device)
+    nbytes = k.C.column_stats_cuda_workspace(x.shape[0], x.shape[1])
+    ws = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=x.device)  # [nbytes] block partials
+    k.C.column_stats_cuda(mat(x), out.data_ptr(), ws.data_ptr(), nbytes, k.stream)
     return out
 
 
@@ -66,7 +70,7 @@ def column_stats(x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
     NaN count, mean, M2, min, max over the finite values).
     """
     check_float_matrix(x)
-    return _column_stats_op(x, _backend.resolve(backend, x.device))
+    return _column_stats_op(x, _column_stats_op.resolve(backend, x.device))
 
 
 def merge_stats(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor):

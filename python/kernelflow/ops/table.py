@@ -10,9 +10,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from kernelflow import _backend
 from kernelflow._array import check_out, mat, out_dtype as _out_dtype, overlaps
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 FN_CODES = {None: 0, "log1p": 1, "sqrt": 2, "yeo-johnson": 3, "box-cox": 4}
 _I64 = ("num_out", "ind_src", "ind_out", "cat_off", "cat_width", "cat_mode", "cat_toff", "cat_tab", "cat_k", "cat_unk")
@@ -276,31 +275,30 @@ def table_transform_reference(xnum: torch.Tensor, codes: torch.Tensor, spec: Tab
     return out.to(out_dtype)
 
 
-def _run(xnum, codes, spec_ts, W, out, backend):
-    spec = TableSpec.from_tensors(W, spec_ts)
-    if backend == "torch":
-        out.copy_(table_transform_reference(xnum, codes, spec, out.dtype))
-        return
-    if backend == "triton":
-        from kernelflow.triton.table import table_transform as triton_table  # noqa: PLC0415
-
-        triton_table(xnum, codes, spec, out)
-        return
-    C = require_ext()
-    if backend == "cpu":
-        C.table_transform_cpu(mat(xnum), mat(codes), spec.pointers(), mat(out))
-    elif backend == "cuda":
-        with torch.cuda.device(xnum.device):
-            C.table_transform_cuda(mat(xnum), mat(codes), spec.pointers(), mat(out),
-                                   torch.cuda.current_stream(xnum.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
-
-
-@torch.library.custom_op("kernelflow::table_transform", mutates_args=("out",))
+@kernel_op("kernelflow::table_transform", mutates_args=("out",), triton="kernelflow.triton.table")
 def _table_op(xnum: torch.Tensor, codes: torch.Tensor, spec: list[torch.Tensor], W: int, out: torch.Tensor,
               backend: str) -> None:
-    _run(xnum, codes, spec, W, out, backend)
+    """xnum [N, Fn] float32/float64, codes [N, Fc] int32, spec: TableSpec.tensors() -> writes out [N, W]."""
+
+
+@_table_op.kernel("torch")
+def _(k, xnum, codes, spec, W, out):
+    out.copy_(table_transform_reference(xnum, codes, TableSpec.from_tensors(W, spec), out.dtype))
+
+
+@_table_op.kernel("triton")
+def _(k, xnum, codes, spec, W, out):
+    k.triton.table_transform(xnum, codes, TableSpec.from_tensors(W, spec), out)
+
+
+@_table_op.kernel("cpu")
+def _(k, xnum, codes, spec, W, out):
+    k.C.table_transform_cpu(mat(xnum), mat(codes), TableSpec.from_tensors(W, spec).pointers(), mat(out))
+
+
+@_table_op.kernel("cuda")
+def _(k, xnum, codes, spec, W, out):
+    k.C.table_transform_cuda(mat(xnum), mat(codes), TableSpec.from_tensors(W, spec).pointers(), mat(out), k.stream)
 
 
 @_table_op.register_fake
@@ -337,5 +335,5 @@ def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec, ou
         for name, t in (("xnum", xnum), ("codes", codes)):
             if overlaps(out, t):
                 raise ValueError(f"out overlaps {name}: the kernel would read what it has written")
-    _table_op(xnum, codes, spec.tensors(), spec.W, out, _backend.resolve(backend, xnum.device))
+    _table_op(xnum, codes, spec.tensors(), spec.W, out, _table_op.resolve(backend, xnum.device))
     return out

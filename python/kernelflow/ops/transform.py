@@ -16,7 +16,7 @@ import torch
 
 from kernelflow import _backend
 from kernelflow._array import check_float_matrix, mat, out_dtype as _out_dtype
-from kernelflow._ext import require_ext
+from kernelflow.ops._registry import kernel_op
 
 PARAM_ROWS = ("fill", "lo", "hi", "shift", "inv_scale", "offset")
 
@@ -44,37 +44,43 @@ def numeric_transform_reference(x: torch.Tensor, params: torch.Tensor, out_dtype
     return ((v - shift) * inv + off).to(out_dtype)
 
 
-def _run(x: torch.Tensor, params: torch.Tensor, out: torch.Tensor, backend: str) -> None:
-    """Write the transform of x into out (unit column stride) with one kernel launch."""
-    if backend == "torch":
-        out.copy_(numeric_transform_reference(x, params, out.dtype))
-        return
-    if backend == "triton":
-        from kernelflow.triton.transform import numeric_transform as triton_transform  # noqa: PLC0415
-
-        triton_transform(x, params, out)
-        return
-    C = require_ext()
-    p = params.to(dtype=torch.float64).contiguous()
-    if backend == "cpu":
-        C.numeric_transform_cpu(mat(x), p.data_ptr(), mat(out))
-    elif backend == "cuda":
-        with torch.cuda.device(x.device):
-            C.numeric_transform_cuda(mat(x), p.data_ptr(), mat(out), torch.cuda.current_stream(x.device).cuda_stream)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
-
-
-@torch.library.custom_op("kernelflow::numeric_transform", mutates_args=())
+@kernel_op("kernelflow::numeric_transform", triton="kernelflow.triton.transform")
 def _numeric_transform_op(x: torch.Tensor, params: torch.Tensor, out_dtype: torch.dtype, backend: str) -> torch.Tensor:
-    out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
-    _run(x, params, out, backend)
-    return out
+    """x [rows, cols] float32/float64, params [6, cols] float64 -> new [rows, cols] of out_dtype."""
 
 
-@torch.library.custom_op("kernelflow::numeric_transform_out", mutates_args=("out",))
+@kernel_op("kernelflow::numeric_transform_out", mutates_args=("out",), triton="kernelflow.triton.transform")
 def _numeric_transform_out_op(x: torch.Tensor, params: torch.Tensor, out: torch.Tensor, backend: str) -> None:
-    _run(x, params, out, backend)
+    """Writes the transform of x [rows, cols] into out [rows, cols] (unit column stride) in one launch."""
+
+
+# One kernel per backend writes into out; the allocating op is the out op on a fresh tensor.
+@_numeric_transform_out_op.kernel("torch")
+def _(k, x, params, out):
+    out.copy_(numeric_transform_reference(x, params, out.dtype))
+
+
+@_numeric_transform_out_op.kernel("triton")
+def _(k, x, params, out):
+    k.triton.numeric_transform(x, params, out)
+
+
+@_numeric_transform_out_op.kernel("cpu")
+def _(k, x, params, out):
+    k.C.numeric_transform_cpu(mat(x), params.to(dtype=torch.float64).contiguous().data_ptr(), mat(out))
+
+
+@_numeric_transform_out_op.kernel("cuda")
+def _(k, x, params, out):
+    p = params.to(dtype=torch.float64).contiguous()  # [6, cols] float64
+    k.C.numeric_transform_cuda(mat(x), p.data_ptr(), mat(out), k.stream)
+
+
+@_numeric_transform_op.kernel(*_backend.BACKENDS)
+def _(k, x, params, out_dtype):
+    out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+    _numeric_transform_out_op.kernels(x, params, out, k.backend)
+    return out
 
 
 @_numeric_transform_out_op.register_fake
@@ -156,7 +162,7 @@ def numeric_transform(
     p = torch.as_tensor(params, dtype=torch.float64, device=x.device)
     if p.shape != (6, x.shape[1]):
         raise ValueError(f"params must have shape (6, {x.shape[1]}), got {tuple(p.shape)}")
-    be = _backend.resolve(backend, x.device)
+    be = _numeric_transform_op.resolve(backend, x.device)
     if out is None:
         return _numeric_transform_op(x, p, _out_dtype(out_dtype, "out_dtype"), be)
     if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.device != x.device:

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from kernelflow._array import check_float_matrix, mat
-from kernelflow._ext import require_ext
-from kernelflow.ops.sparse import _resolve
+from kernelflow.ops._registry import kernel_op
 
 
 def weighted_column_stats_reference(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -36,13 +35,20 @@ def weighted_column_stats_reference(x: torch.Tensor, w: torch.Tensor | None) -> 
     return torch.stack([W, nan, mean, m2, mn, mx])
 
 
-@torch.library.custom_op("kernelflow::weighted_column_stats", mutates_args=())
+@kernel_op("kernelflow::weighted_column_stats")
 def _weighted_op(x: torch.Tensor, w: Optional[torch.Tensor], backend: str) -> torch.Tensor:
-    if backend == "torch":
-        return weighted_column_stats_reference(x, w)
+    """x [rows, cols] float32/float64, w [rows] float64 or None -> [6, cols] float64, float64 accumulation.
+    CUDA tensors run the torch implementation."""
+
+
+_weighted_op.kernel("torch")(lambda k, x, w: weighted_column_stats_reference(x, w))
+
+
+@_weighted_op.kernel("cpu")
+def _(k, x, w):
     out = torch.empty((6, x.shape[1]), dtype=torch.float64)
-    wc = None if w is None else w.to(torch.float64).contiguous()
-    require_ext().weighted_column_stats_cpu(mat(x), 0 if wc is None else wc.data_ptr(), out.data_ptr())
+    wc = None if w is None else w.to(torch.float64).contiguous()  # [rows] float64
+    k.C.weighted_column_stats_cpu(mat(x), 0 if wc is None else wc.data_ptr(), out.data_ptr())
     return out
 
 
@@ -57,9 +63,9 @@ def weighted_column_stats(x: torch.Tensor, sample_weight: Any, backend: str | No
     float64 accumulation for float32 input too), on x's device (CUDA tensors: the torch implementation)."""
     check_float_matrix(x)
     if sample_weight is None:
-        return _weighted_op(x.detach(), None, _resolve(backend, x.device))
+        return _weighted_op(x.detach(), None, _weighted_op.resolve(backend, x.device))
     w = sample_weight if isinstance(sample_weight, torch.Tensor) else torch.from_numpy(np.asarray(sample_weight, dtype=np.float64))
     if w.dim() != 1 or w.shape[0] != x.shape[0]:
         raise ValueError(f"sample_weight must have shape ({x.shape[0]},), got {tuple(w.shape)}")
     w = w.detach().to(device=x.device, dtype=torch.float64)
-    return _weighted_op(x.detach(), w, _resolve(backend, x.device))
+    return _weighted_op(x.detach(), w, _weighted_op.resolve(backend, x.device))
