@@ -10,17 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# Must match kf::DType in csrc/common/array.h.
-DTYPE_CODES = {
-    torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3,
-    torch.int8: 4, torch.uint8: 5, torch.int32: 6, torch.int64: 7,
-}
-
-OUT_DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
-    torch.float32: torch.float32, torch.float64: torch.float64, torch.float16: torch.float16,
-    torch.bfloat16: torch.bfloat16, np.float32: torch.float32, np.float64: torch.float64, np.float16: torch.float16,
-}
+from kernelflow._dtypes import CODES as DTYPE_CODES, FLOATS, as_dtype
 
 
 def mat(t: torch.Tensor) -> tuple[int, int, int, int, int, int]:
@@ -39,10 +29,8 @@ def mat(t: torch.Tensor) -> tuple[int, int, int, int, int, int]:
 
 
 def out_dtype(dtype: Any, arg: str = "dtype") -> torch.dtype:
-    try:
-        return OUT_DTYPES[dtype if not isinstance(dtype, np.dtype) else dtype.type]
-    except (KeyError, TypeError):
-        raise ValueError(f"{arg} must be one of float32, float64, float16, bfloat16; got {dtype!r}") from None
+    """A float output dtype (float32, float64, float16, bfloat16) from its name, torch or numpy dtype."""
+    return as_dtype(dtype, FLOATS, arg)
 
 
 def kind_of(X: Any) -> str:

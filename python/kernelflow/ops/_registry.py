@@ -20,7 +20,9 @@ Each kernel takes the op's arguments without ``backend``, after a ``Launch`` ``k
 every backend needs once: ``k.C`` the compiled extension (``require_ext``: a clear error when it
 is not built), ``k.stream`` the current CUDA stream's handle on the data's device, ``k.triton`` the
 family's Triton module (imported on first use, so ``import kernelflow`` never imports triton),
-``k.backend`` the backend name (for kernels that call other ops). CUDA kernels run inside
+``k.backend`` the backend name (for kernels that call other ops), and ``k.call(name, *args)``,
+which runs ``_C.<name>_cpu(*args)`` or ``_C.<name>_cuda(*args, stream)``, so one function serves
+both compiled backends when their launchers match. CUDA kernels run inside
 ``torch.cuda.device(<data's device>)``. Adding a backend to an op is one such function.
 
 ``op.resolve(backend, device)`` is the public wrappers' resolution: ``_backend.resolve`` (the
@@ -58,6 +60,15 @@ class Launch:
     @property
     def stream(self) -> int:
         return torch.cuda.current_stream(self.device).cuda_stream
+
+    def call(self, name: str, *args):
+        """The compiled launcher ``<name>_cpu(*args)`` or ``<name>_cuda(*args, stream)``: the CPU and
+        CUDA launchers of a family take the same arguments, the CUDA one the stream last."""
+        if self.backend == "cuda":
+            return getattr(self.C, f"{name}_cuda")(*args, self.stream)
+        if self.backend == "cpu":
+            return getattr(self.C, f"{name}_cpu")(*args)
+        raise ValueError(f"k.call runs compiled kernels (cpu, cuda), not {self.backend!r}")
 
     @property
     def triton(self) -> ModuleType:

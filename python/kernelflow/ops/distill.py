@@ -146,19 +146,11 @@ def _(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
     return loss, grad
 
 
-@_distill_loss_op.kernel("cpu")
+@_distill_loss_op.kernel("cpu", "cuda")
 def _(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
     loss, grad, y, w = _distill_args(s, labels, ce_weight)
-    k.C.distill_loss_cpu(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
-                         loss.data_ptr(), mat(grad))
-    return loss, grad
-
-
-@_distill_loss_op.kernel("cuda")
-def _(k, s, t, labels, ce_weight, temperature, kl_weight, ignore_index):
-    loss, grad, y, w = _distill_args(s, labels, ce_weight)
-    k.C.distill_loss_cuda(mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
-                          loss.data_ptr(), mat(grad), k.stream)
+    k.call("distill_loss", mat(s), mat(t), y.data_ptr(), w.data_ptr(), temperature, kl_weight, ignore_index,
+           loss.data_ptr(), mat(grad))
     return loss, grad
 
 

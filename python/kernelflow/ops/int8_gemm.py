@@ -25,13 +25,12 @@ from __future__ import annotations
 import torch
 
 from kernelflow._array import mat
+from kernelflow._dtypes import LOW_FLOATS, as_dtype
 from kernelflow._ext import require_ext
 from kernelflow.ops._registry import kernel_op
 
 MAX_K = 131071
 ACTIVATIONS = {"none": 0, "relu": 1, "gelu": 2}
-_OUT = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-        torch.float32: torch.float32, torch.float16: torch.float16, torch.bfloat16: torch.bfloat16}
 
 
 def _act(v: torch.Tensor, act: int) -> torch.Tensor:
@@ -335,7 +334,8 @@ def int8_linear(x: torch.Tensor, w_q: torch.Tensor, w_scale: torch.Tensor, bias:
             raise TypeError("w_packed must be a 1-D uint8 tensor from pack_weight(w_q)")
     dev = x.device
     be = _int8_linear_op.resolve(backend, dev)
-    packed = w_packed if (be == "cpu" and w_packed is not None and w_packed.device.type == "cpu") else None
+    # the packed weights are CPU data, read by the CPU kernel only (the other kernels ignore them)
+    packed = w_packed if (w_packed is not None and dev.type == "cpu" and w_packed.device.type == "cpu") else None
     return _int8_linear_op(x, w_q, w_scale.to(dev), None if bias is None else bias.to(dev),
                            None if act_scale is None else act_scale.to(dev).reshape(1), packed,
                            mode == "weight_only", ACTIVATIONS[activation], dt, be)
@@ -355,10 +355,7 @@ def _check_common(x, w_q, scale, scale_arg, bias, activation, out_dtype, default
         raise ValueError(f"bias must be None or a tensor of shape ({N},)")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    dt = default_out if out_dtype is None else _OUT.get(out_dtype)
-    if dt is None:
-        raise ValueError(f"out_dtype must be float32, float16 or bfloat16, got {out_dtype!r}")
-    return dt
+    return default_out if out_dtype is None else as_dtype(out_dtype, LOW_FLOATS, "out_dtype")
 
 
 def int8_gemm(x_q: torch.Tensor, w_q: torch.Tensor, row_scale: torch.Tensor, col_scale: torch.Tensor,

@@ -105,15 +105,9 @@ def _(k, x, w, b, eps, rms, y, mean, rstd):
     k.triton.norm_fwd(x, w, b, eps, rms, y, mean, rstd)
 
 
-@_norm_fwd.kernel("cpu")
+@_norm_fwd.kernel("cpu", "cuda")
 def _(k, x, w, b, eps, rms, y, mean, rstd):
-    k.C.norm_fwd_cpu(mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr())
-
-
-@_norm_fwd.kernel("cuda")
-def _(k, x, w, b, eps, rms, y, mean, rstd):
-    k.C.norm_fwd_cuda(mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr(),
-                      k.stream)
+    k.call("norm_fwd", mat(x), _ptr(w), _ptr(b), float(eps), bool(rms), mat(y), mean.data_ptr(), rstd.data_ptr())
 
 
 # dwp / dbp: [blocks, hidden] fp32 partial sums, or None when no weight gradient is wanted
@@ -122,20 +116,11 @@ def _(k, dy, x, w, mean, rstd, rms, dx, dwp, dbp):
     k.triton.norm_bwd(dy, x, w, mean, rstd, rms, dx, dwp, dbp)
 
 
-def _bwd_args(dy, x, w, mean, rstd, rms, dx, dwp, dbp) -> tuple:
+@_norm_bwd.kernel("cpu", "cuda")
+def _(k, dy, x, w, mean, rstd, rms, dx, dwp, dbp):
     blocks = 0 if dwp is None else dwp.shape[0]
-    return (mat(dy), mat(x), _ptr(w), mean.data_ptr(), rstd.data_ptr(), bool(rms), mat(dx), _ptr(dwp), _ptr(dbp),
-            blocks)
-
-
-@_norm_bwd.kernel("cpu")
-def _(k, *args):
-    k.C.norm_bwd_cpu(*_bwd_args(*args))
-
-
-@_norm_bwd.kernel("cuda")
-def _(k, *args):
-    k.C.norm_bwd_cuda(*_bwd_args(*args), k.stream)
+    k.call("norm_bwd", mat(dy), mat(x), _ptr(w), mean.data_ptr(), rstd.data_ptr(), bool(rms), mat(dx), _ptr(dwp),
+           _ptr(dbp), blocks)
 
 
 def _fwd(k, x, weight, bias, eps: float, rms: bool):

@@ -86,17 +86,10 @@ def _(k, x):
     return q, scale
 
 
-@_quantize_rows_op.kernel("cpu")
+@_quantize_rows_op.kernel("cpu", "cuda")
 def _(k, x):
     q, scale = _rows_out(x)
-    k.C.quantize_rows_cpu(mat(x), mat(q), scale.data_ptr())
-    return q, scale
-
-
-@_quantize_rows_op.kernel("cuda")
-def _(k, x):
-    q, scale = _rows_out(x)
-    k.C.quantize_rows_cuda(mat(x), mat(q), scale.data_ptr(), k.stream)
+    k.call("quantize_rows", mat(x), mat(q), scale.data_ptr())
     return q, scale
 
 
@@ -146,17 +139,10 @@ def _(k, x, scale):
     return q
 
 
-@_quantize_static_op.kernel("cpu")
+@_quantize_static_op.kernel("cpu", "cuda")
 def _(k, x, scale):
     q, s = _static_args(x, scale)
-    k.C.quantize_static_cpu(mat(x), s.data_ptr(), mat(q))
-    return q
-
-
-@_quantize_static_op.kernel("cuda")
-def _(k, x, scale):
-    q, s = _static_args(x, scale)
-    k.C.quantize_static_cuda(mat(x), s.data_ptr(), mat(q), k.stream)
+    k.call("quantize_static", mat(x), s.data_ptr(), mat(q))
     return q
 
 
@@ -185,17 +171,10 @@ def _(k, q, scale, out_dtype):
     return out
 
 
-@_dequantize_rows_op.kernel("cpu")
+@_dequantize_rows_op.kernel("cpu", "cuda")
 def _(k, q, scale, out_dtype):
     out, s = _deq_args(q, scale, out_dtype)
-    k.C.dequantize_rows_cpu(mat(q), s.data_ptr(), mat(out))
-    return out
-
-
-@_dequantize_rows_op.kernel("cuda")
-def _(k, q, scale, out_dtype):
-    out, s = _deq_args(q, scale, out_dtype)
-    k.C.dequantize_rows_cuda(mat(q), s.data_ptr(), mat(out), k.stream)
+    k.call("dequantize_rows", mat(q), s.data_ptr(), mat(out))
     return out
 
 

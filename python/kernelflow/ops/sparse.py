@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from kernelflow._array import DTYPE_CODES
+from kernelflow._dtypes import CODES as DTYPE_CODES
 from kernelflow.ops._registry import kernel_op
 
 # -- inputs ------------------------------------------------------------------------------

@@ -291,14 +291,9 @@ def _(k, xnum, codes, spec, W, out):
     k.triton.table_transform(xnum, codes, TableSpec.from_tensors(W, spec), out)
 
 
-@_table_op.kernel("cpu")
+@_table_op.kernel("cpu", "cuda")
 def _(k, xnum, codes, spec, W, out):
-    k.C.table_transform_cpu(mat(xnum), mat(codes), TableSpec.from_tensors(W, spec).pointers(), mat(out))
-
-
-@_table_op.kernel("cuda")
-def _(k, xnum, codes, spec, W, out):
-    k.C.table_transform_cuda(mat(xnum), mat(codes), TableSpec.from_tensors(W, spec).pointers(), mat(out), k.stream)
+    k.call("table_transform", mat(xnum), mat(codes), TableSpec.from_tensors(W, spec).pointers(), mat(out))
 
 
 @_table_op.register_fake

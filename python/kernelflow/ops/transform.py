@@ -65,15 +65,10 @@ def _(k, x, params, out):
     k.triton.numeric_transform(x, params, out)
 
 
-@_numeric_transform_out_op.kernel("cpu")
-def _(k, x, params, out):
-    k.C.numeric_transform_cpu(mat(x), params.to(dtype=torch.float64).contiguous().data_ptr(), mat(out))
-
-
-@_numeric_transform_out_op.kernel("cuda")
+@_numeric_transform_out_op.kernel("cpu", "cuda")
 def _(k, x, params, out):
     p = params.to(dtype=torch.float64).contiguous()  # [6, cols] float64
-    k.C.numeric_transform_cuda(mat(x), p.data_ptr(), mat(out), k.stream)
+    k.call("numeric_transform", mat(x), p.data_ptr(), mat(out))
 
 
 @_numeric_transform_op.kernel(*_backend.BACKENDS)
