@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kernelflow._dtypes import LOW_FLOATS, as_dtype
+
 INPUT_NAMES_PIPELINE = ("num", "cat", "passthrough")
 INPUT_NAME_PLAIN = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 19  # QuantizeLinear / DequantizeLinear with the types TensorRT 10 fuses; TRT 10 parses 9..22
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _TWO_GB = 2 * 1024 ** 3
 
 
@@ -46,10 +47,7 @@ class Pipeline(nn.Module):
 
 
 def _check_dtype(dtype) -> torch.dtype:
-    key = str(dtype).replace("torch.", "")
-    if key not in _DTYPES:
-        raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
-    return _DTYPES[key]
+    return as_dtype(dtype, LOW_FLOATS, "dtype")
 
 
 def _check_opset(opset) -> int:

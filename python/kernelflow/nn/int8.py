@@ -23,12 +23,11 @@ import json
 import torch
 from torch import nn
 
+from kernelflow._dtypes import LOW_FLOATS, as_dtype
 from kernelflow.ops.int8_gemm import ACTIVATIONS, int8_linear, pack_weight
 from kernelflow.ops.quant import quantize_weight
 
 MODES = ("w8a8", "weight_only")
-_OUT_NAMES = {None: None, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-              torch.float32: torch.float32, torch.float16: torch.float16, torch.bfloat16: torch.bfloat16}
 
 
 class Int8Linear(nn.Module):
@@ -40,8 +39,6 @@ class Int8Linear(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if out_dtype not in _OUT_NAMES:
-            raise ValueError(f"out_dtype must be None, float32, float16 or bfloat16, got {out_dtype!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
         if act_scale is not None and mode != "w8a8":
@@ -50,7 +47,7 @@ class Int8Linear(nn.Module):
             raise ValueError("in_features and out_features must be positive")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.mode, self.backend, self.activation = mode, backend, activation
-        self.out_dtype = _OUT_NAMES[out_dtype]
+        self.out_dtype = None if out_dtype is None else as_dtype(out_dtype, LOW_FLOATS, "out_dtype")
         self.register_buffer("weight_q", torch.zeros(out_features, in_features, dtype=torch.int8))
         self.register_buffer("weight_scale", torch.ones(out_features, dtype=torch.float32))
         self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float32) if bias else None)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from kernelflow import ops
+from kernelflow._dtypes import as_dtype
 
 _NONLINEAR = ops.FN_CODES
 
@@ -38,8 +39,7 @@ class Preprocess(nn.Module):
         m = cls(len(p.numeric_columns_), p.n_features_out_, sum(len(q.slots) for q in plans), len(plans),
                 len(p.indicator_columns_), len(p.passthrough_columns_), _NONLINEAR[p.nonlinear], p.encode == "ordinal",
                 p.handle_unknown == "error", float(p.unknown_value),
-                {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-                 "float64": torch.float64}[str(p.dtype).replace("torch.", "")], p.backend)
+                as_dtype(p.dtype), p.backend)
         with torch.no_grad():
             F = len(p.numeric_columns_)
             m.num_params.copy_(torch.from_numpy(ops.transform_params(
