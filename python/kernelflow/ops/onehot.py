@@ -198,13 +198,14 @@ def _raise_errors(errors: torch.Tensor, what: str, names: Sequence[str] | None =
                          + (f" (also in columns {bad[1:]})" if len(bad) > 1 else ""))
 
 
-def _checked(codes, layout, kind, width: int, out_dtype, out, dtypes) -> tuple[torch.Tensor, torch.Tensor]:
-    """The checks both encoders share: (codes [N, F] int32, out [N, width]: the caller's, checked, or new)."""
+def _checked(codes, layout, kind, out_dtype, out, dtypes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checks both encoders share: (codes [N, F] int32, out [N, W]: the caller's, checked, or new), where
+    W is the one-hot width or, for ordinal, F."""
     if not isinstance(layout, kind):
         article = "an" if kind.__name__[0] in "AEIOU" else "a"
         raise TypeError(f"layout must be {article} {kind.__name__}, got {type(layout).__name__}")
     codes = _check_codes(codes, layout.n_features)
-    shape = (codes.shape[0], width)
+    shape = (codes.shape[0], layout.width if kind is OneHotLayout else layout.n_features)
     if out is None:
         return codes, torch.empty(shape, dtype=as_dtype(out_dtype, dtypes, "out_dtype"), device=codes.device)
     _check_out(out, shape, dtypes, codes.device, codes)
@@ -218,7 +219,7 @@ def one_hot(codes: torch.Tensor, layout: OneHotLayout, out_dtype="float32", out:
     float dtype (e.g. a column slice of a wider matrix) to write into; otherwise a new tensor of
     ``out_dtype``. Raises ValueError naming the first column with a value whose table entry is
     ERROR (an unknown category under handle_unknown="error")."""
-    codes, out = _checked(codes, layout, OneHotLayout, layout.width, out_dtype, out, _ONEHOT_OUT)
+    codes, out = _checked(codes, layout, OneHotLayout, out_dtype, out, _ONEHOT_OUT)
     feat, table, slots = layout.tensors(codes.device)
     errors = _one_hot_op(codes, feat, table, slots, out, _one_hot_op.resolve(backend, codes.device))
     if layout.can_raise:  # reading the counters waits for the device
@@ -232,7 +233,7 @@ def ordinal_encode(codes: torch.Tensor, layout: OrdinalLayout, out_dtype="float6
     float16 / bfloat16, or int64 for embedding indices, which needs finite integral table values).
     ``out``: an existing [N, F] tensor to write into. Raises ValueError naming the first column with
     a missing / unknown value that the layout marks as an error."""
-    codes, out = _checked(codes, layout, OrdinalLayout, layout.n_features, out_dtype, out, _ORDINAL_OUT)
+    codes, out = _checked(codes, layout, OrdinalLayout, out_dtype, out, _ORDINAL_OUT)
     if out.dtype == torch.int64:
         t = np.asarray(layout.table)
         if not (np.isfinite(t).all() and (t == np.round(t)).all()):
