@@ -11,15 +11,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
+from _helpers import opcheck_backends, strided
 from kernelflow.ops.categories import encode_strings, integer_categories, map_codes
-from kernelflow.ops.onehot import (
-    OneHotLayout,
-    OrdinalLayout,
-    one_hot,
-    one_hot_reference,
-    ordinal_encode,
-    ordinal_encode_reference,
-)
+from kernelflow.ops.layouts import OneHotLayout, OrdinalLayout
+from kernelflow.ops.onehot import one_hot, one_hot_reference, ordinal_encode, ordinal_encode_reference
 
 WORDS = np.array(["red", "green", "blue", "cyan", "teal", "plum", "gold"], dtype=object)
 P = [0.35, 0.2, 0.15, 0.1, 0.1, 0.06, 0.04]  # skewed, so min_frequency / max_categories bite
@@ -148,7 +143,7 @@ def test_non_contiguous_codes(device_backend, layout):
     cats, counts, nm = fit_columns(X)
     lay = OneHotLayout.from_categories(cats, counts, nm, handle_unknown="infrequent_if_exist", max_categories=4)
     base = codes_of(X, cats).to(device)
-    codes = {"fortran": base.t().contiguous().t(), "strided_rows": base[::3], "int64": base.long()}[layout]
+    codes = base.long() if layout == "int64" else strided(base, layout)
     feat, table, _ = lay.tensors(device)
     ref = one_hot_reference(codes.int(), feat, table, torch.float32, lay.width)[0]
     assert torch.equal(one_hot(codes, lay, backend=backend), ref)
@@ -296,11 +291,9 @@ def test_opcheck():
     feat, table, slots = lay.tensors()
     olay = OrdinalLayout.from_categories(cats, counts, nm, handle_unknown="use_encoded_value", unknown_value=-1)
     ofeat, otable = olay.tensors()
-    for backend in ("torch", "cpu"):
-        torch.library.opcheck(torch.ops.kernelflow.one_hot,
-                              (codes, feat, table, slots, torch.empty(24, lay.width), backend))
-        torch.library.opcheck(torch.ops.kernelflow.ordinal_encode,
-                              (codes, ofeat, otable, torch.empty(24, 3, dtype=torch.float64), backend))
+    opcheck_backends(torch.ops.kernelflow.one_hot, lambda: (codes, feat, table, slots, torch.empty(24, lay.width)))
+    opcheck_backends(torch.ops.kernelflow.ordinal_encode,
+                     lambda: (codes, ofeat, otable, torch.empty(24, 3, dtype=torch.float64)))
 
 
 @settings(max_examples=40, deadline=None)

@@ -7,34 +7,17 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from _helpers import STRIDED_LAYOUTS, assert_stats_close, hostile_matrix, opcheck_backends, strided
 from kernelflow.ops import column_stats, column_stats_reference, merge_stats
-
-# Tolerances (relative to max(|ref|, 1)): float64 input is summed in float64 everywhere; float32
-# input is summarised per thread/tile in fp32 on the GPU and Triton paths before the float64
-# merge, so mean / M2 carry fp32 rounding (about 1e-6 relative over thousands of values).
-TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
 
 
 def make(rows, cols, dtype, seed=0, special=True, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(rows, cols, generator=g, dtype=torch.float64) * scale + 3.0).to(dtype)
-    if special and rows and cols:
-        m = torch.rand(rows, cols, generator=g) < 0.05
-        x[m] = float("nan")
-        x[torch.rand(rows, cols, generator=g) < 0.01] = float("inf")
-        x[torch.rand(rows, cols, generator=g) < 0.01] = float("-inf")
-    return x
+    """N(3, scale) values; with ``special``, 5% NaN and 1% each of +inf and -inf."""
+    return hostile_matrix(rows, cols, dtype, seed, scale=scale, shift=3.0, nan=0.05 if special else 0.0,
+                          inf=0.01 if special else 0.0)
 
 
-def check(got, ref, dtype):
-    got, ref = got.cpu(), ref.cpu()
-    assert got.shape == ref.shape and got.dtype == torch.float64
-    # count, nan, min, max are exact
-    for i in (0, 1, 4, 5):
-        assert torch.equal(got[i], ref[i]), (i, got[i], ref[i])
-    for i in (2, 3):
-        err = ((got[i] - ref[i]).abs() / ref[i].abs().clamp_min(1.0)).max() if ref.shape[1] else 0
-        assert err <= TOL[dtype], (i, float(err))
+check = assert_stats_close
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -45,17 +28,10 @@ def test_matches_reference(device_backend, dtype, shape):
     check(column_stats(x, backend=backend), column_stats_reference(x), dtype)
 
 
-@pytest.mark.parametrize("layout", ["fortran", "strided_rows", "strided_cols", "transposed_view"])
+@pytest.mark.parametrize("layout", STRIDED_LAYOUTS)
 def test_non_contiguous(device_backend, layout):
     device, backend = device_backend
-    base = make(600, 20, torch.float32, seed=1).to(device)
-    x = {
-        "fortran": base.t().contiguous().t(),
-        "strided_rows": base[::3],
-        "strided_cols": base[:, ::2],
-        "transposed_view": base[:20, :].t(),
-    }[layout]
-    assert not x.is_contiguous()
+    x = strided(make(600, 20, torch.float32, seed=1).to(device), layout)
     check(column_stats(x, backend=backend), column_stats_reference(x), torch.float32)
 
 
@@ -154,6 +130,4 @@ def kernelflow_unavailable():
 
 
 def test_opcheck():
-    x = make(64, 5, torch.float32)
-    for backend in ("torch", "cpu"):
-        torch.library.opcheck(torch.ops.kernelflow.column_stats, (x, backend))
+    opcheck_backends(torch.ops.kernelflow.column_stats, (make(64, 5, torch.float32),))

@@ -8,12 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import opcheck_backends
 from kernelflow.nn.int8 import Int8Linear
 from kernelflow.ops.int8_gemm import (
     ACTIVATIONS,
     int8_gemm,
     int8_gemm_reference,
     int8_linear,
+    pack_weight,
     weight_only_gemm,
     weight_only_gemm_reference,
 )
@@ -448,21 +450,22 @@ def test_bad_arguments():
 def test_opcheck():
     x = data(8, 32, seed=16)
     xq, wq, rs, cs, b = int8_inputs(8, 12, 32, seed=17)
-    for be in ("torch", "cpu"):
-        torch.library.opcheck(torch.ops.kernelflow.quantize_rows, (x, be))
-        # opcheck's AOT check sums every output, which fails on the int8 q before reaching the gradient
-        torch.library.opcheck(torch.ops.kernelflow.quantize_rows, (x.detach().clone().requires_grad_(), be),
-                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
-        torch.library.opcheck(torch.ops.kernelflow.dequantize_rows, (xq, rs.clone().requires_grad_(), torch.float32, be))
-        torch.library.opcheck(torch.ops.kernelflow.quantize_static, (x, torch.tensor([0.05]), be))
-        torch.library.opcheck(torch.ops.kernelflow.dequantize_rows, (xq, rs, torch.float32, be))
-        torch.library.opcheck(torch.ops.kernelflow.int8_gemm, (xq, wq, rs, cs, b, 2, torch.float32, be))
-        torch.library.opcheck(torch.ops.kernelflow.int8_gemm, (xq, wq, rs, cs, None, 0, torch.bfloat16, be))
-        torch.library.opcheck(torch.ops.kernelflow.weight_only_gemm, (x, wq, cs, b, 1, torch.float32, be))
-        torch.library.opcheck(torch.ops.kernelflow.int8_linear,
-                              (x.detach().clone().requires_grad_(), wq, cs, b, None, None, False, 2, torch.float32, be))
-        torch.library.opcheck(torch.ops.kernelflow.int8_linear,
-                              (x.detach(), wq, cs, None, torch.tensor([0.05]), None, True, 1, torch.float32, be))
+    k = torch.ops.kernelflow
+    opcheck_backends(k.quantize_rows, (x,))
+    # opcheck's AOT check sums every output, which fails on the int8 q before reaching the gradient
+    opcheck_backends(k.quantize_rows, lambda: (x.detach().clone().requires_grad_(),),
+                     test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    opcheck_backends(k.dequantize_rows, lambda: (xq, rs.clone().requires_grad_(), torch.float32))
+    opcheck_backends(k.quantize_static, (x, torch.tensor([0.05])))
+    opcheck_backends(k.dequantize_rows, (xq, rs, torch.float32))
+    opcheck_backends(k.int8_gemm, (xq, wq, rs, cs, b, 2, torch.float32))
+    opcheck_backends(k.int8_gemm, (xq, wq, rs, cs, None, 0, torch.bfloat16))
+    opcheck_backends(k.weight_only_gemm, (x, wq, cs, b, 1, torch.float32))
+    opcheck_backends(k.int8_linear, lambda: (x.detach().clone().requires_grad_(), wq, cs, b, None, None, False, 2,
+                                             torch.float32))
+    opcheck_backends(k.int8_linear, (x.detach(), wq, cs, None, torch.tensor([0.05]), None, True, 1, torch.float32))
+    # the CPU kernel reading weights packed once
+    opcheck_backends(k.int8_linear, (x.detach(), wq, cs, b, None, pack_weight(wq), False, 0, torch.float32), ("cpu",))
 
 
 @pytest.mark.parametrize("mode", ["w8a8", "weight_only"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
+from _helpers import STRIDED_LAYOUTS, hostile_matrix, numpy_nanquantile, strided
 from kernelflow.ops.quantile import column_quantiles, column_quantiles_reference
 from kernelflow.ops.sketch import QuantileSketch
 
@@ -16,14 +16,7 @@ Q = [0.0, 0.1, 0.25, 0.5, 0.75, 0.999, 1.0]
 Q_SMALL = [0.0, 0.25, 0.5, 1.0]  # fewer ranks for the Triton interpreter (one program per rank)
 
 
-def numpy_ref(x: torch.Tensor, q) -> np.ndarray:
-    """numpy.nanquantile on the float64 values (all-NaN columns -> NaN, warnings silenced)."""
-    xd = x.detach().cpu().to(torch.float64).numpy()
-    if xd.shape[0] == 0 or xd.shape[1] == 0:
-        return np.full((len(q), xd.shape[1]), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(xd, np.asarray(q, dtype=np.float64), axis=0)
+numpy_ref = numpy_nanquantile
 
 
 def check(got: torch.Tensor, ref: np.ndarray, backend: str) -> None:
@@ -36,16 +29,8 @@ def check(got: torch.Tensor, ref: np.ndarray, backend: str) -> None:
 
 
 def make(rows, cols, dtype, seed=0, special=True, ties=False):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, cols, generator=g, dtype=torch.float64)
-    if ties:
-        x = torch.round(x * 2) / 2
-    x = x.to(dtype)
-    if special and rows and cols:
-        x[torch.rand(rows, cols, generator=g) < 0.1] = float("nan")
-        x[torch.rand(rows, cols, generator=g) < 0.02] = float("inf")
-        x[torch.rand(rows, cols, generator=g) < 0.02] = float("-inf")
-    return x
+    """N(0, 1) values (halves with ``ties``); with ``special``, 10% NaN and 2% each of +inf and -inf."""
+    return hostile_matrix(rows, cols, dtype, seed, ties=ties, nan=0.1 if special else 0.0, inf=0.02 if special else 0.0)
 
 
 def sizes(backend):
@@ -79,17 +64,10 @@ def test_all_nan_constant_and_inf_columns(device_backend):
     assert torch.isnan(got[:, 1].cpu()).all() and (got[:, 0].cpu() == 7.25).all()
 
 
-@pytest.mark.parametrize("layout", ["fortran", "strided_rows", "strided_cols", "transposed_view"])
+@pytest.mark.parametrize("layout", STRIDED_LAYOUTS)
 def test_non_contiguous(device_backend, layout):
     device, backend = device_backend
-    base = make(120 if backend == "triton" else 600, 8, torch.float32, seed=3).to(device)
-    x = {
-        "fortran": base.t().contiguous().t(),
-        "strided_rows": base[::3],
-        "strided_cols": base[:, ::3],
-        "transposed_view": base[:6, :].t(),
-    }[layout]
-    assert not x.is_contiguous()
+    x = strided(make(120 if backend == "triton" else 600, 8, torch.float32, seed=3).to(device), layout, step=3, width=6)
     q = Q_SMALL if backend == "triton" else Q
     check(column_quantiles(x, q, backend=backend), numpy_ref(x, q), backend)
 

@@ -13,11 +13,12 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from sklearn.impute import SimpleImputer as SkSimpleImputer
 
+from _helpers import registered_backends
 from kernelflow import ops
 from kernelflow.ops.sparse import as_compressed
 from kernelflow.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, SimpleImputer, StandardScaler
 
-BACKENDS = ["cpu", "torch"]
+BACKENDS = registered_backends(ops.sparse._stats_op)  # cpu and torch: the family has no CUDA / Triton kernels
 
 
 def _matrix(fmt, rows=300, cols=9, density=0.2, dtype=np.float64, seed=0, index=np.int32):

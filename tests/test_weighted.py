@@ -9,10 +9,11 @@ import pytest
 import torch
 from sklearn import preprocessing as skp
 
+from _helpers import registered_backends
 from kernelflow import ops
 from kernelflow.preprocessing import StandardScaler
 
-BACKENDS = ["cpu", "torch"]
+BACKENDS = registered_backends(ops.weighted._weighted_op)  # cpu and torch: the family has no CUDA / Triton kernels
 
 
 def _ref(X, w):
