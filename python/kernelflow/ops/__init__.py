@@ -1,6 +1,7 @@
 """kernelflow ops: ``torch.library`` custom ops (``kernelflow::<name>``) with fake kernels,
-autograd where gradients flow, and dispatch to the cuda / triton / cpu / torch backends.
-Each family lives in its own module next to its float64 reference."""
+autograd where gradients flow, and one kernel per backend (cuda / triton / cpu / torch),
+registered through ``kernelflow.ops._registry``. Each family lives in its own module next to
+its float64 reference; the one-hot / ordinal layouts in ``layouts``."""
 
 from kernelflow.ops.categories import (
     MISSING,
