@@ -20,20 +20,15 @@ void w8a8_avx2(const int16_t* x, int64_t ld, int mr, const int8_t* panel, int ha
 void w8a8_portable(const int8_t* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, int32_t* c);
 
 // ---- weight-only, fp32 accumulation: c [mr][16] (avx512, portable) or [mr][8] (avx2, half) ----
-// x [mr, ld] fp32 zero padded past K; the int8 panel is dequantized in registers (the few-rows
-// path, where reading W once is the cost). avx512: mr 1..6; avx2: mr 1..3; portable: mr 1..4.
+// x [mr, ld] fp32 zero padded past K. B is either the int8 panel (dequantized in registers: the
+// small-M path, where reading W once is the cost) or the same panel already converted to fp32 by
+// wo_dequant_panel (large M: the conversion is paid once per panel and row tile, not per row).
+// avx512: mr 1..6; avx2: mr 1..3; portable: mr 1..4.
 void wo_avx512(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c);
+void wo_avx512_f32(const float* x, int64_t ld, int mr, const float* panel, int64_t K4, float* c);
 void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, float* c);
+void wo_avx2_f32(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* c);
 void wo_portable(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c);
-// The K-blocked form for many rows (the panel converted by wo_dequant_panel once per block of
-// rows, not per row chunk): K4 steps of an fp32 panel block, raw lane sums kept in
-// part [mr][64] (avx512, mr 1..6; avx2, mr 1..3, lanes 0..31 of each row for the half the caller
-// offsets part to); first: start from zero.
-// Lane 4 j + t of group g (16 lanes avx512, 8 avx2) holds column 4 g + j (avx512) or 2 g + j of
-// the half (avx2), k = t (mod 4); the caller adds the four.
-void wo_part_avx512(const float* x, int64_t ld, int mr, const float* panel, int64_t K4, float* part, bool first);
-void wo_part_avx2(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* part,
-                  bool first);
 // panel [K4 * 64] int8 -> out [K4 * 64] fp32 (same order); `avx` picks the vector loop.
 void wo_dequant_panel(const int8_t* panel, int64_t K4, float* out, int avx);
 

@@ -126,8 +126,8 @@ void w8a8_avx2(const int16_t* x, int64_t ld, int mr, const int8_t* panel, int ha
 }
 
 // ---- weight-only, fp32 FMA --------------------------------------------------------------------
-// 16 values of a panel row (4 columns x 4 k) as 16 floats (converted from int8 in registers);
-// x[4 k4 .. 4 k4 + 3] is broadcast to every 128-bit lane, so lane
+// 16 values of a panel row (4 columns x 4 k) as 16 floats (converted from int8 here, or read from
+// the fp32 copy of the panel); x[4 k4 .. 4 k4 + 3] is broadcast to every 128-bit lane, so lane
 // 4 j + t accumulates column j's products with k = t (mod 4); the four partial sums of each column
 // are added once at the end (fp32 throughout).
 template <typename B>
@@ -173,6 +173,9 @@ static void wo_avx512_any(const float* x, int64_t ld, int mr, const B* panel, in
 }
 
 void wo_avx512(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c) {
+  wo_avx512_any(x, ld, mr, panel, K4, c);
+}
+void wo_avx512_f32(const float* x, int64_t ld, int mr, const float* panel, int64_t K4, float* c) {
   wo_avx512_any(x, ld, mr, panel, K4, c);
 }
 
@@ -231,81 +234,8 @@ static void wo_avx2_any(const float* x, int64_t ld, int mr, const B* panel, int 
 void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, float* c) {
   wo_avx2_any(x, ld, mr, panel, half, K4, c);
 }
-
-// K-blocked fp32 kernels of the many-rows regime: the raw lane sums (before the k mod 4
-// reduction) of mr rows live in part [mr][64] (avx512) or [mr][32] (avx2, one half) between K
-// blocks, so the fp32 panel block and the x rows of one block stay in L1.
-template <int MR>
-KF_AVX512 static void wo_part_avx512_t(const float* x, int64_t ld, const float* panel, int64_t K4, float* part,
-                                       bool first) {
-  __m512 acc[MR][4];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) acc[i][g] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * 64 + g * 16);
-  for (int64_t k4 = 0; k4 < K4; ++k4) {
-    __m512 a[MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) a[i] = _mm512_broadcast_f32x4(_mm_loadu_ps(x + i * ld + 4 * k4));
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) {
-      const __m512 b = _mm512_loadu_ps(panel + k4 * 64 + g * 16);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) acc[i][g] = _mm512_fmadd_ps(b, a[i], acc[i][g]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) _mm512_storeu_ps(part + i * 64 + g * 16, acc[i][g]);
-}
-
-void wo_part_avx512(const float* x, int64_t ld, int mr, const float* panel, int64_t K4, float* part, bool first) {
-  switch (mr) {
-    case 1: return wo_part_avx512_t<1>(x, ld, panel, K4, part, first);
-    case 2: return wo_part_avx512_t<2>(x, ld, panel, K4, part, first);
-    case 3: return wo_part_avx512_t<3>(x, ld, panel, K4, part, first);
-    case 4: return wo_part_avx512_t<4>(x, ld, panel, K4, part, first);
-    case 5: return wo_part_avx512_t<5>(x, ld, panel, K4, part, first);
-    case 6: return wo_part_avx512_t<6>(x, ld, panel, K4, part, first);
-  }
-  throw std::logic_error("wo_part_avx512: mr must be 1..6");
-}
-
-template <int MR>
-KF_AVX2 static void wo_part_avx2_t(const float* x, int64_t ld, const float* panel, int half, int64_t K4, float* part,
-                                   bool first) {
-  __m256 acc[MR][4];
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) acc[i][g] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(part + i * 64 + g * 8);
-  const float* p = panel + half * 32;
-  for (int64_t k4 = 0; k4 < K4; ++k4) {
-    __m256 a[MR];
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) a[i] = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x + i * ld + 4 * k4));
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) {
-      const __m256 b = _mm256_loadu_ps(p + k4 * 64 + g * 8);
-#pragma GCC unroll 4
-      for (int i = 0; i < MR; ++i) acc[i][g] = _mm256_fmadd_ps(b, a[i], acc[i][g]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) _mm256_storeu_ps(part + i * 64 + g * 8, acc[i][g]);
-}
-
-void wo_part_avx2(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* part,
-                  bool first) {
-  switch (mr) {
-    case 1: return wo_part_avx2_t<1>(x, ld, panel, half, K4, part, first);
-    case 2: return wo_part_avx2_t<2>(x, ld, panel, half, K4, part, first);
-    case 3: return wo_part_avx2_t<3>(x, ld, panel, half, K4, part, first);
-  }
-  throw std::logic_error("wo_part_avx2: mr must be 1..3");
+void wo_avx2_f32(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* c) {
+  wo_avx2_any(x, ld, mr, panel, half, K4, c);
 }
 
 KF_AVX512 static void dequant_avx512(const int8_t* p, int64_t n, float* out) {
@@ -390,9 +320,9 @@ void epilogue_f32_avx2(const float* c, int64_t nv, const EpiArgs& a, float* y) {
 void w8a8_avx512(const uint8_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
 void w8a8_avx2(const int16_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
 void wo_avx512(const float*, int64_t, int, const int8_t*, int64_t, float*) { no_x86(); }
+void wo_avx512_f32(const float*, int64_t, int, const float*, int64_t, float*) { no_x86(); }
 void wo_avx2(const float*, int64_t, int, const int8_t*, int, int64_t, float*) { no_x86(); }
-void wo_part_avx512(const float*, int64_t, int, const float*, int64_t, float*, bool) { no_x86(); }
-void wo_part_avx2(const float*, int64_t, int, const float*, int, int64_t, float*, bool) { no_x86(); }
+void wo_avx2_f32(const float*, int64_t, int, const float*, int, int64_t, float*) { no_x86(); }
 void wo_dequant_panel(const int8_t* panel, int64_t K4, float* out, int) {
   for (int64_t i = 0; i < K4 * 64; ++i) out[i] = static_cast<float>(panel[i]);
 }

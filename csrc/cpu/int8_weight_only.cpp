@@ -3,8 +3,8 @@
 //
 // Two regimes. Few rows (a block of fewer than kDequantRows): each panel is dequantized in
 // registers as it streams by (int8 -> int32 -> fp32, then FMA), so W is read once as int8, the
-// memory floor of a GEMV. Many rows: each panel is converted to fp32 one K block at a time into a
-// per-thread L1-sized buffer and every row chunk of the block runs a plain fp32 FMA kernel over it,
+// memory floor of a GEMV. Many rows: the whole panel is converted once per block into a per-thread
+// fp32 copy (K * 64 bytes, L2 resident) and every row chunk runs a plain fp32 FMA kernel over it,
 // so the conversion (two uops per vector on the FMA ports) is paid once per block instead of once
 // per row chunk. Either way this is fp32 FMA work: for large M its ceiling is the fp32 matmul's.
 #include "cpu/int8_gemm.h"
@@ -26,6 +26,7 @@ namespace {
 constexpr int64_t kGroup = 4;        // panels per block: 64 columns
 constexpr int64_t kTileRows = 120;   // rows per block: a multiple of 6, 4 and 3
 constexpr int64_t kDequantRows = 12; // blocks with at least this many rows convert the panel once
+constexpr int64_t kDequantMaxK4 = 4096;  // fp32 panel copy <= 1 MiB (K <= 16384); larger K streams int8
 constexpr int64_t kParallelWork = int64_t(1) << 22;
 
 template <typename T>
@@ -54,52 +55,15 @@ std::vector<float> prepare_xf(const Mat& x, int64_t Kp) {
   return buf;
 }
 
-// Many rows: per panel, K blocks of kBlockK4 steps are converted to fp32 (16 KiB, with the 6 x
-// 1 KiB x rows of a chunk in L1) and every row chunk of the block accumulates its raw lane sums
-// in part [rows][64] across the K blocks; the lanes are reduced and stored once per panel.
-constexpr int64_t kBlockK4 = 64;
-
+// One block: rows [m0, m1) x panels [p0, p1). fbuf: this thread's fp32 panel copy [K4 * 64] or null.
 template <typename Sink>
-void wo_block_dequant(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, int64_t N, Int8Path path,
-                      int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* fbuf, float* part, const Sink& sink) {
-  alignas(64) float c[16];
-  for (int64_t p = p0; p < p1; ++p) {
-    const int8_t* panel = W + p * K4 * 64;
-    for (int64_t kb = 0; kb < K4; kb += kBlockK4) {
-      const int64_t kn = std::min(kBlockK4, K4 - kb);
-      wo_dequant_panel(panel + kb * 64, kn, fbuf, path == Int8Path::avx512 ? 512 : 2);
-      if (path == Int8Path::avx512) {
-        for (int64_t m = m0; m < m1; m += 6)
-          wo_part_avx512(xf + m * Kp + 4 * kb, Kp, static_cast<int>(std::min<int64_t>(6, m1 - m)), fbuf, kn,
-                         part + (m - m0) * 64, kb == 0);
-      } else {
-        for (int h = 0; h < 2; ++h)
-          for (int64_t m = m0; m < m1; m += 3)
-            wo_part_avx2(xf + m * Kp + 4 * kb, Kp, static_cast<int>(std::min<int64_t>(3, m1 - m)), fbuf, h, kn,
-                         part + (m - m0) * 64 + h * 32, kb == 0);
-      }
-    }
-    const int64_t n0 = p * kPackNR, nv = std::min<int64_t>(kPackNR, N - n0);
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* u = part + (m - m0) * 64;
-      for (int col = 0; col < 16; ++col) {
-        // avx512: group col / 4, lanes 4 (col % 4) ..; avx2: half col / 8, group (col % 8) / 2, lanes 4 (col % 2) ..
-        const float* v = path == Int8Path::avx512 ? u + (col / 4) * 16 + (col % 4) * 4
-                                                  : u + (col / 8) * 32 + ((col % 8) / 2) * 8 + (col % 2) * 4;
-        c[col] = (v[0] + v[1]) + (v[2] + v[3]);
-      }
-      sink(m, n0, nv, c);
-    }
-  }
-}
-
-// Few rows (or the portable path): each panel dequantized in registers as it streams by.
-template <typename Sink>
-void wo_block_stream(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, int64_t N, Int8Path path, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, const Sink& sink) {
+void wo_block(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, int64_t N, Int8Path path, int64_t m0,
+              int64_t m1, int64_t p0, int64_t p1, float* fbuf, const Sink& sink) {
   alignas(64) float c[6 * 16];
+  const bool deq = fbuf != nullptr && m1 - m0 >= kDequantRows;
   for (int64_t p = p0; p < p1; ++p) {
     const int8_t* panel = W + p * K4 * 64;
+    if (deq) wo_dequant_panel(panel, K4, fbuf, path == Int8Path::avx512 ? 512 : 2);
     if (path == Int8Path::avx2) {
       for (int h = 0; h < 2; ++h) {  // two 8-column halves
         const int64_t n0 = p * kPackNR + h * 8;
@@ -107,7 +71,8 @@ void wo_block_stream(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, i
         const int64_t nv = std::min<int64_t>(8, N - n0);
         for (int64_t m = m0; m < m1; m += 3) {
           const int mr = static_cast<int>(std::min<int64_t>(3, m1 - m));
-          wo_avx2(xf + m * Kp, Kp, mr, panel, h, K4, c);
+          if (deq) wo_avx2_f32(xf + m * Kp, Kp, mr, fbuf, h, K4, c);
+          else wo_avx2(xf + m * Kp, Kp, mr, panel, h, K4, c);
           for (int i = 0; i < mr; ++i) sink(m + i, n0, nv, c + i * 8);
         }
       }
@@ -117,8 +82,12 @@ void wo_block_stream(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, i
     const int64_t MR = path == Int8Path::avx512 ? 6 : 4;
     for (int64_t m = m0; m < m1; m += MR) {
       const int mr = static_cast<int>(std::min(MR, m1 - m));
-      if (path == Int8Path::avx512) wo_avx512(xf + m * Kp, Kp, mr, panel, K4, c);
-      else wo_portable(xf + m * Kp, Kp, mr, panel, K4, c);
+      if (path == Int8Path::avx512) {
+        if (deq) wo_avx512_f32(xf + m * Kp, Kp, mr, fbuf, K4, c);
+        else wo_avx512(xf + m * Kp, Kp, mr, panel, K4, c);
+      } else {
+        wo_portable(xf + m * Kp, Kp, mr, panel, K4, c);
+      }
       for (int i = 0; i < mr; ++i) sink(m + i, n0, nv, c + i * 16);
     }
   }
@@ -130,20 +99,15 @@ void wo_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N, co
   const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
   const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + kTileRows - 1) / kTileRows;
-  const bool deq = path != Int8Path::portable && M >= kDequantRows;
+  const bool deq = path != Int8Path::portable && M >= kDequantRows && K4 <= kDequantMaxK4;
 #pragma omp parallel if (M * N * K >= kParallelWork)
   {
-    std::vector<float> fbuf(deq ? kBlockK4 * 64 : 0), part(deq ? kTileRows * 64 : 0);
+    std::vector<float> fbuf(deq ? K4 * 64 : 0);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t g = 0; g < ng; ++g)
-      for (int64_t t = 0; t < nm; ++t) {
-        const int64_t m0 = t * kTileRows, m1 = std::min(M, (t + 1) * kTileRows);
-        const int64_t p0 = g * kGroup, p1 = std::min(Np, (g + 1) * kGroup);
-        if (deq && m1 - m0 >= kDequantRows)
-          wo_block_dequant(xf.data(), Kp, K4, W, N, path, m0, m1, p0, p1, fbuf.data(), part.data(), sink);
-        else
-          wo_block_stream(xf.data(), Kp, K4, W, N, path, m0, m1, p0, p1, sink);
-      }
+      for (int64_t t = 0; t < nm; ++t)
+        wo_block(xf.data(), Kp, K4, W, N, path, t * kTileRows, std::min(M, (t + 1) * kTileRows), g * kGroup,
+                 std::min(Np, (g + 1) * kGroup), deq ? fbuf.data() : nullptr, sink);
   }
 }
 
