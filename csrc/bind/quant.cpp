@@ -1,6 +1,8 @@
 // Bindings for the int8 quantization family (quantize / dequantize rows, static-scale quantize).
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/quant.h"
@@ -12,6 +14,8 @@ namespace {
 namespace py = pybind11;
 
 void bind(py::module_& m) {
+  m.def("quant_cpu_path", []() { return std::string(kf::cpu::quant_path()); },
+        "the code path of the CPU quantization kernels: 'avx512', 'avx2' or 'portable'");
   m.def("quantize_rows_cpu", [](const py::tuple& x, const py::tuple& q, uintptr_t scale) {
     const kf::Mat xm = kf::to_mat(x, "x"), qm = kf::to_mat(q, "q");
     py::gil_scoped_release nogil;

@@ -1,3 +1,8 @@
+// The CPU int8 GEMM family. Files, one idea each: int8_check.h (argument checks, shared with the
+// CUDA launcher), int8_pack.h / int8_pack.cpp (the packed weight layout), int8_path.cpp (which code
+// path runs), int8_kernels.h (micro-kernel and epilogue contracts) with int8_kernels_x86.cpp (AVX2,
+// AVX-512) and int8_portable.cpp, int8_epilogue.h (the fused store), int8_gemm.cpp (the W8A8
+// driver and its threading), int8_weight_only.cpp (the weight-only driver).
 #pragma once
 #include <cstdint>
 #include "common/array.h"

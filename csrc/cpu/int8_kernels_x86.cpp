@@ -1,8 +1,9 @@
-// AVX2 and AVX-512 micro-kernels of the int8 GEMMs over the packed layout of int8_pack.h. Each is
-// compiled for its ISA with a target attribute and only called after int8_path_supported() said
-// the CPU has it, so the library itself stays baseline x86-64.
-#include "cpu/int8_pack.h"
+// AVX2 and AVX-512 micro-kernels and epilogues of the int8 GEMMs (contracts in int8_kernels.h)
+// over the packed layout of int8_pack.h. Each is compiled for its ISA with a target attribute and
+// only called after int8_path_supported() said the CPU has it, so the library stays baseline x86-64.
+#include "cpu/int8_kernels.h"
 
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -11,34 +12,22 @@
 #define KF_X86 1
 #define KF_AVX512 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 #define KF_AVX2 __attribute__((target("avx2,fma")))
+// The epilogues must not fuse multiply and add (the reference rounds each step): AVX2 code without
+// "fma" in its target cannot contract; the AVX-512 one uses the explicit-rounding intrinsics, which
+// GCC never contracts.
+#define KF_AVX2_NOFMA __attribute__((target("avx2")))
 #endif
 
 namespace kf::cpu {
-
-bool int8_path_supported(Int8Path p) {
-  switch (p) {
-    case Int8Path::portable: return true;
-#ifdef KF_X86
-    case Int8Path::avx2: {
-      static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-      return v;
-    }
-    case Int8Path::avx512: {
-      static const bool v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                            __builtin_cpu_supports("avx512vnni");
-      return v;
-    }
-#endif
-    default: return false;
-  }
-}
 
 #ifdef KF_X86
 
 // ---- W8A8, AVX512-VNNI ---------------------------------------------------------------------
 // vpdpbusd multiplies unsigned by signed bytes: x arrives biased to u8 (x + 128) and the caller
 // subtracts 128 * colsum. int32 wraps modulo 2^32 and the true sum fits (K <= 131071), so the
-// corrected result is exact even if the biased partial sums wrap.
+// corrected result is exact even if the biased partial sums wrap. vpdpbusd accumulates in place
+// (a 4-5 cycle chain per register): MR * NP >= 4 independent accumulators keep it busy, which is
+// why small MR (the GEMV rows) takes NP = 4 panels at once.
 template <int MR, int NP>
 KF_AVX512 static void w8a8_avx512_t(const uint8_t* x, int64_t ld, const int8_t* panel, int64_t K4, int32_t* c) {
   __m512i acc[MR][NP];
@@ -60,57 +49,97 @@ KF_AVX512 static void w8a8_avx512_t(const uint8_t* x, int64_t ld, const int8_t* 
 }
 
 void w8a8_avx512(const uint8_t* x, int64_t ld, int mr, const int8_t* panel, int np, int64_t K4, int32_t* c) {
-#define KF_CASE(R)                                                   \
+#define KF_CASE4(R)                                                  \
   case R:                                                            \
-    if (np == 2) w8a8_avx512_t<R, 2>(x, ld, panel, K4, c);           \
-    else w8a8_avx512_t<R, 1>(x, ld, panel, K4, c);                   \
-    return;
-  switch (mr) { KF_CASE(1) KF_CASE(2) KF_CASE(3) KF_CASE(4) KF_CASE(5) KF_CASE(6) KF_CASE(7) KF_CASE(8) }
-#undef KF_CASE
-  throw std::logic_error("w8a8_avx512: mr must be 1..8");
+    switch (np) {                                                    \
+      case 4: return w8a8_avx512_t<R, 4>(x, ld, panel, K4, c);       \
+      case 3: return w8a8_avx512_t<R, 3>(x, ld, panel, K4, c);       \
+      case 2: return w8a8_avx512_t<R, 2>(x, ld, panel, K4, c);       \
+      case 1: return w8a8_avx512_t<R, 1>(x, ld, panel, K4, c);       \
+    }                                                                \
+    break;
+#define KF_CASE2(R)                                                  \
+  case R:                                                            \
+    if (np == 2) return w8a8_avx512_t<R, 2>(x, ld, panel, K4, c);    \
+    if (np == 1) return w8a8_avx512_t<R, 1>(x, ld, panel, K4, c);    \
+    break;
+  switch (mr) { KF_CASE4(1) KF_CASE4(2) KF_CASE4(3) KF_CASE4(4) KF_CASE2(5) KF_CASE2(6) KF_CASE2(7) KF_CASE2(8) }
+#undef KF_CASE4
+#undef KF_CASE2
+  throw std::logic_error("w8a8_avx512: mr 1..4 with np 1..4, or mr 5..8 with np 1..2");
 }
 
 // ---- W8A8, AVX2 (int16 widening) --------------------------------------------------------------
 // 16 bytes of a panel row (4 columns x 4 k) widen to 16 int16; x[4 k4 .. 4 k4 + 3] as int16 is
 // broadcast to every 64-bit lane; vpmaddwd gives per column two int32 partial sums (k 0+1, k 2+3),
-// each at most 2 * 2^14 in magnitude, so nothing saturates. The pairs are added once at the end.
-template <int MR>
-KF_AVX2 static void w8a8_avx2_t(const int16_t* x, int64_t ld, const int8_t* panel, int64_t K4, int32_t* c) {
-  __m256i acc[MR][4];
+// each at most 2 * 2^14 in magnitude, so nothing saturates (-128 included, unlike vpmaddubsw, whose
+// int16 pair sums saturate for u8 x s8). The tile is 8 columns (half a panel, 2 groups) x MR <= 4
+// rows: 8 accumulators + 2 widened groups + 2 temporaries fit the 16 ymm registers with room (at 6
+// rows GCC spills). The x broadcast is a load-port uop, so per k4 the ALU runs 2 widenings +
+// 2 MR (vpmaddwd + vpaddd).
+template <int MR, int G>
+KF_AVX2 static void w8a8_avx2_t(const int16_t* x, int64_t ld, const int8_t* panel, int half, int64_t K4, int32_t* c) {
+  __m256i acc[MR][G];
+#pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int g = 0; g < 4; ++g) acc[i][g] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) acc[i][g] = _mm256_setzero_si256();
+  const int8_t* p = panel + half * 32;
   for (int64_t k4 = 0; k4 < K4; ++k4) {
-    __m256i a[MR];
+    __m256i b[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
+      b[g] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k4 * 64 + g * 16)));
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       int64_t v;
       std::memcpy(&v, x + i * ld + 4 * k4, 8);
-      a[i] = _mm256_set1_epi64x(v);
-    }
-    for (int g = 0; g < 4; ++g) {
-      const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + k4 * 64 + g * 16)));
-      for (int i = 0; i < MR; ++i) acc[i][g] = _mm256_add_epi32(acc[i][g], _mm256_madd_epi16(b, a[i]));
+      const __m256i a = _mm256_set1_epi64x(v);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) acc[i][g] = _mm256_add_epi32(acc[i][g], _mm256_madd_epi16(b[g], a));
     }
   }
+  // acc[i][g] lanes: (column 4 g + j, k pair t) at 2 j + t. Plain stores first (so the
+  // accumulators stay in registers through the loop), then the pairs are added.
+  alignas(32) int32_t t[MR * G * 8];
+#pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int g = 0; g < 4; ++g) {
-      alignas(32) int32_t t[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(t), acc[i][g]);
-      for (int j = 0; j < 4; ++j) c[i * 16 + g * 4 + j] = t[2 * j] + t[2 * j + 1];
-    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) _mm256_store_si256(reinterpret_cast<__m256i*>(t + (i * G + g) * 8), acc[i][g]);
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4 * G; ++j) c[i * 4 * G + j] = t[i * G * 8 + 2 * j] + t[i * G * 8 + 2 * j + 1];
 }
 
-void w8a8_avx2(const int16_t* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, int32_t* c) {
-  if (mr == 2) return w8a8_avx2_t<2>(x, ld, panel, K4, c);
-  if (mr == 1) return w8a8_avx2_t<1>(x, ld, panel, K4, c);
-  throw std::logic_error("w8a8_avx2: mr must be 1..2");
+void w8a8_avx2(const int16_t* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, int32_t* c) {
+  if (half < 0) {  // the whole panel: 16 columns, few rows (the GEMV reads each panel once)
+    if (mr == 1) return w8a8_avx2_t<1, 4>(x, ld, panel, 0, K4, c);
+    if (mr == 2) return w8a8_avx2_t<2, 4>(x, ld, panel, 0, K4, c);
+    throw std::logic_error("w8a8_avx2: mr must be 1..2 for the whole panel");
+  }
+  switch (mr) {
+    case 1: return w8a8_avx2_t<1, 2>(x, ld, panel, half, K4, c);
+    case 2: return w8a8_avx2_t<2, 2>(x, ld, panel, half, K4, c);
+    case 3: return w8a8_avx2_t<3, 2>(x, ld, panel, half, K4, c);
+    case 4: return w8a8_avx2_t<4, 2>(x, ld, panel, half, K4, c);
+  }
+  throw std::logic_error("w8a8_avx2: mr must be 1..4");
 }
 
 // ---- weight-only, fp32 FMA --------------------------------------------------------------------
-// 16 bytes of a panel row (4 columns x 4 k) become 16 floats; x[4 k4 .. 4 k4 + 3] is broadcast to
-// every 128-bit lane, so lane 4 j + t accumulates column j's products with k = t (mod 4); the four
-// partial sums of each column are added once at the end (fp32 throughout).
-template <int MR>
-KF_AVX512 static void wo_avx512_t(const float* x, int64_t ld, const int8_t* panel, int64_t K4, float* c) {
+// 16 values of a panel row (4 columns x 4 k) as 16 floats (converted from int8 here, or read from
+// the fp32 copy of the panel); x[4 k4 .. 4 k4 + 3] is broadcast to every 128-bit lane, so lane
+// 4 j + t accumulates column j's products with k = t (mod 4); the four partial sums of each column
+// are added once at the end (fp32 throughout).
+template <typename B>
+KF_AVX512 static inline __m512 wo_b512(const B* panel, int64_t off) {
+  if constexpr (sizeof(B) == 1)
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + off))));
+  else
+    return _mm512_loadu_ps(panel + off);
+}
+
+template <int MR, typename B>
+KF_AVX512 static void wo_avx512_t(const float* x, int64_t ld, const B* panel, int64_t K4, float* c) {
   __m512 acc[MR][4];
   for (int i = 0; i < MR; ++i)
     for (int g = 0; g < 4; ++g) acc[i][g] = _mm512_setzero_ps();
@@ -118,8 +147,7 @@ KF_AVX512 static void wo_avx512_t(const float* x, int64_t ld, const int8_t* pane
     __m512 a[MR];
     for (int i = 0; i < MR; ++i) a[i] = _mm512_broadcast_f32x4(_mm_loadu_ps(x + i * ld + 4 * k4));
     for (int g = 0; g < 4; ++g) {
-      const __m512 b = _mm512_cvtepi32_ps(
-          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + k4 * 64 + g * 16))));
+      const __m512 b = wo_b512(panel, k4 * 64 + g * 16);
       for (int i = 0; i < MR; ++i) acc[i][g] = _mm512_fmadd_ps(b, a[i], acc[i][g]);
     }
   }
@@ -131,7 +159,8 @@ KF_AVX512 static void wo_avx512_t(const float* x, int64_t ld, const int8_t* pane
     }
 }
 
-void wo_avx512(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c) {
+template <typename B>
+static void wo_avx512_any(const float* x, int64_t ld, int mr, const B* panel, int64_t K4, float* c) {
   switch (mr) {
     case 1: return wo_avx512_t<1>(x, ld, panel, K4, c);
     case 2: return wo_avx512_t<2>(x, ld, panel, K4, c);
@@ -143,31 +172,57 @@ void wo_avx512(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t 
   throw std::logic_error("wo_avx512: mr must be 1..6");
 }
 
-// 8 bytes (2 columns x 4 k) become 8 floats; x[4 k4 ..] broadcast to both 128-bit lanes.
-template <int MR>
-KF_AVX2 static void wo_avx2_t(const float* x, int64_t ld, const int8_t* panel, int half, int64_t K4, float* c) {
+void wo_avx512(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c) {
+  wo_avx512_any(x, ld, mr, panel, K4, c);
+}
+void wo_avx512_f32(const float* x, int64_t ld, int mr, const float* panel, int64_t K4, float* c) {
+  wo_avx512_any(x, ld, mr, panel, K4, c);
+}
+
+// AVX2: 8 values (2 columns x 4 k) per group, 4 groups = the 8 columns of half a panel; x[4 k4 ..]
+// broadcast to both 128-bit lanes. MR <= 3: 12 accumulators + 3 broadcasts + 1 group.
+template <typename B>
+KF_AVX2 static inline __m256 wo_b256(const B* p, int64_t off) {
+  if constexpr (sizeof(B) == 1)
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + off))));
+  else
+    return _mm256_loadu_ps(p + off);
+}
+
+template <int MR, typename B>
+KF_AVX2 static void wo_avx2_t(const float* x, int64_t ld, const B* panel, int half, int64_t K4, float* c) {
   __m256 acc[MR][4];
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) acc[i][g] = _mm256_setzero_ps();
-  const int8_t* p = panel + half * 32;
+  const B* p = panel + half * 32;
   for (int64_t k4 = 0; k4 < K4; ++k4) {
     __m256 a[MR];
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) a[i] = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x + i * ld + 4 * k4));
+#pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
-      const __m256 b = _mm256_cvtepi32_ps(
-          _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + k4 * 64 + g * 8))));
+      const __m256 b = wo_b256(p, k4 * 64 + g * 8);
+#pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) acc[i][g] = _mm256_fmadd_ps(b, a[i], acc[i][g]);
     }
   }
+  alignas(32) float t[MR * 32];  // plain stores first: the accumulators stay in registers in the loop
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
-    for (int g = 0; g < 4; ++g) {
-      alignas(32) float t[8];
-      _mm256_store_ps(t, acc[i][g]);
-      for (int j = 0; j < 2; ++j) c[i * 8 + g * 2 + j] = (t[4 * j] + t[4 * j + 1]) + (t[4 * j + 2] + t[4 * j + 3]);
-    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) _mm256_store_ps(t + (i * 4 + g) * 8, acc[i][g]);
+  for (int i = 0; i < MR; ++i)
+    for (int g = 0; g < 4; ++g)
+      for (int j = 0; j < 2; ++j) {
+        const float* u = t + (i * 4 + g) * 8 + 4 * j;
+        c[i * 8 + g * 2 + j] = (u[0] + u[1]) + (u[2] + u[3]);
+      }
 }
 
-void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, float* c) {
+template <typename B>
+static void wo_avx2_any(const float* x, int64_t ld, int mr, const B* panel, int half, int64_t K4, float* c) {
   switch (mr) {
     case 1: return wo_avx2_t<1>(x, ld, panel, half, K4, c);
     case 2: return wo_avx2_t<2>(x, ld, panel, half, K4, c);
@@ -176,20 +231,105 @@ void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, 
   throw std::logic_error("wo_avx2: mr must be 1..3");
 }
 
-#else  // not x86-64 GCC: these paths are never supported, so never called
+void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, float* c) {
+  wo_avx2_any(x, ld, mr, panel, half, K4, c);
+}
+void wo_avx2_f32(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* c) {
+  wo_avx2_any(x, ld, mr, panel, half, K4, c);
+}
 
-void w8a8_avx512(const uint8_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) {
-  throw std::logic_error("avx512 int8 path not compiled");
+KF_AVX512 static void dequant_avx512(const int8_t* p, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16)  // n is a multiple of 64
+    _mm512_storeu_ps(out + i, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)))));
 }
-void w8a8_avx2(const int16_t*, int64_t, int, const int8_t*, int64_t, int32_t*) {
-  throw std::logic_error("avx2 int8 path not compiled");
+KF_AVX2 static void dequant_avx2(const int8_t* p, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i)))));
 }
-void wo_avx512(const float*, int64_t, int, const int8_t*, int64_t, float*) {
-  throw std::logic_error("avx512 int8 path not compiled");
+
+void wo_dequant_panel(const int8_t* panel, int64_t K4, float* out, int avx) {
+  if (avx == 512) return dequant_avx512(panel, K4 * 64, out);
+  if (avx == 2) return dequant_avx2(panel, K4 * 64, out);
+  for (int64_t i = 0; i < K4 * 64; ++i) out[i] = static_cast<float>(panel[i]);
 }
-void wo_avx2(const float*, int64_t, int, const int8_t*, int, int64_t, float*) {
-  throw std::logic_error("avx2 int8 path not compiled");
+
+// ---- epilogues (float32 out) ------------------------------------------------------------------
+
+static inline float gelu(float v) { return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f)); }
+
+static inline void gelu_inplace(float* y, int64_t nv) {
+  for (int64_t j = 0; j < nv; ++j) y[j] = gelu(y[j]);
 }
+
+// v = (float(c) * r) * cs (+ bias), relu: v < 0 ? 0 : v (a NaN compares false and stays).
+template <bool I32>
+KF_AVX512 static void epi_avx512(const void* cv, int64_t nv, const EpiArgs& a, float* y) {
+  constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512 r = _mm512_set1_ps(a.r), zero = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nv; j += 16) {
+    const __mmask16 m = nv - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (nv - j)) - 1u);
+    __m512 v;
+    if constexpr (I32) {
+      v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, static_cast<const int32_t*>(cv) + j));
+      v = _mm512_mul_round_ps(v, r, R);
+    } else {
+      v = _mm512_maskz_loadu_ps(m, static_cast<const float*>(cv) + j);
+    }
+    v = _mm512_mul_round_ps(v, _mm512_maskz_loadu_ps(m, a.cs + j), R);
+    if (a.bias) v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(m, a.bias + j), R);
+    if (a.act == 1) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+    _mm512_mask_storeu_ps(y + j, m, v);
+  }
+  if (a.act == 2) gelu_inplace(y, nv);
+}
+
+template <bool I32>
+KF_AVX2_NOFMA static void epi_avx2(const void* cv, int64_t nv, const EpiArgs& a, float* y) {
+  const __m256 r = _mm256_set1_ps(a.r), zero = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= nv; j += 8) {
+    __m256 v;
+    if constexpr (I32) {
+      v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const int32_t*>(cv) + j))), r);
+    } else {
+      v = _mm256_loadu_ps(static_cast<const float*>(cv) + j);
+    }
+    v = _mm256_mul_ps(v, _mm256_loadu_ps(a.cs + j));
+    if (a.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a.bias + j));
+    if (a.act == 1) v = _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+    _mm256_storeu_ps(y + j, v);
+  }
+  for (; j < nv; ++j) {  // the tail, same formula in scalar fp32 (no FMA in this target)
+    float v = I32 ? static_cast<float>(static_cast<const int32_t*>(cv)[j]) * a.r : static_cast<const float*>(cv)[j];
+    v = v * a.cs[j];
+    if (a.bias) v = v + a.bias[j];
+    if (a.act == 1) v = v < 0.f ? 0.f : v;
+    y[j] = v;
+  }
+  if (a.act == 2) gelu_inplace(y, nv);
+}
+
+void epilogue_i32_avx512(const int32_t* c, int64_t nv, const EpiArgs& a, float* y) { epi_avx512<true>(c, nv, a, y); }
+void epilogue_f32_avx512(const float* c, int64_t nv, const EpiArgs& a, float* y) { epi_avx512<false>(c, nv, a, y); }
+void epilogue_i32_avx2(const int32_t* c, int64_t nv, const EpiArgs& a, float* y) { epi_avx2<true>(c, nv, a, y); }
+void epilogue_f32_avx2(const float* c, int64_t nv, const EpiArgs& a, float* y) { epi_avx2<false>(c, nv, a, y); }
+
+#else  // not x86-64 GCC: these paths are never supported (int8_path_supported), so never called
+
+[[noreturn]] static void no_x86() { throw std::logic_error("x86 int8 paths not compiled"); }
+void w8a8_avx512(const uint8_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
+void w8a8_avx2(const int16_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
+void wo_avx512(const float*, int64_t, int, const int8_t*, int64_t, float*) { no_x86(); }
+void wo_avx512_f32(const float*, int64_t, int, const float*, int64_t, float*) { no_x86(); }
+void wo_avx2(const float*, int64_t, int, const int8_t*, int, int64_t, float*) { no_x86(); }
+void wo_avx2_f32(const float*, int64_t, int, const float*, int, int64_t, float*) { no_x86(); }
+void wo_dequant_panel(const int8_t* panel, int64_t K4, float* out, int) {
+  for (int64_t i = 0; i < K4 * 64; ++i) out[i] = static_cast<float>(panel[i]);
+}
+void epilogue_i32_avx512(const int32_t*, int64_t, const EpiArgs&, float*) { no_x86(); }
+void epilogue_f32_avx512(const float*, int64_t, const EpiArgs&, float*) { no_x86(); }
+void epilogue_i32_avx2(const int32_t*, int64_t, const EpiArgs&, float*) { no_x86(); }
+void epilogue_f32_avx2(const float*, int64_t, const EpiArgs&, float*) { no_x86(); }
 
 #endif
 

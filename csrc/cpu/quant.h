@@ -12,8 +12,11 @@ constexpr float kQuantMinAbsmax = 1e-30f;
 }  // namespace kf
 
 namespace kf::cpu {
+// The code path of the row loops: "avx512", "avx2" or "portable" (follows kf::cpu::isa()).
+const char* quant_path();
 // x [M, K] float32/float16/bfloat16 (any strides) -> q [M, K] int8 (row stride q.rs, unit column
-// stride), scale [M] float32. One pass per row (the row is re-read from L1).
+// stride), scale [M] float32. Two vector passes per row (absmax, then rounding; the row is re-read
+// from L1/L2).
 void quantize_rows(const Mat& x, const Mat& q, float* scale /* [M] */);
 // Static scale: q = clamp(round_half_even(x * (1 / scale)), -127, 127); NaN -> 0, +-inf -> +-127.
 void quantize_static(const Mat& x, const float* scale /* [1] */, const Mat& q);

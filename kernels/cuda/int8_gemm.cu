@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "common/cuda_check.h"
+#include "cpu/int8_check.h"  // the argument checks shared with the CPU launchers
 #include "cpu/int8_gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/int8_gemm.h"
@@ -317,24 +318,12 @@ void wonly_launch(const Mat& x, const Mat& wq, const float* wsc, const float* bi
   KF_CUDA_CHECK_LAUNCH("wonly_tile_kernel");
 }
 
-void check_out(const Mat& x, const Mat& wq, const Mat& y, int act) {
-  require_dtype(wq.dtype, {DType::i8}, "w_q");
-  require(wq.cols == x.cols, "x and w_q must have the same number of columns K");
-  require(wq.cs == 1, "w_q must have unit column stride");
-  require(act >= 0 && act <= 2, "activation code must be 0 (none), 1 (relu) or 2 (gelu)");
-  require_dtype(y.dtype, {DType::f32, DType::f16, DType::bf16}, "out");
-  require(y.rows == x.rows && y.cols == wq.rows, "out must have shape [M, N]");
-  require(y.cs == 1 && y.rs >= y.cols, "out must have unit column stride");
-}
 
 }  // namespace
 
 void int8_gemm(const Mat& xq, const Mat& wq, const float* row_scale, const float* col_scale, const float* bias,
                int act, const Mat& y, uintptr_t stream) {
-  require_dtype(xq.dtype, {DType::i8}, "x_q");
-  require(xq.cs == 1, "x_q must have unit column stride");
-  require(xq.cols <= kInt8GemmMaxK, "K must be <= 131071 for exact int32 accumulation");
-  check_out(xq, wq, y, act);
+  check_int8_gemm_args(xq, wq, row_scale, col_scale, act, y);
   if (xq.rows == 0 || wq.rows == 0) return;
   int dev = 0, major = 0;
   KF_CUDA_CHECK(cudaGetDevice(&dev));
@@ -358,8 +347,7 @@ void int8_gemm(const Mat& xq, const Mat& wq, const float* row_scale, const float
 
 void weight_only_gemm(const Mat& x, const Mat& wq, const float* w_scale, const float* bias, int act, const Mat& y,
                       uintptr_t stream) {
-  require_dtype(x.dtype, {DType::f32, DType::f16, DType::bf16}, "x");
-  check_out(x, wq, y, act);
+  check_weight_only_args(x, wq, w_scale, act, y);
   if (x.rows == 0 || wq.rows == 0) return;
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   switch (x.dtype) {

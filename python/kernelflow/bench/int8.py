@@ -30,15 +30,19 @@ def _dynamic_int8(lin: nn.Linear):
         return None
 
 
-def _interleaved_ms(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+TIMERS = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def _interleaved_ms(fns: dict[str, Callable[[], Any]], repeat: int, timer: str = "wall") -> dict[str, float]:
+    clock = TIMERS[timer]
     for f in fns.values():
         f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            times[k].append((time.perf_counter() - t0) * 1e3)
+            times[k].append((clock() - t0) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -53,7 +57,11 @@ def w8a8_is_exact(q, x: torch.Tensor) -> bool:
 
 
 def run_int8(ms=(1, 64, 1024), k: int = 4096, n: int = 4096, repeat: int = 7,
-             progress: Callable[[str], None] | None = None) -> dict:
+             progress: Callable[[str], None] | None = None, timer: str = "wall") -> dict:
+    """timer "wall" (perf_counter), or "thread" (the calling thread's CPU time: immune to other
+    processes' load, meaningful only with one thread)."""
+    if timer not in TIMERS:
+        raise ValueError(f"timer must be one of {tuple(TIMERS)}, got {timer!r}")
     from kernelflow.nn.int8 import Int8Linear  # noqa: PLC0415
     from kernelflow.ops.int8_gemm import cpu_path  # noqa: PLC0415
 
@@ -69,17 +77,17 @@ def run_int8(ms=(1, 64, 1024), k: int = 4096, n: int = 4096, repeat: int = 7,
     rows: list[dict] = []
     with torch.no_grad():
         big = torch.randn(1024, k)
-        ceiling = _interleaved_ms({"mm": lambda: big @ lin.weight.T}, max(3, repeat // 2))["mm"]
+        ceiling = _interleaved_ms({"mm": lambda: big @ lin.weight.T}, max(3, repeat // 2), timer)["mm"]
         ceiling_gflops = 2 * 1024 * n * k / (ceiling * 1e-3) / 1e9
         for m in ms:
             if progress:
                 progress(f"int8 M={m}")
             x = torch.randn(m, k)
-            t = _interleaved_ms({name: (lambda f=f: f(x)) for name, f in impls.items()}, repeat)
+            t = _interleaved_ms({name: (lambda f=f: f(x)) for name, f in impls.items()}, repeat, timer)
             exact = w8a8_is_exact(impls["kernelflow_w8a8"], x)
             for name, v in t.items():
                 gops = 2 * m * n * k / (v * 1e-3) / 1e9
-                r = {"suite": "int8", "op": "linear", "impl": name, "shape": [m, n, k], "ms": round(v, 4),
+                r = {"suite": "int8", "op": "linear", "impl": name, "shape": [m, n, k], "ms": round(v, 4), "timer": timer,
                      "gops": round(gops, 2), "frac_fp32_matmul": round(gops / ceiling_gflops, 4)}
                 if name.startswith("kernelflow"):
                     r["path"] = cpu_path()

@@ -1,0 +1,132 @@
+// Weight-only int8 GEMM on the CPU: y = act((x @ float(w_q)^T) * w_scale + bias), fp32 accumulation,
+// over the packed panels of int8_pack.h, threaded like the W8A8 driver (int8_gemm.cpp).
+//
+// Two regimes. Few rows (a block of fewer than kDequantRows): each panel is dequantized in
+// registers as it streams by (int8 -> int32 -> fp32, then FMA), so W is read once as int8, the
+// memory floor of a GEMV. Many rows: the whole panel is converted once per block into a per-thread
+// fp32 copy (K * 64 bytes, L2 resident) and every row chunk runs a plain fp32 FMA kernel over it,
+// so the conversion (two uops per vector on the FMA ports) is paid once per block instead of once
+// per row chunk. Either way this is fp32 FMA work: for large M its ceiling is the fp32 matmul's.
+#include "cpu/int8_gemm.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "common/half.h"
+#include "cpu/int8_check.h"
+#include "cpu/int8_epilogue.h"
+#include "cpu/int8_kernels.h"
+#include "cpu/int8_pack.h"
+
+namespace kf::cpu {
+namespace {
+
+constexpr int64_t kGroup = 4;        // panels per block: 64 columns
+constexpr int64_t kTileRows = 120;   // rows per block: a multiple of 6, 4 and 3
+constexpr int64_t kDequantRows = 12; // blocks with at least this many rows convert the panel once
+constexpr int64_t kDequantMaxK4 = 4096;  // fp32 panel copy <= 1 MiB (K <= 16384); larger K streams int8
+constexpr int64_t kParallelWork = int64_t(1) << 22;
+
+template <typename T>
+inline float ld(const void* p, int64_t off) {
+  if constexpr (std::is_same<T, float>::value) return static_cast<const float*>(p)[off];
+  else if constexpr (std::is_same<T, uint16_t>::value) return half_bits_to_float(static_cast<const uint16_t*>(p)[off]);
+  else return bf16_bits_to_float(static_cast<const uint16_t*>(p)[off]);
+}
+
+// x [M, K] (any strides, float32 / float16 bits / bfloat16 bits) -> fp32 [M, Kp], zero padded.
+template <typename T>
+std::vector<float> prepare_xf(const Mat& x, int64_t Kp) {
+  const int64_t M = x.rows, K = x.cols;
+  std::vector<float> buf(M * Kp);
+#pragma omp parallel for schedule(static) if (M * K > (1 << 18))
+  for (int64_t m = 0; m < M; ++m) {
+    float* __restrict d = buf.data() + m * Kp;
+    if (std::is_same<T, float>::value && x.cs == 1) {
+      const float* __restrict s = static_cast<const float*>(x.data) + m * x.rs;
+      for (int64_t k = 0; k < K; ++k) d[k] = s[k];
+    } else {
+      for (int64_t k = 0; k < K; ++k) d[k] = ld<T>(x.data, m * x.rs + k * x.cs);
+    }
+    for (int64_t k = K; k < Kp; ++k) d[k] = 0.f;
+  }
+  return buf;
+}
+
+// One block: rows [m0, m1) x panels [p0, p1). fbuf: this thread's fp32 panel copy [K4 * 64] or null.
+template <typename Sink>
+void wo_block(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, int64_t N, Int8Path path, int64_t m0,
+              int64_t m1, int64_t p0, int64_t p1, float* fbuf, const Sink& sink) {
+  alignas(64) float c[6 * 16];
+  const bool deq = fbuf != nullptr && m1 - m0 >= kDequantRows;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int8_t* panel = W + p * K4 * 64;
+    if (deq) wo_dequant_panel(panel, K4, fbuf, path == Int8Path::avx512 ? 512 : 2);
+    if (path == Int8Path::avx2) {
+      for (int h = 0; h < 2; ++h) {  // two 8-column halves
+        const int64_t n0 = p * kPackNR + h * 8;
+        if (n0 >= N) break;
+        const int64_t nv = std::min<int64_t>(8, N - n0);
+        for (int64_t m = m0; m < m1; m += 3) {
+          const int mr = static_cast<int>(std::min<int64_t>(3, m1 - m));
+          if (deq) wo_avx2_f32(xf + m * Kp, Kp, mr, fbuf, h, K4, c);
+          else wo_avx2(xf + m * Kp, Kp, mr, panel, h, K4, c);
+          for (int i = 0; i < mr; ++i) sink(m + i, n0, nv, c + i * 8);
+        }
+      }
+      continue;
+    }
+    const int64_t n0 = p * kPackNR, nv = std::min<int64_t>(kPackNR, N - n0);
+    const int64_t MR = path == Int8Path::avx512 ? 6 : 4;
+    for (int64_t m = m0; m < m1; m += MR) {
+      const int mr = static_cast<int>(std::min(MR, m1 - m));
+      if (path == Int8Path::avx512) {
+        if (deq) wo_avx512_f32(xf + m * Kp, Kp, mr, fbuf, K4, c);
+        else wo_avx512(xf + m * Kp, Kp, mr, panel, K4, c);
+      } else {
+        wo_portable(xf + m * Kp, Kp, mr, panel, K4, c);
+      }
+      for (int i = 0; i < mr; ++i) sink(m + i, n0, nv, c + i * 16);
+    }
+  }
+}
+
+template <typename Sink>
+void wo_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N, const uint8_t* packed, Int8Path path,
+               const Sink& sink) {
+  const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
+  const int8_t* W = reinterpret_cast<const int8_t*>(packed);
+  const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + kTileRows - 1) / kTileRows;
+  const bool deq = path != Int8Path::portable && M >= kDequantRows && K4 <= kDequantMaxK4;
+#pragma omp parallel if (M * N * K >= kParallelWork)
+  {
+    std::vector<float> fbuf(deq ? K4 * 64 : 0);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t g = 0; g < ng; ++g)
+      for (int64_t t = 0; t < nm; ++t)
+        wo_block(xf.data(), Kp, K4, W, N, path, t * kTileRows, std::min(M, (t + 1) * kTileRows), g * kGroup,
+                 std::min(Np, (g + 1) * kGroup), deq ? fbuf.data() : nullptr, sink);
+  }
+}
+
+}  // namespace
+
+void weight_only_gemm(const Mat& x, const Mat& wq, const uint8_t* packed, int64_t packed_bytes, const float* w_scale,
+                      const float* bias, int act, const Mat& y) {
+  check_weight_only_args(x, wq, w_scale, act, y);
+  if (x.rows == 0 || wq.rows == 0) return;
+  std::vector<uint8_t> tmp;
+  const uint8_t* p = int8_packed_or_pack(wq, packed, packed_bytes, tmp);
+  const int64_t Kp = 4 * int8_pack_k4(x.cols);
+  std::vector<float> xf = x.dtype == DType::f32   ? prepare_xf<float>(x, Kp)
+                          : x.dtype == DType::f16 ? prepare_xf<uint16_t>(x, Kp)
+                                                  : prepare_xf<int16_t>(x, Kp);
+  const Int8Path path = int8_path();
+  int8_by_out(y.dtype, [&](auto o) {
+    wo_driver(xf, x.rows, x.cols, wq.rows, p, path, Int8Store<decltype(o)>{nullptr, w_scale, bias, act, y, path});
+  });
+}
+
+}  // namespace kf::cpu
