@@ -8,7 +8,9 @@
 // exact to float64 rounding as long as |mean - c| is a few standard deviations at most (s2 <=
 // 16 M2: at most 4 bits of cancellation); otherwise, and for inf / overflow, M2 is recomputed
 // by a second pass over the block while it is still in L2 (the exact two-pass). Blocks merge
-// into the thread's Moments with Chan's formula, the threads' Moments at the end the same way.
+// into the thread's Moments with Chan's formula, the threads' Moments at the end the same way,
+// all with means relative to a base value per column (its first finite value), so that a mean
+// of 1e8 with a spread of 1e-2 keeps the blocks' differences (M2 exact to float64 rounding).
 //
 // Code paths (kf::cpu::isa(), forced with KERNELFLOW_CPU_ISA / _C.set_cpu_isa): avx512 (8 float64
 // lanes, mask registers), avx2 (4 lanes, blends; fast on AVX2-only AMD EPYC too), portable
@@ -162,20 +164,24 @@ struct V256 {
 };
 #endif
 
-// A block's summary of one column, ready for Chan's merge.
+// A block's summary of one column, ready for Chan's merge. rel: the mean relative to the
+// column's base value (see run()), which the merges use: block means that differ by less than
+// the ulp of the mean itself (1e8 + noise) keep their differences exactly enough.
 struct Col {
-  double n, na, mean, m2, lo, hi;
+  double n, na, mean, rel, m2, lo, hi;
 };
 
-// One column from its shifted sums (shift c). False when M2 must come from the second pass.
-inline bool finish(double n, double na, double s1, double s2, double lo, double hi, double c, Col& o) {
-  o = Col{n, na, 0.0, 0.0, lo, hi};
+// One column from its shifted sums (shift c, base k). False when M2 must come from the second pass.
+inline bool finish(double n, double na, double s1, double s2, double lo, double hi, double c, double k, Col& o) {
+  o = Col{n, na, 0.0, 0.0, 0.0, lo, hi};
   if (n == 0.0) return true;
   if (lo == hi) {  // all values equal: exactly that mean and M2 = 0 (constant columns)
     o.mean = lo;
+    o.rel = lo - k;
     return true;
   }
   o.mean = c + s1 / n;
+  o.rel = (c - k) + s1 / n;
   o.m2 = s2 - s1 * (s1 / n);
   return VScalar::finite(o.m2) && o.m2 >= 0.0 && s2 <= 16.0 * o.m2;
 }
@@ -192,7 +198,7 @@ inline double first_shift(const T* p) {
 // shifts (NaN = none yet; updated to the block means); fills o [K * N]. Returns whether the strip
 // held a non-finite value (the next block then starts careful).
 template <class V, int K, typename T>
-inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, Col* o) {
+inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, const double* base, Col* o) {
   using R = typename V::R;
   constexpr int N = V::N, W = K * N;
   for (int i = 0; i < W; ++i)
@@ -230,7 +236,7 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
   }
   bool ok[W], all_ok = true;
   for (int i = 0; i < W; ++i) {
-    ok[i] = finish(bn[i], bna[i], b1[i], b2[i], bl[i], bh[i], sh[i], o[i]);
+    ok[i] = finish(bn[i], bna[i], b1[i], b2[i], bl[i], bh[i], sh[i], base[i], o[i]);
     all_ok = all_ok && ok[i];
   }
   if (!all_ok) {  // the exact two-pass for this strip, from cache
@@ -252,14 +258,15 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
 }
 
 inline void merge_cols(Moments& acc, int64_t j0, int w, const Col* o) {
-  for (int i = 0; i < w; ++i) acc.merge(j0 + i, o[i].n, o[i].na, o[i].mean, o[i].m2, o[i].lo, o[i].hi);
+  for (int i = 0; i < w; ++i) acc.merge(j0 + i, o[i].n, o[i].na, o[i].rel, o[i].m2, o[i].lo, o[i].hi);
 }
 
 // Per-thread state carried from block to block, per column: whether its strip held a
-// non-finite value last time, and its shift.
+// non-finite value last time, and its shift; and the columns' base values (shared).
 struct Carry {
-  uint8_t* dirty;  // [cols]
-  double* shift;   // [cols]
+  uint8_t* dirty;      // [cols]
+  double* shift;       // [cols]
+  const double* base;  // [cols]
 };
 
 // Rows [0, n) of x (already offset to the block's first row).
@@ -269,26 +276,26 @@ inline void block_rowmajor(const T* x, int64_t rs, int64_t n, int64_t cols, Carr
   Col o[4 * N];  // strips of up to 4 registers below
   int64_t j = 0;
   for (; j + W <= cols; j += W) {
-    st.dirty[j] = strip<V, V::K>(x + j, rs, n, !st.dirty[j], st.shift + j, o);
+    st.dirty[j] = strip<V, V::K>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
     merge_cols(acc, j, W, o);
   }
   const int k = static_cast<int>((cols - j) / N);
   if (k > 0) {
-    if (k == 3) st.dirty[j] = strip<V, 3>(x + j, rs, n, !st.dirty[j], st.shift + j, o);
-    else if (k == 2) st.dirty[j] = strip<V, 2>(x + j, rs, n, !st.dirty[j], st.shift + j, o);
-    else st.dirty[j] = strip<V, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, o);
+    if (k == 3) st.dirty[j] = strip<V, 3>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
+    else if (k == 2) st.dirty[j] = strip<V, 2>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
+    else st.dirty[j] = strip<V, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
     merge_cols(acc, j, k * N, o);
     j += k * N;
   }
   for (; j < cols; ++j) {  // fewer than N columns left: one scalar strip each (the rows are cached)
-    st.dirty[j] = strip<VScalar, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, o);
+    st.dirty[j] = strip<VScalar, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
     merge_cols(acc, j, 1, o);
   }
 }
 
 // ---- column-major (rs == 1): each column's block is contiguous, lanes run down the rows -------
 template <class V, typename T>
-inline bool run_contiguous(const T* p, int64_t n, bool try_fast, double& shift, Col& o) {
+inline bool run_contiguous(const T* p, int64_t n, bool try_fast, double& shift, double base, Col& o) {
   using R = typename V::R;
   constexpr int K = V::K, N = V::N, W = K * N;
   if (shift != shift) shift = first_shift(p);
@@ -332,7 +339,7 @@ inline bool run_contiguous(const T* p, int64_t n, bool try_fast, double& shift, 
     tl = std::min(tl, bl[i]);
     th = std::max(th, bh[i]);
   }
-  if (!finish(tn, tna, t1, t2, tl, th, shift, o)) {  // the exact two-pass, from cache
+  if (!finish(tn, tna, t1, t2, tl, th, shift, base, o)) {  // the exact two-pass, from cache
     const R m = V::set1(o.mean);
     R q[K];
     for (int k = 0; k < K; ++k) q[k] = V::set1(0.0);
@@ -352,7 +359,7 @@ template <class V, typename T>
 inline void block_colmajor(const T* x, int64_t cs, int64_t n, int64_t cols, Carry st, Moments& acc) {
   for (int64_t j = 0; j < cols; ++j) {
     Col o;
-    st.dirty[j] = run_contiguous<V>(x + j * cs, n, !st.dirty[j], st.shift[j], o);
+    st.dirty[j] = run_contiguous<V>(x + j * cs, n, !st.dirty[j], st.shift[j], st.base[j], o);
     merge_cols(acc, j, 1, &o);
   }
 }
@@ -362,7 +369,7 @@ template <typename T>
 inline void block_strided(const T* x, int64_t rs, int64_t cs, int64_t n, int64_t cols, Carry st, Moments& acc) {
   for (int64_t j = 0; j < cols; ++j) {
     Col o;
-    st.dirty[j] = strip<VScalar, 1>(x + j * cs, rs, n, !st.dirty[j], st.shift + j, &o);
+    st.dirty[j] = strip<VScalar, 1>(x + j * cs, rs, n, !st.dirty[j], st.shift + j, st.base + j, &o);
     merge_cols(acc, j, 1, &o);
   }
 }
@@ -420,6 +427,15 @@ void run(const Mat& x, double* out) {
 #ifdef _OPENMP
   nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), nblocks)));
 #endif
+  // base [cols]: each column's first finite value among its first rows (else 0). Every merge
+  // works on means relative to it; the result adds it back.
+  std::vector<double> base(static_cast<size_t>(cols), 0.0);
+  const T* data = static_cast<const T*>(x.data);
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t r = 0; r < std::min<int64_t>(rows, 64); ++r) {
+      const double v = static_cast<double>(data[r * x.rs + j * x.cs]);
+      if (VScalar::finite(v)) { base[j] = v; break; }
+    }
   std::vector<Moments> partial(nthreads, Moments(cols));
 #pragma omp parallel num_threads(nthreads)
   {
@@ -433,11 +449,13 @@ void run(const Mat& x, double* out) {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < nblocks; ++b) {
       const int64_t r0 = b * kBlock;
-      fn(x, r0, std::min(rows, r0 + kBlock) - r0, Carry{dirty.data(), shift.data()}, partial[tid]);
+      fn(x, r0, std::min(rows, r0 + kBlock) - r0, Carry{dirty.data(), shift.data(), base.data()}, partial[tid]);
     }
   }
   Moments total(cols);
   for (const Moments& p : partial) total.merge(p);
+  for (int64_t j = 0; j < cols; ++j)
+    if (total.w[j] > 0.0) total.mean[j] += base[j];
   total.write(out);
 }
 
