@@ -1,16 +1,19 @@
 // Column statistics on the CPU at memory speed, float64 throughout.
-// OpenMP over cache-sized row blocks (static schedule: reproducible). Each block is summarised
+// OpenMP over cache-sized row blocks (dynamic schedule, merged in block order: reproducible).
+// Each block is summarised
 // per column in ONE read, in float64 (float32 input is widened on load: in fp32, 1e20^2
 // overflows, 3e38 + 3e38 is inf and squares of denormals flush to 0): finite count, NaN count,
-// min, max and the shifted sums s1 = sum(v - c), s2 = sum((v - c)^2), with c the column's mean
-// from the thread's previous block (the block's first value at the start). Then
+// min, max and the shifted sums s1 = sum(v - c), s2 = sum((v - c)^2), with c the block's first
+// value in that column (0 if not finite): a sample of the column, so typically within a few
+// standard deviations of the mean, and fixed by the data alone (results do not depend on the
+// thread schedule). Then
 //   mean = c + s1 / n,  M2 = s2 - s1^2 / n,
 // exact to float64 rounding as long as |mean - c| is a few standard deviations at most (s2 <=
 // 16 M2: at most 4 bits of cancellation); otherwise, and for inf / overflow, M2 is recomputed
-// by a second pass over the block while it is still in L2 (the exact two-pass). Blocks merge
-// into the thread's Moments with Chan's formula, the threads' Moments at the end the same way,
-// all with means relative to a base value per column (its first finite value), so that a mean
-// of 1e8 with a spread of 1e-2 keeps the blocks' differences (M2 exact to float64 rounding).
+// by a second pass over the block while it is still in L2 (the exact two-pass). The blocks'
+// summaries merge in block order into one Moments with Chan's formula, with means relative to a
+// base value per column (its first finite value), so that a mean of 1e8 with a spread of 1e-2
+// keeps the blocks' differences (M2 exact to float64 rounding).
 //
 // Code paths (kf::cpu::isa(), forced with KERNELFLOW_CPU_ISA / _C.set_cpu_isa): avx512 (8 float64
 // lanes, mask registers), avx2 (4 lanes, blends; fast on AVX2-only AMD EPYC too), portable
@@ -186,7 +189,7 @@ inline bool finish(double n, double na, double s1, double s2, double lo, double 
   return VScalar::finite(o.m2) && o.m2 >= 0.0 && s2 <= 16.0 * o.m2;
 }
 
-// The shift a thread starts a column with: its first value in the block when finite, else 0.
+// The shift of a column in a block: its first value there when finite, else 0.
 template <typename T>
 inline double first_shift(const T* p) {
   const double v = static_cast<double>(*p);
@@ -194,15 +197,15 @@ inline double first_shift(const T* p) {
 }
 
 // ---- row-major (cs == 1): K vectors of N columns, every row of the block --------------------
-// x [n, K * N] with row stride rs, already offset to the strip's first column; sh [K * N] the
-// shifts (NaN = none yet; updated to the block means); fills o [K * N]. Returns whether the strip
+// x [n, K * N] with row stride rs, already offset to the strip's first column; sh [K * N] scratch
+// for the shifts; base [K * N] the columns' base values; fills o [K * N]. Returns whether the strip
 // held a non-finite value (the next block then starts careful).
 template <class V, int K, typename T>
 inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, const double* base, Col* o) {
   using R = typename V::R;
   constexpr int N = V::N, W = K * N;
   for (int i = 0; i < W; ++i)
-    if (sh[i] != sh[i]) sh[i] = first_shift(x + i);
+    sh[i] = first_shift(x + i);
   R c[K], s1[K], s2[K], lo[K], hi[K], cn[K], na[K];
   for (int k = 0; k < K; ++k) c[k] = V::load(static_cast<const double*>(sh + k * N));
   double b1[W], b2[W], bl[W], bh[W], bn[W], bna[W];
@@ -252,17 +255,14 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
     for (int i = 0; i < W; ++i)
       if (!ok[i]) o[i].m2 = b1[i];
   }
-  for (int i = 0; i < W; ++i)
-    if (o[i].n > 0.0) sh[i] = o[i].mean;
   return !clean;
 }
 
-inline void merge_cols(Moments& acc, int64_t j0, int w, const Col* o) {
-  for (int i = 0; i < w; ++i) acc.merge(j0 + i, o[i].n, o[i].na, o[i].rel, o[i].m2, o[i].lo, o[i].hi);
-}
+inline void put_cols(Col* res, int64_t j0, int w, const Col* o) { std::copy(o, o + w, res + j0); }
 
 // Per-thread state carried from block to block, per column: whether its strip held a
-// non-finite value last time, and its shift; and the columns' base values (shared).
+// non-finite value last time (which variant to try first; both give the same bits), scratch for
+// the shifts; and the columns' base values (shared).
 struct Carry {
   uint8_t* dirty;      // [cols]
   double* shift;       // [cols]
@@ -271,25 +271,25 @@ struct Carry {
 
 // Rows [0, n) of x (already offset to the block's first row).
 template <class V, typename T>
-inline void block_rowmajor(const T* x, int64_t rs, int64_t n, int64_t cols, Carry st, Moments& acc) {
+inline void block_rowmajor(const T* x, int64_t rs, int64_t n, int64_t cols, Carry st, Col* res) {
   constexpr int N = V::N, W = V::K * N;  // 32 columns (avx512), 8 (avx2)
   Col o[4 * N];  // strips of up to 4 registers below
   int64_t j = 0;
   for (; j + W <= cols; j += W) {
     st.dirty[j] = strip<V, V::K>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
-    merge_cols(acc, j, W, o);
+    put_cols(res, j, W, o);
   }
   const int k = static_cast<int>((cols - j) / N);
   if (k > 0) {
     if (k == 3) st.dirty[j] = strip<V, 3>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
     else if (k == 2) st.dirty[j] = strip<V, 2>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
     else st.dirty[j] = strip<V, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
-    merge_cols(acc, j, k * N, o);
+    put_cols(res, j, k * N, o);
     j += k * N;
   }
   for (; j < cols; ++j) {  // fewer than N columns left: one scalar strip each (the rows are cached)
     st.dirty[j] = strip<VScalar, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
-    merge_cols(acc, j, 1, o);
+    put_cols(res, j, 1, o);
   }
 }
 
@@ -298,7 +298,7 @@ template <class V, typename T>
 inline bool run_contiguous(const T* p, int64_t n, bool try_fast, double& shift, double base, Col& o) {
   using R = typename V::R;
   constexpr int K = V::K, N = V::N, W = K * N;
-  if (shift != shift) shift = first_shift(p);
+  shift = first_shift(p);
   const int64_t nv = n / W * W;
   const R c = V::set1(shift);
   R s1[K], s2[K], lo[K], hi[K], cn[K], na[K];
@@ -351,49 +351,48 @@ inline bool run_contiguous(const T* p, int64_t n, bool try_fast, double& shift, 
     for (int i = 0; i < W; ++i) qt += b1[i];
     o.m2 = qt;
   }
-  if (o.n > 0.0) shift = o.mean;
   return !clean;
 }
 
 template <class V, typename T>
-inline void block_colmajor(const T* x, int64_t cs, int64_t n, int64_t cols, Carry st, Moments& acc) {
+inline void block_colmajor(const T* x, int64_t cs, int64_t n, int64_t cols, Carry st, Col* res) {
   for (int64_t j = 0; j < cols; ++j) {
     Col o;
     st.dirty[j] = run_contiguous<V>(x + j * cs, n, !st.dirty[j], st.shift[j], st.base[j], o);
-    merge_cols(acc, j, 1, &o);
+    put_cols(res, j, 1, &o);
   }
 }
 
 // any other strides: scalar, one column at a time
 template <typename T>
-inline void block_strided(const T* x, int64_t rs, int64_t cs, int64_t n, int64_t cols, Carry st, Moments& acc) {
+inline void block_strided(const T* x, int64_t rs, int64_t cs, int64_t n, int64_t cols, Carry st, Col* res) {
   for (int64_t j = 0; j < cols; ++j) {
     Col o;
     st.dirty[j] = strip<VScalar, 1>(x + j * cs, rs, n, !st.dirty[j], st.shift + j, st.base + j, &o);
-    merge_cols(acc, j, 1, &o);
+    put_cols(res, j, 1, &o);
   }
 }
 
 // One block of rows [r0, r0 + n) of x, every column, into acc.
 template <class V, typename T>
-inline void block(const Mat& x, int64_t r0, int64_t n, Carry st, Moments& acc) {
+inline void block(const Mat& x, int64_t r0, int64_t n, Carry st, Col* res) {
   const T* p = static_cast<const T*>(x.data) + r0 * x.rs;
-  if (x.cs == 1) block_rowmajor<V>(p, x.rs, n, x.cols, st, acc);
-  else if (x.rs == 1) block_colmajor<V>(p, x.cs, n, x.cols, st, acc);
-  else block_strided(p, x.rs, x.cs, n, x.cols, st, acc);
+  if (x.cs == 1) block_rowmajor<V>(p, x.rs, n, x.cols, st, res);
+  else if (x.rs == 1) block_colmajor<V>(p, x.cs, n, x.cols, st, res);
+  else block_strided(p, x.rs, x.cs, n, x.cols, st, res);
 }
 
-using BlockFn = void (*)(const Mat&, int64_t, int64_t, Carry, Moments&);
+using BlockFn = void (*)(const Mat&, int64_t, int64_t, Carry, Col*);
 
 // per-level entry points: the target attribute reaches everything `flatten` inlines here
-template <typename T> KF_FLATTEN void block_portable(const Mat& x, int64_t r0, int64_t n, Carry d, Moments& a) {
+template <typename T> KF_FLATTEN void block_portable(const Mat& x, int64_t r0, int64_t n, Carry d, Col* a) {
   block<VScalar, T>(x, r0, n, d, a);
 }
 #ifdef KF_HAVE_X86_TARGETS
-template <typename T> KF_TARGET_AVX2 KF_FLATTEN void block_avx2(const Mat& x, int64_t r0, int64_t n, Carry d, Moments& a) {
+template <typename T> KF_TARGET_AVX2 KF_FLATTEN void block_avx2(const Mat& x, int64_t r0, int64_t n, Carry d, Col* a) {
   block<V256, T>(x, r0, n, d, a);
 }
-template <typename T> KF_TARGET_AVX512 KF_FLATTEN void block_avx512(const Mat& x, int64_t r0, int64_t n, Carry d, Moments& a) {
+template <typename T> KF_TARGET_AVX512 KF_FLATTEN void block_avx512(const Mat& x, int64_t r0, int64_t n, Carry d, Col* a) {
   block<V512, T>(x, r0, n, d, a);
 }
 #endif
@@ -436,24 +435,29 @@ void run(const Mat& x, double* out) {
       const double v = static_cast<double>(data[r * x.rs + j * x.cs]);
       if (VScalar::finite(v)) { base[j] = v; break; }
     }
-  std::vector<Moments> partial(nthreads, Moments(cols));
-#pragma omp parallel num_threads(nthreads)
-  {
-    int tid = 0;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-#endif
-    std::vector<uint8_t> dirty(static_cast<size_t>(cols), 0);
-    std::vector<double> shift(static_cast<size_t>(cols), std::numeric_limits<double>::quiet_NaN());
-    // static schedule: each thread owns a contiguous range of blocks, so results are reproducible
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < nblocks; ++b) {
-      const int64_t r0 = b * kBlock;
-      fn(x, r0, std::min(rows, r0 + kBlock) - r0, Carry{dirty.data(), shift.data(), base.data()}, partial[tid]);
+  // Blocks go to threads dynamically (a thread slowed by other work does not hold the rest up)
+  // and write their summaries [blocks, cols]; they merge in block order, so the result does not
+  // depend on the schedule. Rounds of blocks bound that buffer to 16 MB.
+  const int64_t round = std::max<int64_t>(1, std::min<int64_t>(nblocks, (int64_t(16) << 20) / std::max<int64_t>(1, cols * int64_t(sizeof(Col)))));
+  std::vector<Col> res(static_cast<size_t>(round * cols));
+  Moments total(cols);
+  for (int64_t b0 = 0; b0 < nblocks; b0 += round) {
+    const int64_t nb = std::min(round, nblocks - b0);
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(nthreads, nb)))
+    {
+      std::vector<uint8_t> dirty(static_cast<size_t>(cols), 0);
+      std::vector<double> shift(static_cast<size_t>(cols), 0.0);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = b0; b < b0 + nb; ++b) {
+        const int64_t r0 = b * kBlock;
+        fn(x, r0, std::min(rows, r0 + kBlock) - r0, Carry{dirty.data(), shift.data(), base.data()}, res.data() + (b - b0) * cols);
+      }
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      const Col* o = res.data() + b * cols;
+      for (int64_t j = 0; j < cols; ++j) total.merge(j, o[j].n, o[j].na, o[j].rel, o[j].m2, o[j].lo, o[j].hi);
     }
   }
-  Moments total(cols);
-  for (const Moments& p : partial) total.merge(p);
   for (int64_t j = 0; j < cols; ++j)
     if (total.w[j] > 0.0) total.mean[j] += base[j];
   total.write(out);
