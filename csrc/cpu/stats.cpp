@@ -21,11 +21,12 @@
 // body per layout uses them, instantiated inside a per-level entry point that carries the target
 // attribute and `flatten` (so the lane functions inline there, under that level's ISA).
 //
-// Two variants of the pass per strip of columns: `fast` (s1, s2, min, max) when the strip held
-// only finite values in the previous block, checked afterwards by s1 and s2 being finite (one
-// NaN or inf makes them non-finite), and `careful` (finite and NaN counts, masked sums, min,
-// max) otherwise, re-run from cache when the fast check fails. On finite data both add the same
-// values in the same order, so they give the same bits.
+// Variants of the pass per strip of columns: `fast` (s1, s2, min, max) when the strip held only
+// finite values in the previous block, checked afterwards by s1 and s2 being finite (one NaN or
+// inf makes them non-finite); otherwise `nan_only` (NaN skipped by the compare and by min / max's
+// NaN rule), and `acc` (finite and NaN counts, masked sums, min, max) when an infinity shows,
+// each re-run from cache when the cheaper one's check fails. On the data each accepts they add
+// the same values in the same order, so they give the same bits.
 #include "cpu/stats.h"
 
 #include "common/cpu_isa.h"
@@ -62,6 +63,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // ---- lanes: R holds N float64 accumulators ---------------------------------------------------
 // acc:  careful update over the finite values: count, s1 += d, s2 += d^2 (d = v - c), NaN
 //       count, min, max
+// nan_only: the same assuming no value is +-inf (NaN skipped; NaN count = rows - count); a
+//       +-inf shows as an infinite min / max or non-finite sums, and the strip re-runs with acc
 // fast: the same assuming every value is finite (no counts)
 // dev:  fallback second pass, q += (v - mean)^2 over the finite values
 // N: lanes per register; K: registers per strip of columns (as many as the accumulators leave
@@ -83,6 +86,15 @@ struct VScalar {
     na += (v != v) ? 1.0 : 0.0;
     lo = (f && v < lo) ? v : lo;
     hi = (f && v > hi) ? v : hi;
+  }
+  static void nan_only(R v, R c, R& n, R& s1, R& s2, R& lo, R& hi) {
+    const bool o = v == v;
+    const double d = o ? v - c : 0.0;
+    n += o ? 1.0 : 0.0;
+    s1 += d;
+    s2 += d * d;
+    lo = v < lo ? v : lo;  // NaN compares false: skipped
+    hi = v > hi ? v : hi;
   }
   static void fast(R v, R c, R& s1, R& s2, R& lo, R& hi) {
     const double d = v - c;
@@ -118,6 +130,15 @@ struct V512 {
     lo = _mm512_mask_min_pd(lo, f, lo, v);
     hi = _mm512_mask_max_pd(hi, f, hi, v);
   }
+  KF_TARGET_AVX512 static void nan_only(R v, R c, R& n, R& s1, R& s2, R& lo, R& hi) {
+    const __mmask8 o = _mm512_cmp_pd_mask(v, v, _CMP_ORD_Q);
+    const R d = _mm512_maskz_sub_pd(o, v, c);
+    n = _mm512_mask_add_pd(n, o, n, _mm512_set1_pd(1.0));
+    s1 = _mm512_add_pd(s1, d);
+    s2 = _mm512_fmadd_pd(d, d, s2);
+    lo = _mm512_min_pd(v, lo);  // the second operand where v is NaN: NaN skipped
+    hi = _mm512_max_pd(v, hi);
+  }
   KF_TARGET_AVX512 static void fast(R v, R c, R& s1, R& s2, R& lo, R& hi) {
     const R d = _mm512_sub_pd(v, c);
     s1 = _mm512_add_pd(s1, d);
@@ -152,6 +173,15 @@ struct V256 {
     na = _mm256_add_pd(na, _mm256_and_pd(u, one));
     lo = _mm256_min_pd(lo, _mm256_blendv_pd(_mm256_set1_pd(kInf), v, f));
     hi = _mm256_max_pd(hi, _mm256_blendv_pd(_mm256_set1_pd(-kInf), v, f));
+  }
+  KF_TARGET_AVX2 static void nan_only(R v, R c, R& n, R& s1, R& s2, R& lo, R& hi) {
+    const R o = _mm256_cmp_pd(v, v, _CMP_ORD_Q);
+    const R d = _mm256_and_pd(o, _mm256_sub_pd(v, c));
+    n = _mm256_add_pd(n, _mm256_and_pd(o, _mm256_set1_pd(1.0)));
+    s1 = _mm256_add_pd(s1, d);
+    s2 = _mm256_fmadd_pd(d, d, s2);
+    lo = _mm256_min_pd(v, lo);  // the second operand where v is NaN: NaN skipped
+    hi = _mm256_max_pd(v, hi);
   }
   KF_TARGET_AVX2 static void fast(R v, R c, R& s1, R& s2, R& lo, R& hi) {
     const R d = _mm256_sub_pd(v, c);
@@ -222,16 +252,35 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
   }
   if (clean) {
     for (int i = 0; i < W; ++i) { bn[i] = static_cast<double>(n); bna[i] = 0.0; }
-  } else {  // careful: over the finite values only
+  } else {  // NaN-aware first (missing values are common, infinities rare), then fully careful
     for (int k = 0; k < K; ++k) {
-      s1[k] = V::set1(0.0); s2[k] = V::set1(0.0); cn[k] = V::set1(0.0); na[k] = V::set1(0.0);
+      s1[k] = V::set1(0.0); s2[k] = V::set1(0.0); cn[k] = V::set1(0.0);
       lo[k] = V::set1(kInf); hi[k] = V::set1(-kInf);
     }
     for (int64_t r = 0; r < n; ++r) {
       const T* row = x + r * rs;
-      for (int k = 0; k < K; ++k) V::acc(V::load(row + k * N), c[k], cn[k], s1[k], s2[k], na[k], lo[k], hi[k]);
+      for (int k = 0; k < K; ++k) V::nan_only(V::load(row + k * N), c[k], cn[k], s1[k], s2[k], lo[k], hi[k]);
     }
-    for (int k = 0; k < K; ++k) { V::store(bn + k * N, cn[k]); V::store(bna + k * N, na[k]); }
+    for (int k = 0; k < K; ++k) {
+      V::store(bn + k * N, cn[k]); V::store(b1 + k * N, s1[k]); V::store(b2 + k * N, s2[k]);
+      V::store(bl + k * N, lo[k]); V::store(bh + k * N, hi[k]);
+    }
+    bool inf = false;
+    for (int i = 0; i < W; ++i) {
+      inf = inf || bl[i] == -kInf || bh[i] == kInf || !VScalar::finite(b1[i]) || !VScalar::finite(b2[i]);
+      bna[i] = static_cast<double>(n) - bn[i];
+    }
+    if (inf) {  // over the finite values only
+      for (int k = 0; k < K; ++k) {
+        s1[k] = V::set1(0.0); s2[k] = V::set1(0.0); cn[k] = V::set1(0.0); na[k] = V::set1(0.0);
+        lo[k] = V::set1(kInf); hi[k] = V::set1(-kInf);
+      }
+      for (int64_t r = 0; r < n; ++r) {
+        const T* row = x + r * rs;
+        for (int k = 0; k < K; ++k) V::acc(V::load(row + k * N), c[k], cn[k], s1[k], s2[k], na[k], lo[k], hi[k]);
+      }
+      for (int k = 0; k < K; ++k) { V::store(bn + k * N, cn[k]); V::store(bna + k * N, na[k]); }
+    }
   }
   for (int k = 0; k < K; ++k) {
     V::store(b1 + k * N, s1[k]); V::store(b2 + k * N, s2[k]);
