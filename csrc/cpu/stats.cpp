@@ -228,10 +228,10 @@ inline double first_shift(const T* p) {
 
 // ---- row-major (cs == 1): K vectors of N columns, every row of the block --------------------
 // x [n, K * N] with row stride rs, already offset to the strip's first column; sh [K * N] scratch
-// for the shifts; base [K * N] the columns' base values; fills o [K * N]. Returns whether the strip
-// held a non-finite value (the next block then starts careful).
+// for the shifts; base [K * N] the columns' base values; fills o [K * N]. Returns the variant the
+// data needed (0 fast, 1 NaN-aware, 2 careful); the next block starts with it.
 template <class V, int K, typename T>
-inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, const double* base, Col* o) {
+inline uint8_t strip(const T* x, int64_t rs, int64_t n, uint8_t start, double* sh, const double* base, Col* o) {
   using R = typename V::R;
   constexpr int N = V::N, W = K * N;
   for (int i = 0; i < W; ++i)
@@ -239,8 +239,8 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
   R c[K], s1[K], s2[K], lo[K], hi[K], cn[K], na[K];
   for (int k = 0; k < K; ++k) c[k] = V::load(static_cast<const double*>(sh + k * N));
   double b1[W], b2[W], bl[W], bh[W], bn[W], bna[W];
-  bool clean = false;
-  if (try_fast) {
+  bool clean = false, inf = start >= 2;
+  if (start == 0) {
     for (int k = 0; k < K; ++k) { s1[k] = V::set1(0.0); s2[k] = V::set1(0.0); lo[k] = V::set1(kInf); hi[k] = V::set1(-kInf); }
     for (int64_t r = 0; r < n; ++r) {
       const T* row = x + r * rs;
@@ -253,6 +253,7 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
   if (clean) {
     for (int i = 0; i < W; ++i) { bn[i] = static_cast<double>(n); bna[i] = 0.0; }
   } else {  // NaN-aware first (missing values are common, infinities rare), then fully careful
+    if (!inf) {
     for (int k = 0; k < K; ++k) {
       s1[k] = V::set1(0.0); s2[k] = V::set1(0.0); cn[k] = V::set1(0.0);
       lo[k] = V::set1(kInf); hi[k] = V::set1(-kInf);
@@ -265,10 +266,10 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
       V::store(bn + k * N, cn[k]); V::store(b1 + k * N, s1[k]); V::store(b2 + k * N, s2[k]);
       V::store(bl + k * N, lo[k]); V::store(bh + k * N, hi[k]);
     }
-    bool inf = false;
     for (int i = 0; i < W; ++i) {
       inf = inf || bl[i] == -kInf || bh[i] == kInf || !VScalar::finite(b1[i]) || !VScalar::finite(b2[i]);
       bna[i] = static_cast<double>(n) - bn[i];
+    }
     }
     if (inf) {  // over the finite values only
       for (int k = 0; k < K; ++k) {
@@ -304,7 +305,7 @@ inline bool strip(const T* x, int64_t rs, int64_t n, bool try_fast, double* sh, 
     for (int i = 0; i < W; ++i)
       if (!ok[i]) o[i].m2 = b1[i];
   }
-  return !clean;
+  return clean ? 0 : (inf ? 2 : 1);
 }
 
 inline void put_cols(Col* res, int64_t j0, int w, const Col* o) { std::copy(o, o + w, res + j0); }
@@ -313,7 +314,7 @@ inline void put_cols(Col* res, int64_t j0, int w, const Col* o) { std::copy(o, o
 // non-finite value last time (which variant to try first; both give the same bits), scratch for
 // the shifts; and the columns' base values (shared).
 struct Carry {
-  uint8_t* dirty;      // [cols]
+  uint8_t* dirty;      // [cols]: 0 finite, 1 NaN seen, 2 inf seen (the variant to start with)
   double* shift;       // [cols]
   const double* base;  // [cols]
 };
@@ -325,19 +326,19 @@ inline void block_rowmajor(const T* x, int64_t rs, int64_t n, int64_t cols, Carr
   Col o[4 * N];  // strips of up to 4 registers below
   int64_t j = 0;
   for (; j + W <= cols; j += W) {
-    st.dirty[j] = strip<V, V::K>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
+    st.dirty[j] = strip<V, V::K>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o);
     put_cols(res, j, W, o);
   }
   const int k = static_cast<int>((cols - j) / N);
   if (k > 0) {
-    if (k == 3) st.dirty[j] = strip<V, 3>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
-    else if (k == 2) st.dirty[j] = strip<V, 2>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
-    else st.dirty[j] = strip<V, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
+    if (k == 3) st.dirty[j] = strip<V, 3>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o);
+    else if (k == 2) st.dirty[j] = strip<V, 2>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o);
+    else st.dirty[j] = strip<V, 1>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o);
     put_cols(res, j, k * N, o);
     j += k * N;
   }
   for (; j < cols; ++j) {  // fewer than N columns left: one scalar strip each (the rows are cached)
-    st.dirty[j] = strip<VScalar, 1>(x + j, rs, n, !st.dirty[j], st.shift + j, st.base + j, o);
+    st.dirty[j] = strip<VScalar, 1>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o);
     put_cols(res, j, 1, o);
   }
 }
@@ -407,7 +408,7 @@ template <class V, typename T>
 inline void block_colmajor(const T* x, int64_t cs, int64_t n, int64_t cols, Carry st, Col* res) {
   for (int64_t j = 0; j < cols; ++j) {
     Col o;
-    st.dirty[j] = run_contiguous<V>(x + j * cs, n, !st.dirty[j], st.shift[j], st.base[j], o);
+    st.dirty[j] = run_contiguous<V>(x + j * cs, n, st.dirty[j] == 0, st.shift[j], st.base[j], o);
     put_cols(res, j, 1, &o);
   }
 }
@@ -417,7 +418,7 @@ template <typename T>
 inline void block_strided(const T* x, int64_t rs, int64_t cs, int64_t n, int64_t cols, Carry st, Col* res) {
   for (int64_t j = 0; j < cols; ++j) {
     Col o;
-    st.dirty[j] = strip<VScalar, 1>(x + j * cs, rs, n, !st.dirty[j], st.shift + j, st.base + j, &o);
+    st.dirty[j] = strip<VScalar, 1>(x + j * cs, rs, n, st.dirty[j], st.shift + j, st.base + j, &o);
     put_cols(res, j, 1, &o);
   }
 }
