@@ -1,6 +1,8 @@
 // Bindings for the column-quantile family.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/quantile.h"
@@ -18,6 +20,8 @@ void bind(py::module_& m) {
     kf::cpu::column_quantiles(xm, kf::to_ptr<const double>(q), nq, kf::to_ptr<double>(out));
   }, py::arg("x"), py::arg("q"), py::arg("nq"), py::arg("out"),
      "x [rows, cols] f32/f64, q [nq] f64 -> out [nq, cols] f64 (numpy.nanquantile, linear)");
+  m.def("quantile_cpu_path", []() { return std::string(kf::cpu::column_quantiles_cpu_path()); },
+        "the CPU code path column_quantiles takes now: 'avx512', 'avx2' or 'portable'");
 #ifdef KERNELFLOW_WITH_CUDA
   m.def("column_quantiles_cuda_workspace", &kf::cuda::column_quantiles_workspace_bytes,
         py::arg("rows"), py::arg("cols"), py::arg("nq"));

@@ -12,9 +12,9 @@
 namespace {
 namespace py = pybind11;
 
-kf::cpu::Compressed to_compressed(const py::tuple& t) {
+kf::Compressed to_compressed(const py::tuple& t) {
   if (t.size() != 9) throw std::invalid_argument("x: expected (indptr, indices, data, index_dtype, data_dtype, rows, cols, nnz, csr)");
-  kf::cpu::Compressed c;
+  kf::Compressed c;
   c.indptr = reinterpret_cast<const void*>(t[0].cast<uintptr_t>());
   c.indices = reinterpret_cast<const void*>(t[1].cast<uintptr_t>());
   c.data = reinterpret_cast<const void*>(t[2].cast<uintptr_t>());
@@ -29,18 +29,20 @@ kf::cpu::Compressed to_compressed(const py::tuple& t) {
 
 void bind(py::module_& m) {
   m.def("sparse_column_stats_cpu", [](const py::tuple& x, uintptr_t w, uintptr_t out) {
-    const kf::cpu::Compressed c = to_compressed(x);
+    const kf::Compressed c = to_compressed(x);
     py::gil_scoped_release nogil;
     kf::cpu::sparse_column_stats(c, kf::to_ptr<const double>(w), kf::to_ptr<double>(out));
   }, py::arg("x"), py::arg("w"), py::arg("out"),
         "CSR/CSC x, w [rows] f64 or 0 -> out [6, cols] f64 (weight, nan weight, mean, m2, min, max), implicit zeros included");
   m.def("sparse_column_apply_cpu", [](const py::tuple& x, uintptr_t params, uintptr_t out) {
-    const kf::cpu::Compressed c = to_compressed(x);
+    const kf::Compressed c = to_compressed(x);
     py::gil_scoped_release nogil;
     kf::cpu::sparse_column_apply(c, kf::to_ptr<const double>(params), kf::to_ptr<void>(out));
   }, py::arg("x"), py::arg("params"), py::arg("out"), "params [4, cols] f64 (fill, lo, hi, scale) -> out [nnz] (may alias data)");
+  m.def("sparse_cpu_path", []() { return std::string(kf::cpu::sparse_cpu_path()); },
+        "the CPU code path of the sparse kernels: 'portable' (scalar scatter / gather) at every level");
   m.def("sparse_column_quantiles_cpu", [](const py::tuple& x, uintptr_t q, int64_t nq, uintptr_t out) {
-    const kf::cpu::Compressed c = to_compressed(x);
+    const kf::Compressed c = to_compressed(x);
     py::gil_scoped_release nogil;
     kf::cpu::sparse_column_quantiles(c, kf::to_ptr<const double>(q), nq, kf::to_ptr<double>(out));
   }, py::arg("x"), py::arg("q"), py::arg("nq"), py::arg("out"), "CSC x, q [nq] f64 -> out [nq, cols] f64, implicit zeros included");

@@ -2,6 +2,9 @@
 // the implicit zeros, without densifying. OpenMP over rows (CSR) or columns (CSC).
 #include "cpu/sparse.h"
 
+#include "common/quantile.h"
+#include "cpu/moments.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -15,22 +18,12 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-struct ColAcc {  // per-column running weighted statistics, float64
-  std::vector<double> w, nan, mean, m2, mn, mx, wstored;
+// per-column running weighted statistics (float64, merged with Moments' Chan merge) and the
+// stored-entry bookkeeping the implicit zeros are derived from
+struct ColAcc : Moments {
+  std::vector<double> wstored;  // weight of the stored entries of any value
   std::vector<int64_t> stored;  // stored entries of any value (for the implicit-zero count)
-  explicit ColAcc(int64_t c)
-      : w(c, 0.0), nan(c, 0.0), mean(c, 0.0), m2(c, 0.0), mn(c, kInf), mx(c, -kInf), wstored(c, 0.0), stored(c, 0) {}
-  // Chan's merge of a summary (wb, meanb, m2b) of column j into this one
-  inline void merge(int64_t j, double wb, double meanb, double m2b) {
-    if (wb == 0.0) return;
-    if (w[j] == 0.0) { w[j] = wb; mean[j] = meanb; m2[j] = m2b; return; }  // no 0 * inf when |mean| is huge
-    const double wa = w[j], nt = wa + wb;
-    if (nt == 0.0) { w[j] = 0.0; return; }
-    const double d = meanb - mean[j];
-    mean[j] += d * (wb / nt);
-    m2[j] += m2b + d * d * (wa * wb / nt);
-    w[j] = nt;
-  }
+  explicit ColAcc(int64_t c) : Moments(c), wstored(c, 0.0), stored(c, 0) {}
 };
 
 int nthreads_for(int64_t work_items) {
@@ -172,21 +165,12 @@ void stats_any(const Compressed& x, const double* w, double* out) {
   else wtotal = static_cast<double>(x.rows);
   for (int64_t j = 0; j < cols; ++j) {
     const int64_t zeros = x.rows - a.stored[j];
-    if (zeros > 0) {  // the implicit zeros: a summary of weight wz, mean 0, M2 0
+    if (zeros > 0) {  // the implicit zeros: a summary of weight wz, mean 0, M2 0, min = max = 0
       const double wz = w ? wtotal - a.wstored[j] : static_cast<double>(zeros);
-      a.merge(j, wz, 0.0, 0.0);
-      if (wz != 0.0) {
-        a.mn[j] = std::min(a.mn[j], 0.0);
-        a.mx[j] = std::max(a.mx[j], 0.0);
-      }
+      a.merge(j, wz, 0.0, 0.0, 0.0, wz != 0.0 ? 0.0 : kInf, wz != 0.0 ? 0.0 : -kInf);
     }
-    out[0 * cols + j] = a.w[j];
-    out[1 * cols + j] = a.nan[j];
-    out[2 * cols + j] = a.mean[j];
-    out[3 * cols + j] = a.m2[j];
-    out[4 * cols + j] = a.mn[j];
-    out[5 * cols + j] = a.mx[j];
   }
+  a.write(out);
 }
 
 template <typename I, typename T>
@@ -210,12 +194,6 @@ void apply_any(const Compressed& x, const double* p, void* out_v) {
   }
 }
 
-// numpy's linear interpolation (_lerp): exact at both ends, symmetric around t = 0.5
-inline double lerp(double a, double b, double t) {
-  const double d = b - a;
-  return t >= 0.5 ? b - d * (1.0 - t) : a + d * t;
-}
-
 template <typename I, typename T>
 void quantiles_any(const Compressed& x, const double* q, int64_t nq, double* out) {
   const I* indptr = static_cast<const I*>(x.indptr);
@@ -237,24 +215,13 @@ void quantiles_any(const Compressed& x, const double* q, int64_t nq, double* out
       const int64_t zeros = x.rows - (k1 - k0), ns = static_cast<int64_t>(s.size()), n = ns + zeros;
       const int64_t neg = std::lower_bound(s.begin(), s.end(), 0.0) - s.begin();
       auto at = [&](int64_t i) { return i < neg ? s[i] : (i < neg + zeros ? 0.0 : s[i - zeros]); };
-      for (int64_t t = 0; t < nq; ++t) {
+      for (int64_t t = 0; t < nq; ++t) {  // numpy's rule, as the dense kernels (common/quantile.h)
         if (n == 0) { out[t * cols + j] = std::numeric_limits<double>::quiet_NaN(); continue; }
-        const double pos = q[t] * static_cast<double>(n - 1);
-        const int64_t i0 = std::min<int64_t>(static_cast<int64_t>(std::floor(pos)), n - 1);
-        const int64_t i1 = std::min<int64_t>(i0 + 1, n - 1);
-        out[t * cols + j] = lerp(at(i0), at(i1), pos - static_cast<double>(i0));
+        const QuantileIndex qi = quantile_index(n, q[t]);
+        out[t * cols + j] = quantile_lerp(at(qi.lo), at(qi.hi), qi.gamma);
       }
     }
   }
-}
-
-void check(const Compressed& x) {
-  require(x.rows >= 0 && x.cols >= 0 && x.nnz >= 0, "sparse matrix must have a non-negative shape");
-  require_dtype(x.index_dtype, {DType::i32, DType::i64}, "indices");
-  require_dtype(x.data_dtype, {DType::f32, DType::f64}, "data");
-  require_nonnull(x.indptr, 1, "indptr");
-  require_nonnull(x.indices, x.nnz, "indices");
-  require_nonnull(x.data, x.nnz, "data");
 }
 
 template <template <typename, typename> class F, typename... A>
@@ -274,25 +241,20 @@ template <typename I, typename T> struct QuantF { static void run(const Compress
 }  // namespace
 
 void sparse_column_stats(const Compressed& x, const double* w, double* out) {
-  check(x);
-  require_nonnull(out, x.cols, "out");
+  check_sparse_stats_args(x, out);
   dispatch<StatsF>(x, w, out);
 }
 
 void sparse_column_apply(const Compressed& x, const double* params, void* out_data) {
-  check(x);
-  require_nonnull(params, x.cols, "params");
-  require_nonnull(out_data, x.nnz, "out");
+  check_sparse_apply_args(x, params, out_data);
   dispatch<ApplyF>(x, params, out_data);
 }
 
 void sparse_column_quantiles(const Compressed& x, const double* q, int64_t nq, double* out) {
-  check(x);
-  require(!x.csr, "sparse_column_quantiles needs a CSC matrix");
-  require(nq >= 0, "q must be a vector");
-  for (int64_t t = 0; t < nq; ++t) require(q[t] >= 0.0 && q[t] <= 1.0, "q must lie in [0, 1]");
-  require_nonnull(out, nq * x.cols, "out");
+  check_sparse_quantiles_args(x, q, nq, out);
   dispatch<QuantF>(x, q, nq, out);
 }
+
+const char* sparse_cpu_path() { return "portable"; }
 
 }  // namespace kf::cpu

@@ -1,19 +1,9 @@
 #pragma once
 #include "common/array.h"
+#include "common/sparse.h"
 
 namespace kf::cpu {
-// A compressed sparse matrix [rows, cols] as scipy stores it: CSR (csr = true: indptr [rows + 1]
-// over rows, indices are column numbers) or CSC (indptr [cols + 1] over columns, indices are row
-// numbers). indptr and indices share one integer dtype (int32 / int64); data is float32 / float64
-// [nnz]. Entries not stored are zeros; stored entries may hold NaN (missing) or explicit zeros.
-struct Compressed {
-  const void* indptr;   // [major + 1]
-  const void* indices;  // [nnz]
-  const void* data;     // [nnz]
-  DType index_dtype, data_dtype;
-  int64_t rows, cols, nnz;
-  bool csr;
-};
+using ::kf::Compressed;  // common/sparse.h
 
 // The stored values only; the implicit zeros of each column join analytically.
 // w: [rows] float64 sample weights or nullptr (all 1). Writes out [6, cols] float64 with the
@@ -35,4 +25,8 @@ void sparse_column_apply(const Compressed& x, const double* params /* [4, cols] 
 // NaN for a column with no value. Each column's non-NaN stored values are sorted; the zeros are
 // placed between the negative and the non-negative values without being materialised.
 void sparse_column_quantiles(const Compressed& x, const double* q /* [nq] */, int64_t nq, double* out /* [nq, cols] */);
+
+// The code path of the sparse kernels: "portable" at every level (scalar scatter / gather over
+// the stored values, bound by their irregular access rather than by arithmetic).
+const char* sparse_cpu_path();
 }  // namespace kf::cpu

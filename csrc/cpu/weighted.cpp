@@ -1,9 +1,12 @@
 // Weighted column statistics on the CPU: OpenMP over row blocks. Each block is summarised with an
 // exact weighted two-pass (weighted sum, then weighted squared deviations from the block mean)
-// while it sits in cache, in float64, then merged with Chan's formula in float64.
+// while it sits in cache, in float64, then merged with Chan's formula in float64 (cpu/moments.h).
+// The block body is compiled once per level (avx512 / avx2 / portable, kf::cpu::isa()).
 #include "cpu/weighted.h"
 
+#include "common/cpu_isa.h"
 #include "common/simd.h"
+#include "common/weighted.h"
 #include "cpu/moments.h"
 
 #include <algorithm>
@@ -12,6 +15,12 @@
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
+#if defined(__GNUC__)
+#define KF_FLATTEN __attribute__((flatten))
+#else
+#define KF_FLATTEN
 #endif
 
 namespace kf::cpu {
@@ -78,21 +87,43 @@ KF_INLINE void block(const T* x, int64_t rs, int64_t cs, const double* wts, int6
   }
 }
 
-KF_CLONES void block_f32(const float* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
-  if (cs == 1) block<float>(x, rs, 1, w, r0, r1, c, a, b);
-  else block<float>(x, rs, cs, w, r0, r1, c, a, b);
+// per-level entry points: the target attribute reaches everything `flatten` inlines here (the
+// block template's `omp simd` loops vectorise at that level)
+using BlockFn = void (*)(const void*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, Acc&, Block&);
+
+template <typename T>
+KF_INLINE void block_any(const void* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
+  if (cs == 1) block<T>(static_cast<const T*>(x), rs, 1, w, r0, r1, c, a, b);
+  else block<T>(static_cast<const T*>(x), rs, cs, w, r0, r1, c, a, b);
 }
-KF_CLONES void block_f64(const double* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
-  if (cs == 1) block<double>(x, rs, 1, w, r0, r1, c, a, b);
-  else block<double>(x, rs, cs, w, r0, r1, c, a, b);
+template <typename T> KF_FLATTEN void block_portable(const void* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
+  block_any<T>(x, rs, cs, w, r0, r1, c, a, b);
 }
-inline void block_any(const float* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) { block_f32(x, rs, cs, w, r0, r1, c, a, b); }
-inline void block_any(const double* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) { block_f64(x, rs, cs, w, r0, r1, c, a, b); }
+#ifdef KF_HAVE_X86_TARGETS
+template <typename T> KF_TARGET_AVX2 KF_FLATTEN void block_avx2(const void* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
+  block_any<T>(x, rs, cs, w, r0, r1, c, a, b);
+}
+template <typename T> KF_TARGET_AVX512 KF_FLATTEN void block_avx512(const void* x, int64_t rs, int64_t cs, const double* w, int64_t r0, int64_t r1, int64_t c, Acc& a, Block& b) {
+  block_any<T>(x, rs, cs, w, r0, r1, c, a, b);
+}
+#endif
+
+template <typename T>
+BlockFn pick() {
+#ifdef KF_HAVE_X86_TARGETS
+  switch (isa()) {
+    case Isa::avx512: return &block_avx512<T>;
+    case Isa::avx2: return &block_avx2<T>;
+    default: break;
+  }
+#endif
+  return &block_portable<T>;
+}
 
 template <typename T>
 void run(const Mat& x, const double* w, double* out) {
   const int64_t rows = x.rows, cols = x.cols;
-  const T* data = static_cast<const T*>(x.data);
+  const BlockFn fn = pick<T>();
   // a block's rows stay in L2 between the two passes (~256 KB), at least 16 rows
   const int64_t kBlock = std::max<int64_t>(16, std::min<int64_t>(4096, (256 * 1024) / std::max<int64_t>(1, cols * int64_t(sizeof(T)))));
   const int64_t nblocks = (rows + kBlock - 1) / kBlock;
@@ -111,7 +142,7 @@ void run(const Mat& x, const double* w, double* out) {
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < nblocks; ++i) {
       const int64_t r0 = i * kBlock, r1 = std::min(rows, r0 + kBlock);
-      block_any(data, x.rs, x.cs, w, r0, r1, cols, partial[tid], b);
+      fn(x.data, x.rs, x.cs, w, r0, r1, cols, partial[tid], b);
     }
   }
   Acc total(cols);
@@ -122,12 +153,11 @@ void run(const Mat& x, const double* w, double* out) {
 }  // namespace
 
 void weighted_column_stats(const Mat& x, const double* w, double* out) {
-  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
-  require(x.rows >= 0 && x.cols >= 0, "x must have non-negative shape");
-  require_nonnull(x.data, x.rows * x.cols, "x");
-  require_nonnull(out, x.cols, "out");
+  check_weighted_stats_args(x, w, out);
   if (x.dtype == DType::f32) run<float>(x, w, out);
   else run<double>(x, w, out);
 }
+
+const char* weighted_cpu_path() { return isa_name(isa()); }
 
 }  // namespace kf::cpu

@@ -1,6 +1,6 @@
 // Exact column quantiles on the GPU by radix select over the values' bit patterns.
-// Every float maps to an unsigned key with the same order (flip all bits of negatives, the sign
-// bit of positives); NaN is skipped. Each q reads two order statistics (ranks lo, hi of numpy's
+// Every float maps to an unsigned key with the same order (common/quantile.h, shared with the
+// CPU selection); NaN is skipped. Each q reads two order statistics (ranks lo, hi of numpy's
 // linear rule), so a column carries R = 2 nq ranks, each with a key prefix and a remaining rank.
 // One pass per 8-bit digit, most significant first (4 passes for float32, 8 for float64):
 //   hist kernel  grid (row chunks, columns): per element and rank whose prefix matches the key's
@@ -12,7 +12,7 @@
 //                (-1 when n == 0), then walk the 256 bins to the digit holding the rank, append
 //                it to the prefix and subtract the counts below it.
 // After the last pass the prefix is the key of the order statistic; the final kernel maps keys
-// back to values and applies numpy's interpolation (shared with the CPU in cpu/quantile.h).
+// back to values and applies numpy's interpolation (shared with the CPU in common/quantile.h).
 // Every pass reads the column once: 4 (8) reads of x in total; reads down a column of a
 // row-major x are strided (each warp touches 32 rows), which L2 absorbs across column blocks.
 #include <algorithm>
@@ -20,7 +20,7 @@
 #include <string>
 
 #include "common/cuda_check.h"
-#include "cpu/quantile.h"
+#include "common/quantile.h"
 #include "cuda/common.cuh"
 #include "cuda/quantile.h"
 
@@ -36,28 +36,17 @@ template <typename T> struct KeyOf;
 template <> struct KeyOf<float> {
   using K = unsigned int;
   static constexpr int kBits = 32;
-  __device__ static K key(float v) {
-    const K u = __float_as_uint(v);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  }
+  __device__ static K key(float v) { return float_key(v); }
 };
 template <> struct KeyOf<double> {
   using K = unsigned long long;
   static constexpr int kBits = 64;
-  __device__ static K key(double v) {
-    const K u = static_cast<K>(__double_as_longlong(v));
-    return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
-  }
+  __device__ static K key(double v) { return static_cast<K>(float_key(v)); }
 };
 
 __device__ __forceinline__ double value_of(unsigned long long key, bool is_f32) {
-  if (is_f32) {
-    const unsigned int k = static_cast<unsigned int>(key);
-    const unsigned int u = (k & 0x80000000u) ? (k ^ 0x80000000u) : ~k;
-    return static_cast<double>(__uint_as_float(u));
-  }
-  const unsigned long long u = (key & 0x8000000000000000ull) ? (key ^ 0x8000000000000000ull) : ~key;
-  return __longlong_as_double(static_cast<long long>(u));
+  if (is_f32) return static_cast<double>(key_value(static_cast<uint32_t>(key)));
+  return key_value(static_cast<uint64_t>(key));
 }
 
 template <typename T>
@@ -216,12 +205,8 @@ int64_t column_quantiles_workspace_bytes(int64_t rows, int64_t cols, int64_t nq)
 
 void column_quantiles(const Mat& x, const double* q, int64_t nq, double* out, void* workspace,
                       int64_t workspace_bytes, uintptr_t stream) {
-  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
-  require(nq >= 0, "q must have a non-negative length");
+  check_column_quantiles_args(x, q, nq, out, /*check_q=*/false);  // q is device memory
   if (x.cols == 0 || nq == 0) return;
-  require_nonnull(x.data, x.rows * x.cols, "x");
-  require_nonnull(q, nq, "q");
-  require_nonnull(out, nq * x.cols, "out");
   require(nq <= (int64_t(1) << 24), "too many quantiles");
   const int64_t need = column_quantiles_workspace_bytes(x.rows, x.cols, nq);
   require(workspace != nullptr && workspace_bytes >= need, "workspace must hold " + std::to_string(need) + " bytes");

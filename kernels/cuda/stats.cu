@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "common/cuda_check.h"
+#include "common/stats.h"
 #include "cuda/common.cuh"
 #include "cuda/stats.h"
 
@@ -142,9 +143,8 @@ int64_t column_stats_workspace_bytes(int64_t rows, int64_t cols) {
 }
 
 void column_stats(const Mat& x, double* out, void* workspace, int64_t workspace_bytes, uintptr_t stream) {
-  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
+  check_column_stats_args(x, out);
   if (x.cols == 0) return;
-  require_nonnull(out, x.cols, "out");
   const int64_t need = column_stats_workspace_bytes(x.rows, x.cols);
   require(workspace != nullptr && workspace_bytes >= need,
           "workspace must hold " + std::to_string(need) + " bytes");
