@@ -207,6 +207,17 @@ def test_table_strided_input_and_output_slice(cpu_path):
     assert torch.all(wide[:, :3] == 0) and torch.all(wide[:, 3 + spec.W:] == 0)
 
 
+def test_table_lo_above_hi_keeps_reference_semantics(cpu_path):
+    # bounds the builders refuse still give the reference's answer (lo wins below lo, hi above)
+    p = np.zeros((8, 2))
+    p[0], p[1], p[2], p[4] = np.nan, 1.0, -1.0, 1.0
+    spec = TableSpec.build(2, p, [0, 1])
+    x = torch.tensor([[-5.0, 5.0], [0.0, 0.0], [5.0, -5.0], [float("nan"), 2.0]])
+    codes = torch.zeros((4, 0), dtype=torch.int32)
+    out = table_transform(x, codes, spec, backend="cpu")
+    assert_same(out, table_transform_reference(x, codes, spec, torch.float64).float())
+
+
 # ---- one-hot / ordinal ----
 
 

@@ -71,6 +71,16 @@ KF_HD C impute_clip(C v, C fill, C lo, C hi) {
   return below ? lo : v;
 }
 
+// impute_clip for bounds with !(lo > hi) (either may be NaN or infinite): the clip written as
+// x86's maxpd(lo, v) / minpd(hi, v), which return their second operand when either is NaN, so
+// the CPU compilers emit one instruction each; NaN v passes through both, as in impute_clip.
+template <typename C>
+KF_HD C impute_clip_ordered(C v, C fill, C lo, C hi) {
+  v = is_nan(v) ? fill : v;
+  v = lo > v ? lo : v;
+  return hi < v ? hi : v;
+}
+
 // y = (v - shift) * inv_scale + offset, each operation rounded on its own (no fused multiply-add:
 // every backend then equals the float64 reference bit for bit in float64; the CPU files build
 // with fp-contract=off for the same reason).

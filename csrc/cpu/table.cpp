@@ -43,11 +43,18 @@ struct Plan {
   int64_t lead = 0;
   std::vector<double> q;  // [6, lead]: fill, lo, hi, shift, inv_scale, offset
   int64_t tile_rows = 1;
+  bool ordered = true;  // no leading column has lo > hi: the clip is max / min (impute_clip_ordered)
   bool nt = false;
 };
 
+template <bool Ordered>
+KF_INLINE double lead_formula(double x, double f, double lo, double hi, double sh, double inv, double off) {
+  const double v = Ordered ? impute_clip_ordered<double>(x, f, lo, hi) : impute_clip<double>(x, f, lo, hi);
+  return scale_shift<double>(v, sh, 0.0, inv, off);  // float64: shift_lo is 0
+}
+
 // Output rows [r, r + n) of the tile buffer `tile` ([n, W], zeroed by the caller).
-template <typename T, int K>
+template <typename T, int K, bool Ordered>
 KF_INLINE void assemble(const Mat& x, const Mat& codes, const Plan& pl, int64_t r, int64_t n,
                         typename OutT<K>::type* __restrict tile) {
   using O = typename OutT<K>::type;
@@ -68,16 +75,15 @@ KF_INLINE void assemble(const Mat& x, const Mat& codes, const Plan& pl, int64_t 
     if (x.cs == 1) {
       if constexpr (K == 2) {
         for (int64_t j = 0; j < lead; ++j)
-          row[j] = conv<K>(impute_clip_scale<double>(static_cast<double>(xr[j]), f[j], lo[j], hi[j], sh[j], 0.0, inv[j], off[j]));
+          row[j] = conv<K>(lead_formula<Ordered>(static_cast<double>(xr[j]), f[j], lo[j], hi[j], sh[j], inv[j], off[j]));
       } else {
 #pragma omp simd
         for (int64_t j = 0; j < lead; ++j)
-          row[j] = conv<K>(impute_clip_scale<double>(static_cast<double>(xr[j]), f[j], lo[j], hi[j], sh[j], 0.0, inv[j], off[j]));
+          row[j] = conv<K>(lead_formula<Ordered>(static_cast<double>(xr[j]), f[j], lo[j], hi[j], sh[j], inv[j], off[j]));
       }
     } else {
       for (int64_t j = 0; j < lead; ++j)
-        row[j] = conv<K>(impute_clip_scale<double>(static_cast<double>(xr[j * x.cs]), f[j], lo[j], hi[j], sh[j], 0.0,
-                                                   inv[j], off[j]));
+        row[j] = conv<K>(lead_formula<Ordered>(static_cast<double>(xr[j * x.cs]), f[j], lo[j], hi[j], sh[j], inv[j], off[j]));
     }
     for (int64_t j = lead; j < Fn; ++j) {
       double v = impute_clip<double>(static_cast<double>(xr[j * x.cs]), p[kFill * Fn + j], p[kLo * Fn + j], p[kHi * Fn + j]);
@@ -113,7 +119,8 @@ KF_INLINE void work(const Mat& x, const Mat& codes, const Plan& pl, const Mat& o
   for (int64_t r = r0; r < r1; r += th) {
     const int64_t n = std::min(th, r1 - r);
     std::memset(tile, 0, static_cast<size_t>(n * W) * sizeof(O));  // all-zero bits are +0.0 in every output dtype
-    assemble<T, K>(x, codes, pl, r, n, tile);
+    if (pl.ordered) assemble<T, K, true>(x, codes, pl, r, n, tile);
+    else assemble<T, K, false>(x, codes, pl, r, n, tile);
     if (out.rs == W) {
       stream_copy(reinterpret_cast<char*>(od + r * W), reinterpret_cast<const char*>(tile), n * W * sizeof(O), pl.nt);
     } else {
@@ -161,6 +168,7 @@ void table_transform(const Mat& xnum, const Mat& codes, const TableSpec& s, cons
   pl.q.resize(static_cast<size_t>(6 * pl.lead));
   for (int k = 0; k < 6; ++k)
     for (int64_t j = 0; j < pl.lead; ++j) pl.q[k * pl.lead + j] = s.params[k * Fn + j];
+  for (int64_t j = 0; j < pl.lead; ++j) pl.ordered = pl.ordered && !(pl.q[kLo * pl.lead + j] > pl.q[kHi * pl.lead + j]);
   const int64_t row_bytes = s.W * dtype_bytes(out.dtype);
   pl.tile_rows = std::max<int64_t>(1, (int64_t(16) << 10) / row_bytes);  // ~16 KB tiles: in L1/L2 while assembled
   pl.nt = use_nt_stores(out.rows * row_bytes);

@@ -1,9 +1,9 @@
 // Fused impute -> clip -> scale on the CPU, streamed at memory speed: the element formula is
-// kf::impute_clip_scale (common/transform.h, shared with CUDA and the table kernels), computed in
-// float64 on 16 elements at a time (vectorised by the compiler at the run-time ISA level: 2 x 8
-// doubles on AVX-512, 4 x 4 on AVX2, 8 x 2 on SSE2), with the per-column parameters tiled so a
-// block starting at any column reads them contiguously from L1. A contiguous x and out are one
-// flat stream split between the threads; outputs past the cache size go out with non-temporal
+// common/transform.h's (impute_clip / impute_clip_ordered, scale_shift: shared with CUDA and the
+// table kernels), computed in float64 on 16 elements at a time (vectorised by the compiler at the
+// run-time ISA level: 2 x 8 doubles on AVX-512, 4 x 4 on AVX2, 8 x 2 on SSE2), with the per-column
+// parameters laid out per block so a block reads them as one contiguous run from L1/L2. A contiguous x and out are one flat stream
+// split between the threads; outputs past the cache size go out with non-temporal
 // stores (common/stream_store.h).
 #include "cpu/transform.h"
 
@@ -43,135 +43,142 @@ KF_INLINE uint16_t bf16_bits(float f) {
   return static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : r);
 }
 
-// The parameters in float64, each row repeated past the last column ([6, ld], ld >= cols + 16),
-// so the 16 columns of a block starting at column c < cols are P[k * ld + c .. c + 16).
-struct Tiled {
-  std::vector<double> buf;
-  int64_t ld = 0, cols = 0, step = 0;  // step: how far the column advances per block (16 mod cols)
-  Tiled(const double* params /* [6, cols] */, int64_t cols_) : cols(cols_) {
-    ld = (cols + kBlock + 7) & ~int64_t(7);
-    step = cols > 0 ? kBlock % cols : 0;
-    buf.resize(static_cast<size_t>(kTransformParams * ld));
-    for (int k = 0; k < kTransformParams; ++k)
-      for (int64_t i = 0; i < ld; ++i) buf[k * ld + i] = cols > 0 ? params[k * cols + i % cols] : 0.0;
-  }
+// The parameters of every 16-element block, laid out in the order the blocks read them:
+// q[b][k][i] = params[k][(16 b + i) mod cols] ([nb, 6, 16] float64), so a block reads 96
+// consecutive doubles from L1/L2 and the pointer just advances. A contiguous x and out are one flat
+// stream whose column pattern repeats every nb = lcm(16, cols) / 16 blocks (the table holds one
+// period); otherwise each row starts at column 0 and the table holds its cols / 16 whole blocks.
+struct Plan {
+  const double* p = nullptr;  // [6, cols] float64: the scalar elements (row tails)
+  int64_t cols = 0, nb = 0;
+  bool flat = false;     // one stream (nb = the period) or row by row (nb = cols / 16)
+  bool ordered = true;   // no column has lo > hi: the clip is max / min (impute_clip_ordered)
+  bool nt = false;       // streaming stores
+  std::vector<double> q;
 };
 
-// One output element of column c (the scalar form of the block loop).
-template <typename T, int K>
-KF_INLINE typename OutT<K>::type element(T x, const double* __restrict P, int64_t ld, int64_t c) {
-  const double y = impute_clip_scale<double>(static_cast<double>(x), P[c], P[ld + c], P[2 * ld + c], P[3 * ld + c],
-                                             0.0, P[4 * ld + c], P[5 * ld + c]);
+constexpr int64_t kQ = kTransformParams * kBlock;  // doubles per block in the table
+constexpr int64_t kMaxPeriodBlocks = 1365;         // a period table up to ~1 MB (L2)
+
+int64_t gcd64(int64_t a, int64_t b) { while (b) { const int64_t t = a % b; a = b; b = t; } return a; }
+
+template <bool Ordered>
+KF_INLINE double formula(double x, double f, double lo, double hi, double sh, double inv, double off) {
+  const double v = Ordered ? impute_clip_ordered<double>(x, f, lo, hi) : impute_clip<double>(x, f, lo, hi);
+  return scale_shift<double>(v, sh, 0.0, inv, off);  // float64: shift_lo is 0
+}
+
+template <int K>
+KF_INLINE typename OutT<K>::type to_out(double y) {
   if constexpr (K == 0) return static_cast<float>(y);
   else if constexpr (K == 1) return y;
   else if constexpr (K == 2) return float_to_half_bits(static_cast<float>(y));  // rounds twice, as documented
   else return bf16_bits(static_cast<float>(y));
 }
 
-// 16 elements x[0..16) (element stride xs; 1 = contiguous) starting at column c -> y[0..16).
-template <typename T, int K, bool Contig>
-KF_INLINE void block(const T* __restrict x, int64_t xs, const double* __restrict P, int64_t ld, int64_t c,
-                     typename OutT<K>::type* __restrict y) {
-  const double* __restrict f = P + c;
-  const double* __restrict lo = P + ld + c;
-  const double* __restrict hi = P + 2 * ld + c;
-  const double* __restrict sh = P + 3 * ld + c;
-  const double* __restrict inv = P + 4 * ld + c;
-  const double* __restrict off = P + 5 * ld + c;
+// One output element of column c (the scalar form of the block loop).
+template <typename T, int K, bool Ordered>
+KF_INLINE typename OutT<K>::type element(T x, const double* __restrict p, int64_t cols, int64_t c) {
+  return to_out<K>(formula<Ordered>(static_cast<double>(x), p[kFill * cols + c], p[kLo * cols + c], p[kHi * cols + c],
+                                    p[kShift * cols + c], p[kInvScale * cols + c], p[kOffset * cols + c]));
+}
+
+// 16 elements x[i * xs] with the block parameters q [6, 16] -> o[0..16) (NT: streaming stores,
+// o 16-byte aligned).
+template <typename T, int K, bool Contig, bool NT, bool Ordered>
+KF_INLINE void block(const T* __restrict x, int64_t xs, const double* __restrict q, typename OutT<K>::type* __restrict o) {
+  using O = typename OutT<K>::type;
+  constexpr bool direct = !NT && K != 2;  // store straight from the vector registers
+  alignas(64) O y[kBlock];
+  alignas(64) float y32[kBlock];
+  O* __restrict dst = direct ? o : y;
   if constexpr (K == 2) {
-    alignas(64) float y32[kBlock];
 #pragma omp simd
     for (int i = 0; i < kBlock; ++i)
-      y32[i] = static_cast<float>(impute_clip_scale<double>(static_cast<double>(x[Contig ? i : i * xs]), f[i], lo[i],
-                                                            hi[i], sh[i], 0.0, inv[i], off[i]));
+      y32[i] = static_cast<float>(formula<Ordered>(static_cast<double>(x[Contig ? i : i * xs]), q[i], q[16 + i], q[32 + i],
+                                                   q[48 + i], q[64 + i], q[80 + i]));
     for (int i = 0; i < kBlock; ++i) y[i] = float_to_half_bits(y32[i]);
   } else {
 #pragma omp simd
-    for (int i = 0; i < kBlock; ++i) {
-      const double v = impute_clip_scale<double>(static_cast<double>(x[Contig ? i : i * xs]), f[i], lo[i], hi[i],
-                                                 sh[i], 0.0, inv[i], off[i]);
-      if constexpr (K == 0) y[i] = static_cast<float>(v);
-      else if constexpr (K == 1) y[i] = v;
-      else y[i] = bf16_bits(static_cast<float>(v));
-    }
+    for (int i = 0; i < kBlock; ++i)
+      dst[i] = to_out<K>(formula<Ordered>(static_cast<double>(x[Contig ? i : i * xs]), q[i], q[16 + i], q[32 + i],
+                                          q[48 + i], q[64 + i], q[80 + i]));
   }
+  if constexpr (!direct) store_block<sizeof(y)>(o, y, NT);
 }
 
-// n consecutive elements x[e * xs] -> o[e], the first of column c; nt: streaming stores.
-template <typename T, int K, bool Contig>
-KF_INLINE void span(const T* __restrict x, int64_t xs, typename OutT<K>::type* __restrict o, int64_t n, int64_t c,
-                    const Tiled& t, bool nt) {
-  using O = typename OutT<K>::type;
-  const double* __restrict P = t.buf.data();
-  const int64_t ld = t.ld, cols = t.cols;
+// n consecutive elements x[e * xs] -> o[e], starting at table block b0 and column c0.
+template <typename T, int K, bool Contig, bool NT, bool Ordered>
+KF_INLINE void span(const T* __restrict x, int64_t xs, typename OutT<K>::type* __restrict o, int64_t n, int64_t b0,
+                    int64_t c0, const Plan& pl) {
+  const double* __restrict Q = pl.q.data();
+  const double* qend = Q + pl.nb * kQ;
+  const double* q = Q + b0 * kQ;
   int64_t e = 0;
-  // streaming stores start on a cache line (an element-misaligned out cannot get there: plain stores)
-  if (nt && reinterpret_cast<uintptr_t>(o) % sizeof(O) != 0) nt = false;
-  if (nt) {
-    for (; e < n && (reinterpret_cast<uintptr_t>(o + e) & 63) != 0; ++e) {
-      o[e] = element<T, K>(x[e * xs], P, ld, c);
-      if (++c == cols) c = 0;
+  if (pl.nb > 0) {
+    for (; e + kBlock <= n; e += kBlock) {
+      // the hardware prefetcher alone leaves a core short of misses in flight behind the compute
+      if constexpr (Contig) __builtin_prefetch(x + e + kPrefetch, 0, 0);
+      block<T, K, Contig, NT, Ordered>(x + e * xs, xs, q, o + e);
+      q += kQ;
+      if (q == qend) q = Q;
     }
   }
-  for (; e + kBlock <= n; e += kBlock) {
-    // the hardware prefetcher alone leaves a core short of misses in flight behind the compute
-    if constexpr (Contig) __builtin_prefetch(x + e + kPrefetch, 0, 0);
-    alignas(64) O y[kBlock];
-    block<T, K, Contig>(x + e * xs, xs, P, ld, c, y);
-    store_block<sizeof(y)>(o + e, y, nt);
-    c += t.step;
-    if (c >= cols) c -= cols;
-  }
-  for (; e < n; ++e) {
-    o[e] = element<T, K>(x[e * xs], P, ld, c);
-    if (++c == cols) c = 0;
+  for (int64_t c = (c0 + e) % pl.cols; e < n; ++e) {
+    o[e] = element<T, K, Ordered>(x[e * xs], pl.p, pl.cols, c);
+    if (++c == pl.cols) c = 0;
   }
 }
 
 // The work of one thread of the parallel region.
-template <typename T, int K>
-KF_INLINE void work(const TransformArgs& a, const Tiled& t, bool nt, int tid, int nth) {
+template <typename T, int K, bool NT, bool Ordered>
+KF_INLINE void work(const TransformArgs& a, const Plan& pl, int tid, int nth) {
   using O = typename OutT<K>::type;
   const Mat &x = a.x, &out = a.out;
   const T* xd = static_cast<const T*>(x.data);
   O* od = static_cast<O*>(out.data);
   const int64_t rows = x.rows, cols = x.cols;
-  const bool flat = rows == 1 || (x.rs == cols * x.cs && out.rs == cols);
-  if (flat) {
+  if (pl.flat) {
     // one stream of rows * cols elements, split into per-thread pieces of whole blocks
     const int64_t n = rows * cols, xs = x.cs;
     const int64_t blocks = (n + kBlock - 1) / kBlock;
     const int64_t b0 = blocks * tid / nth, b1 = blocks * (tid + 1) / nth;
     const int64_t e0 = b0 * kBlock, e1 = std::min(n, b1 * kBlock);
     if (e1 <= e0) return;
-    if (xs == 1) span<T, K, true>(xd + e0, 1, od + e0, e1 - e0, e0 % cols, t, nt);
-    else span<T, K, false>(xd + e0 * xs, xs, od + e0, e1 - e0, e0 % cols, t, nt);
+    if (xs == 1) span<T, K, true, NT, Ordered>(xd + e0, 1, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
+    else span<T, K, false, NT, Ordered>(xd + e0 * xs, xs, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
     return;
   }
   const int64_t r0 = rows * tid / nth, r1 = rows * (tid + 1) / nth;
   for (int64_t r = r0; r < r1; ++r) {
-    if (x.cs == 1) span<T, K, true>(xd + r * x.rs, 1, od + r * out.rs, cols, 0, t, nt);
-    else span<T, K, false>(xd + r * x.rs, x.cs, od + r * out.rs, cols, 0, t, nt);
+    if (x.cs == 1) span<T, K, true, NT, Ordered>(xd + r * x.rs, 1, od + r * out.rs, cols, 0, 0, pl);
+    else span<T, K, false, NT, Ordered>(xd + r * x.rs, x.cs, od + r * out.rs, cols, 0, 0, pl);
   }
 }
 
-KF_INLINE void work_any(const TransformArgs& a, const Tiled& t, bool nt, int tid, int nth) {
+template <typename T, int K>
+KF_INLINE void work_io(const TransformArgs& a, const Plan& pl, int tid, int nth) {
+  if (pl.nt) return pl.ordered ? work<T, K, true, true>(a, pl, tid, nth) : work<T, K, true, false>(a, pl, tid, nth);
+  return pl.ordered ? work<T, K, false, true>(a, pl, tid, nth) : work<T, K, false, false>(a, pl, tid, nth);
+}
+
+KF_INLINE void work_any(const TransformArgs& a, const Plan& pl, int tid, int nth) {
   const bool f32 = a.x.dtype == DType::f32;
   switch (a.out.dtype) {
-    case DType::f32: return f32 ? work<float, 0>(a, t, nt, tid, nth) : work<double, 0>(a, t, nt, tid, nth);
-    case DType::f64: return f32 ? work<float, 1>(a, t, nt, tid, nth) : work<double, 1>(a, t, nt, tid, nth);
-    case DType::f16: return f32 ? work<float, 2>(a, t, nt, tid, nth) : work<double, 2>(a, t, nt, tid, nth);
-    case DType::bf16: return f32 ? work<float, 3>(a, t, nt, tid, nth) : work<double, 3>(a, t, nt, tid, nth);
+    case DType::f32: return f32 ? work_io<float, 0>(a, pl, tid, nth) : work_io<double, 0>(a, pl, tid, nth);
+    case DType::f64: return f32 ? work_io<float, 1>(a, pl, tid, nth) : work_io<double, 1>(a, pl, tid, nth);
+    case DType::f16: return f32 ? work_io<float, 2>(a, pl, tid, nth) : work_io<double, 2>(a, pl, tid, nth);
+    case DType::bf16: return f32 ? work_io<float, 3>(a, pl, tid, nth) : work_io<double, 3>(a, pl, tid, nth);
     default: break;
   }
 }
 
 // One entry per ISA level: the target attribute reaches the OpenMP region outlined from it.
 #define KF_TRANSFORM_ENTRY(NAME, TARGET)                                   \
-  TARGET void NAME(const TransformArgs& a, const Tiled& t, bool nt) {      \
+  TARGET void NAME(const TransformArgs& a, const Plan& pl) {               \
     _Pragma("omp parallel") {                                              \
-      work_any(a, t, nt, thread_num(), num_threads());                     \
-      stream_fence(nt);                                                    \
+      work_any(a, pl, thread_num(), num_threads());                        \
+      stream_fence(pl.nt);                                                 \
     }                                                                      \
   }
 KF_TRANSFORM_ENTRY(run_avx512, KF_TARGET_AVX512)
@@ -184,9 +191,23 @@ KF_TRANSFORM_ENTRY(run_portable, )
 void numeric_transform(const Mat& x_, const double* params, const Mat& out_) {
   const TransformArgs a = make_transform_args(x_, params, out_);
   if (a.x.rows == 0 || a.x.cols == 0) return;
-  const Tiled t(a.params, a.x.cols);
-  const bool nt = use_nt_stores(a.out.rows * a.out.cols * static_cast<int64_t>(dtype_bytes(a.out.dtype)));
-  KF_ISA_DISPATCH(run, a, t, nt);
+  const int64_t rows = a.x.rows, cols = a.x.cols, ob = dtype_bytes(a.out.dtype);
+  Plan pl;
+  pl.p = a.params;
+  pl.cols = cols;
+  const int64_t period = cols / gcd64(cols, kBlock);
+  pl.flat = (rows == 1 || (a.x.rs == cols * a.x.cs && a.out.rs == cols)) && period <= kMaxPeriodBlocks;
+  pl.nb = pl.flat ? period : cols / kBlock;
+  for (int64_t j = 0; j < cols; ++j) pl.ordered = pl.ordered && !(a.params[kLo * cols + j] > a.params[kHi * cols + j]);
+  // streaming stores write whole 16-byte vectors: every block must start 16-byte aligned
+  const uintptr_t base = reinterpret_cast<uintptr_t>(a.out.data);
+  const bool aligned = base % 16 == 0 && (pl.flat || rows == 1 || (a.out.rs * ob) % 16 == 0);
+  pl.nt = aligned && use_nt_stores(rows * cols * ob);
+  pl.q.resize(static_cast<size_t>(pl.nb * kQ));
+  for (int64_t b = 0; b < pl.nb; ++b)
+    for (int k = 0; k < kTransformParams; ++k)
+      for (int i = 0; i < kBlock; ++i) pl.q[(b * kTransformParams + k) * kBlock + i] = a.params[k * cols + (b * kBlock + i) % cols];
+  KF_ISA_DISPATCH(run, a, pl);
 }
 
 const char* transform_cpu_path() { return isa_name(isa()); }
