@@ -8,6 +8,7 @@
 #include "cpu/table.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -45,6 +46,8 @@ struct Plan {
   int64_t tile_rows = 1;
   bool ordered = true;  // no leading column has lo > hi: the clip is max / min (impute_clip_ordered)
   bool nt = false;
+  mutable std::atomic<int64_t> next{0};  // the next tile: threads take tiles as they go, so a
+                                         // thread the OS preempts does not hold the others up
 };
 
 template <bool Ordered>
@@ -109,15 +112,14 @@ KF_INLINE void assemble(const Mat& x, const Mat& codes, const Plan& pl, int64_t 
 template <typename T, int K>
 KF_INLINE void work(const Mat& x, const Mat& codes, const Plan& pl, const Mat& out, int tid, int nth) {
   using O = typename OutT<K>::type;
+  (void)tid; (void)nth;
   const int64_t N = out.rows, W = pl.s->W;
-  const int64_t r0 = N * tid / nth, r1 = N * (tid + 1) / nth;
-  if (r1 <= r0) return;
   const int64_t th = pl.tile_rows;
   std::vector<O> buf(static_cast<size_t>(th * W) + 64 / sizeof(O));
   O* tile = reinterpret_cast<O*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   O* od = static_cast<O*>(out.data);
-  for (int64_t r = r0; r < r1; r += th) {
-    const int64_t n = std::min(th, r1 - r);
+  for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * th < N;) {
+    const int64_t r = u * th, n = std::min(th, N - r);
     std::memset(tile, 0, static_cast<size_t>(n * W) * sizeof(O));  // all-zero bits are +0.0 in every output dtype
     if (pl.ordered) assemble<T, K, true>(x, codes, pl, r, n, tile);
     else assemble<T, K, false>(x, codes, pl, r, n, tile);

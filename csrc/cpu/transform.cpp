@@ -8,6 +8,7 @@
 #include "cpu/transform.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -55,6 +56,9 @@ struct Plan {
   bool ordered = true;   // no column has lo > hi: the clip is max / min (impute_clip_ordered)
   bool nt = false;       // streaming stores
   std::vector<double> q;
+  int64_t chunk = 1;     // elements (flat) or rows per unit of work
+  mutable std::atomic<int64_t> next{0};  // the next unit: threads take units as they go, so a
+                                         // thread the OS preempts does not hold the others up
 };
 
 constexpr int64_t kQ = kTransformParams * kBlock;  // doubles per block in the table
@@ -138,21 +142,22 @@ KF_INLINE void work(const TransformArgs& a, const Plan& pl, int tid, int nth) {
   const T* xd = static_cast<const T*>(x.data);
   O* od = static_cast<O*>(out.data);
   const int64_t rows = x.rows, cols = x.cols;
+  (void)tid; (void)nth;
   if (pl.flat) {
-    // one stream of rows * cols elements, split into per-thread pieces of whole blocks
+    // one stream of rows * cols elements in units of pl.chunk (a multiple of the block)
     const int64_t n = rows * cols, xs = x.cs;
-    const int64_t blocks = (n + kBlock - 1) / kBlock;
-    const int64_t b0 = blocks * tid / nth, b1 = blocks * (tid + 1) / nth;
-    const int64_t e0 = b0 * kBlock, e1 = std::min(n, b1 * kBlock);
-    if (e1 <= e0) return;
-    if (xs == 1) span<T, K, true, NT, Ordered>(xd + e0, 1, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
-    else span<T, K, false, NT, Ordered>(xd + e0 * xs, xs, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
+    for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk < n;) {
+      const int64_t e0 = u * pl.chunk, e1 = std::min(n, e0 + pl.chunk), b0 = e0 / kBlock;
+      if (xs == 1) span<T, K, true, NT, Ordered>(xd + e0, 1, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
+      else span<T, K, false, NT, Ordered>(xd + e0 * xs, xs, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
+    }
     return;
   }
-  const int64_t r0 = rows * tid / nth, r1 = rows * (tid + 1) / nth;
-  for (int64_t r = r0; r < r1; ++r) {
-    if (x.cs == 1) span<T, K, true, NT, Ordered>(xd + r * x.rs, 1, od + r * out.rs, cols, 0, 0, pl);
-    else span<T, K, false, NT, Ordered>(xd + r * x.rs, x.cs, od + r * out.rs, cols, 0, 0, pl);
+  for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk < rows;) {
+    for (int64_t r = u * pl.chunk, r1 = std::min(rows, r + pl.chunk); r < r1; ++r) {
+      if (x.cs == 1) span<T, K, true, NT, Ordered>(xd + r * x.rs, 1, od + r * out.rs, cols, 0, 0, pl);
+      else span<T, K, false, NT, Ordered>(xd + r * x.rs, x.cs, od + r * out.rs, cols, 0, 0, pl);
+    }
   }
 }
 
@@ -203,6 +208,8 @@ void numeric_transform(const Mat& x_, const double* params, const Mat& out_) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(a.out.data);
   const bool aligned = base % 16 == 0 && (pl.flat || rows == 1 || (a.out.rs * ob) % 16 == 0);
   pl.nt = aligned && use_nt_stores(rows * cols * ob);
+  constexpr int64_t kUnit = int64_t(1) << 15;  // elements per unit of work (128 KB of float32 in + out)
+  pl.chunk = pl.flat ? kUnit : std::max<int64_t>(1, kUnit / cols);
   pl.q.resize(static_cast<size_t>(pl.nb * kQ));
   for (int64_t b = 0; b < pl.nb; ++b)
     for (int k = 0; k < kTransformParams; ++k)
