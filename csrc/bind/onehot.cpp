@@ -1,6 +1,8 @@
 // Bindings for the one-hot / ordinal encoding family.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/onehot.h"
@@ -27,6 +29,8 @@ void bind(py::module_& m) {
     kf::cpu::ordinal_encode(cm, kf::to_ptr<const int64_t>(feat), kf::to_ptr<const double>(table), table_size,
                             om, kf::to_ptr<int32_t>(errors));
   }, py::arg("codes"), py::arg("feat"), py::arg("table"), py::arg("table_size"), py::arg("out"), py::arg("errors"));
+  m.def("onehot_cpu_path", []() { return std::string(kf::cpu::onehot_cpu_path()); },
+        "the code path one_hot_cpu / ordinal_encode_cpu take now: 'avx512', 'avx2' or 'portable'");
 #ifdef KERNELFLOW_WITH_CUDA
   m.def("one_hot_cuda", [](const py::tuple& codes, uintptr_t feat, uintptr_t table, int64_t table_size,
                            uintptr_t slots, int64_t n_slots, const py::tuple& out, uintptr_t errors, uintptr_t stream) {

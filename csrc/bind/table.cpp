@@ -2,6 +2,8 @@
 // (see python/kernelflow/ops/table.py, TableSpec.pointers()).
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/table.h"
@@ -41,6 +43,8 @@ void bind(py::module_& m) {
     py::gil_scoped_release nogil;
     kf::cpu::table_transform(xm, cm, s, om);
   }, py::arg("xnum"), py::arg("codes"), py::arg("spec"), py::arg("out"));
+  m.def("table_cpu_path", []() { return std::string(kf::cpu::table_cpu_path()); },
+        "the code path table_transform_cpu takes now: 'avx512', 'avx2' or 'portable'");
 #ifdef KERNELFLOW_WITH_CUDA
   m.def("table_transform_cuda", [](const py::tuple& x, const py::tuple& codes, const py::tuple& spec, const py::tuple& out,
                                    uintptr_t stream) {

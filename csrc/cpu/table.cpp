@@ -1,158 +1,182 @@
-// Fused whole-table transform on the CPU: OpenMP over row chunks; each output row is assembled in
-// an L1 buffer (numeric columns: impute -> clip -> log1p/sqrt -> scale in float64; missing
-// indicators; the one of each one-hot block; ordinal values) and streamed to memory once.
+// Fused whole-table transform on the CPU: each thread takes a contiguous range of rows and
+// assembles tiles of output rows in an L1/L2 buffer (numeric columns: impute -> clip -> nonlinear
+// -> scale in float64, the formula of common/transform.h and common/table.h; missing indicators;
+// the one of each one-hot block; ordinal values), then writes each tile to memory once, with
+// non-temporal stores when the output is larger than the cache (common/stream_store.h). The
+// leading numeric columns (output columns 0..lead-1, no nonlinear step) are one vectorised loop
+// at the run-time ISA level.
 #include "cpu/table.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
+#include "common/cpu_isa.h"
 #include "common/half.h"
 #include "common/simd.h"
+#include "common/stream_store.h"
+
+// separate roundings, as in the reference (see cpu/transform.cpp)
+#pragma GCC optimize("fp-contract=off")
 
 namespace kf::cpu {
 namespace {
 
-// Copy one finished output row to memory with non-temporal stores: the output is written once
-// and not read back here, so streaming it past the cache halves the memory traffic of a wide
-// output (no read-for-ownership of lines about to be overwritten).
-inline void stream_row(char* dst, const char* src, size_t n) {
-#if defined(__SSE2__)
-  size_t head = (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15;
-  if (head > n) head = n;
-  std::memcpy(dst, src, head);
-  size_t i = head;
-  for (; i + 16 <= n; i += 16)
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-  std::memcpy(dst + i, src + i, n - i);
-#else
-  std::memcpy(dst, src, n);
-#endif
+template <int K> struct OutT { using type = uint16_t; };  // OutKind: 0 f32, 1 f64, 2 f16, 3 bf16
+template <> struct OutT<0> { using type = float; };
+template <> struct OutT<1> { using type = double; };
+
+template <int K>
+KF_INLINE typename OutT<K>::type conv(double v) {
+  if constexpr (K == 0) return static_cast<float>(v);
+  else if constexpr (K == 1) return v;
+  else if constexpr (K == 2) return float_to_half_bits(static_cast<float>(v));
+  else return float_to_bf16_bits(static_cast<float>(v));
 }
 
-// Leading numeric columns that go to output columns 0..n-1 with no log1p/sqrt: one vectorised
-// loop (cloned per ISA). C is the compute type; q holds [7, n] params in C (shift split hi + lo).
-template <typename T, typename C>
-KF_INLINE void numeric_lead(const T* __restrict xr, int64_t xcs, int64_t n, const C* __restrict q, C* __restrict y) {
-  const C* fill = q; const C* lo = q + n; const C* hi = q + 2 * n; const C* sh = q + 3 * n;
-  const C* inv = q + 4 * n; const C* off = q + 5 * n; const C* sl = q + 6 * n;
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const C x0 = static_cast<C>(xr[j * xcs]), f = fill[j], l = lo[j], h = hi[j];
-    C v = (x0 != x0) ? f : x0;
-    v = v < l ? l : (v > h ? h : v);
-    y[j] = ((v - sh[j]) - sl[j]) * inv[j] + off[j];
-  }
-}
-KF_CLONES void numeric_lead_f32(const float* xr, int64_t xcs, int64_t n, const float* q, float* y) { numeric_lead(xr, xcs, n, q, y); }
-KF_CLONES void numeric_lead_f64(const double* xr, int64_t xcs, int64_t n, const double* q, double* y) { numeric_lead(xr, xcs, n, q, y); }
+// Everything the threads share: the spec, the leading numeric columns' parameters as separate
+// float64 rows ([6, lead]), the tile height.
+struct Plan {
+  const TableSpec* s;
+  int64_t lead = 0;
+  std::vector<double> q;  // [6, lead]: fill, lo, hi, shift, inv_scale, offset
+  int64_t tile_rows = 1;
+  bool ordered = true;  // no leading column has lo > hi: the clip is max / min (impute_clip_ordered)
+  bool nt = false;
+  mutable std::atomic<int64_t> next{0};  // the next tile: threads take tiles as they go, so a
+                                         // thread the OS preempts does not hold the others up
+};
 
-// The nonlinear step (scipy.stats.yeojohnson / scipy.special.boxcox, with their eps rules).
-inline double nonlinear(double v, double fn, double lam) {
-  constexpr double eps = 2.220446049250313e-16;  // np.spacing(1.0)
-  if (fn == 1.0) return std::log1p(v);
-  if (fn == 2.0) return std::sqrt(v);
-  if (fn == 3.0) {
-    if (v >= 0) return std::fabs(lam) < eps ? std::log1p(v) : std::expm1(lam * std::log1p(v)) / lam;
-    return std::fabs(lam - 2) > eps ? -std::expm1((2 - lam) * std::log1p(-v)) / (2 - lam) : -std::log1p(-v);
-  }
-  if (fn == 4.0) return lam == 0 ? std::log(v) : std::expm1(lam * std::log(v)) / lam;
-  return v;
+template <bool Ordered>
+KF_INLINE double lead_formula(double x, double f, double lo, double hi, double sh, double inv, double off) {
+  const double v = Ordered ? impute_clip_ordered<double>(x, f, lo, hi) : impute_clip<double>(x, f, lo, hi);
+  return scale_shift<double>(v, sh, 0.0, inv, off);  // float64: shift_lo is 0
 }
 
-template <typename T, int OutKind>  // OutKind: 0 f32, 1 f64, 2 f16, 3 bf16
-void run(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out) {
-  using O = std::conditional_t<OutKind == 0, float, std::conditional_t<OutKind == 1, double, uint16_t>>;
+// Output rows [r, r + n) of the tile buffer `tile` ([n, W], zeroed by the caller).
+template <typename T, int K, bool Ordered>
+KF_INLINE void assemble(const Mat& x, const Mat& codes, const Plan& pl, int64_t r, int64_t n,
+                        typename OutT<K>::type* __restrict tile) {
+  using O = typename OutT<K>::type;
+  const TableSpec& s = *pl.s;
   const T* xd = static_cast<const T*>(x.data);
   const int32_t* cd = static_cast<const int32_t*>(codes.data);
-  const int64_t N = out.rows, W = s.W, Fn = s.Fn;
+  const int64_t W = s.W, Fn = s.Fn, lead = pl.lead;
   const double* p = s.params;
-  auto conv = [](double v) -> O {
-    if constexpr (OutKind == 0) return static_cast<float>(v);
-    else if constexpr (OutKind == 1) return v;
-    else if constexpr (OutKind == 2) return float_to_half_bits(static_cast<float>(v));
-    else return float_to_bf16_bits(static_cast<float>(v));
-  };
-  // float32 in and out computes in fp32 (shift split hi + lo); float64 input or output in float64
-  using C = std::conditional_t<std::is_same_v<T, float> && OutKind != 1, float, double>;
-  int64_t lead = 0;
-  while (lead < Fn && s.num_out[lead] == lead && p[6 * Fn + lead] == 0.0) ++lead;
-  std::vector<C> q(7 * lead);
-  for (int64_t j = 0; j < lead; ++j) {
-    for (int k = 0; k < 6; ++k) q[k * lead + j] = static_cast<C>(p[k * Fn + j]);
-    q[6 * lead + j] = static_cast<C>(p[3 * Fn + j] - static_cast<double>(q[3 * lead + j]));
-  }
-#pragma omp parallel
-  {
-    std::vector<O> row(W);  // the row is assembled in L1, then streamed out
-    std::vector<C> y(lead);
-#pragma omp for schedule(static, 256)
-    for (int64_t r = 0; r < N; ++r) {
-      std::memset(row.data(), 0, W * sizeof(O));  // all-zero bits are +0.0 in every output dtype
-      if (lead) {
-        if constexpr (std::is_same_v<C, float>) numeric_lead_f32(xd + r * x.rs, x.cs, lead, q.data(), y.data());
-        else if constexpr (std::is_same_v<T, double>) numeric_lead_f64(xd + r * x.rs, x.cs, lead, q.data(), y.data());
-        else numeric_lead(xd + r * x.rs, x.cs, lead, q.data(), y.data());  // float32 in, float64 out
-        for (int64_t j = 0; j < lead; ++j) row[j] = conv(static_cast<double>(y[j]));
+  const double* __restrict f = pl.q.data();
+  const double* __restrict lo = f + lead;
+  const double* __restrict hi = lo + lead;
+  const double* __restrict sh = hi + lead;
+  const double* __restrict inv = sh + lead;
+  const double* __restrict off = inv + lead;
+  for (int64_t i = 0; i < n; ++i) {
+    O* __restrict row = tile + i * W;
+    const T* __restrict xr = xd + (r + i) * x.rs;
+    if (x.cs == 1) {
+      if constexpr (K == 2) {
+        for (int64_t j = 0; j < lead; ++j)
+          row[j] = conv<K>(lead_formula<Ordered>(static_cast<double>(xr[j]), f[j], lo[j], hi[j], sh[j], inv[j], off[j]));
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < lead; ++j)
+          row[j] = conv<K>(lead_formula<Ordered>(static_cast<double>(xr[j]), f[j], lo[j], hi[j], sh[j], inv[j], off[j]));
       }
-      for (int64_t j = lead; j < Fn; ++j) {
-        double v = static_cast<double>(xd[r * x.rs + j * x.cs]);
-        v = (v != v) ? p[j] : v;
-        v = v < p[Fn + j] ? p[Fn + j] : (v > p[2 * Fn + j] ? p[2 * Fn + j] : v);  // NaN kept
-        v = nonlinear(v, p[6 * Fn + j], p[7 * Fn + j]);
-        row[s.num_out[j]] = conv((v - p[3 * Fn + j]) * p[4 * Fn + j] + p[5 * Fn + j]);
-      }
-      for (int64_t i = 0; i < s.Fi; ++i) {
-        const T v = xd[r * x.rs + s.ind_src[i] * x.cs];
-        row[s.ind_out[i]] = conv(v != v ? 1.0 : 0.0);
-      }
-      for (int64_t c = 0; c < s.Fc; ++c) {
-        const int64_t code = cd[r * codes.rs + c * codes.cs];
-        const bool known = code >= 0 && code < s.cat_k[c];
-        if (s.cat_mode[c] == 1) {
-          row[s.cat_off[c]] = conv(known ? static_cast<double>(code) : s.cat_unk_value[c]);
-          continue;
-        }
-        const int64_t slot = known ? s.cat_tab[s.cat_toff[c] + code] : s.cat_unk[c];
-        if (slot >= 0 && slot < s.cat_width[c]) row[s.cat_off[c] + slot] = conv(1.0);
-      }
-      stream_row(reinterpret_cast<char*>(static_cast<O*>(out.data) + r * out.rs),
-                 reinterpret_cast<const char*>(row.data()), W * sizeof(O));
+    } else {
+      for (int64_t j = 0; j < lead; ++j)
+        row[j] = conv<K>(lead_formula<Ordered>(static_cast<double>(xr[j * x.cs]), f[j], lo[j], hi[j], sh[j], inv[j], off[j]));
     }
-#if defined(__SSE2__)
-    _mm_sfence();  // streamed stores are visible before the kernel returns
-#endif
+    for (int64_t j = lead; j < Fn; ++j) {
+      double v = impute_clip<double>(static_cast<double>(xr[j * x.cs]), p[kFill * Fn + j], p[kLo * Fn + j], p[kHi * Fn + j]);
+      v = table_nonlinear<double>(v, p[kFn * Fn + j], p[kLambda * Fn + j]);
+      row[s.num_out[j]] = conv<K>(scale_shift<double>(v, p[kShift * Fn + j], 0.0, p[kInvScale * Fn + j], p[kOffset * Fn + j]));
+    }
+    for (int64_t k = 0; k < s.Fi; ++k) row[s.ind_out[k]] = conv<K>(is_nan(xr[s.ind_src[k] * x.cs]) ? 1.0 : 0.0);
+    const int32_t* cr = cd + (r + i) * codes.rs;
+    for (int64_t c = 0; c < s.Fc; ++c) {
+      const int64_t code = cr[c * codes.cs];
+      const bool known = code >= 0 && code < s.cat_k[c];
+      if (s.cat_mode[c] == 1) {
+        row[s.cat_off[c]] = conv<K>(known ? static_cast<double>(code) : s.cat_unk_value[c]);
+        continue;
+      }
+      const int64_t slot = known ? s.cat_tab[s.cat_toff[c] + code] : s.cat_unk[c];
+      if (slot >= 0 && slot < s.cat_width[c]) row[s.cat_off[c] + slot] = conv<K>(1.0);
+    }
   }
 }
 
-template <typename T>
-void dispatch(const Mat& x, const Mat& codes, const TableSpec& s, const Mat& out) {
+// The work of one thread: a contiguous range of rows, a tile at a time.
+template <typename T, int K>
+KF_INLINE void work(const Mat& x, const Mat& codes, const Plan& pl, const Mat& out, int tid, int nth) {
+  using O = typename OutT<K>::type;
+  (void)tid; (void)nth;
+  const int64_t N = out.rows, W = pl.s->W;
+  const int64_t th = pl.tile_rows;
+  std::vector<O> buf(static_cast<size_t>(th * W) + 64 / sizeof(O));
+  O* tile = reinterpret_cast<O*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  O* od = static_cast<O*>(out.data);
+  for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * th < N;) {
+    const int64_t r = u * th, n = std::min(th, N - r);
+    std::memset(tile, 0, static_cast<size_t>(n * W) * sizeof(O));  // all-zero bits are +0.0 in every output dtype
+    if (pl.ordered) assemble<T, K, true>(x, codes, pl, r, n, tile);
+    else assemble<T, K, false>(x, codes, pl, r, n, tile);
+    if (out.rs == W) {
+      stream_copy(reinterpret_cast<char*>(od + r * W), reinterpret_cast<const char*>(tile), n * W * sizeof(O), pl.nt);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        stream_copy(reinterpret_cast<char*>(od + (r + i) * out.rs), reinterpret_cast<const char*>(tile + i * W),
+                    W * sizeof(O), pl.nt);
+    }
+  }
+}
+
+KF_INLINE void work_any(const Mat& x, const Mat& codes, const Plan& pl, const Mat& out, int tid, int nth) {
+  const bool f32 = x.dtype == DType::f32;
   switch (out.dtype) {
-    case DType::f32: return run<T, 0>(x, codes, s, out);
-    case DType::f64: return run<T, 1>(x, codes, s, out);
-    case DType::f16: return run<T, 2>(x, codes, s, out);
-    case DType::bf16: return run<T, 3>(x, codes, s, out);
+    case DType::f32: return f32 ? work<float, 0>(x, codes, pl, out, tid, nth) : work<double, 0>(x, codes, pl, out, tid, nth);
+    case DType::f64: return f32 ? work<float, 1>(x, codes, pl, out, tid, nth) : work<double, 1>(x, codes, pl, out, tid, nth);
+    case DType::f16: return f32 ? work<float, 2>(x, codes, pl, out, tid, nth) : work<double, 2>(x, codes, pl, out, tid, nth);
+    case DType::bf16: return f32 ? work<float, 3>(x, codes, pl, out, tid, nth) : work<double, 3>(x, codes, pl, out, tid, nth);
     default: break;
   }
 }
+
+// One entry per ISA level: the target attribute reaches the OpenMP region outlined from it.
+#define KF_TABLE_ENTRY(NAME, TARGET)                                                  \
+  TARGET void NAME(const Mat& x, const Mat& codes, const Plan& pl, const Mat& out) {  \
+    _Pragma("omp parallel") {                                                         \
+      work_any(x, codes, pl, out, thread_num(), num_threads());                       \
+      stream_fence(pl.nt);                                                            \
+    }                                                                                 \
+  }
+KF_TABLE_ENTRY(run_avx512, KF_TARGET_AVX512)
+KF_TABLE_ENTRY(run_avx2, KF_TARGET_AVX2)
+KF_TABLE_ENTRY(run_portable, )
+#undef KF_TABLE_ENTRY
 
 }  // namespace
 
 void table_transform(const Mat& xnum, const Mat& codes, const TableSpec& s, const Mat& out) {
   check_table_args(xnum, codes, s, out);
-  for (int64_t j = 0; j < s.Fn; ++j) require(s.num_out[j] >= 0 && s.num_out[j] < s.W, "num_out out of range");
-  for (int64_t i = 0; i < s.Fi; ++i)
-    require(s.ind_out[i] >= 0 && s.ind_out[i] < s.W && s.ind_src[i] >= 0 && s.ind_src[i] < s.Fn, "indicator spec out of range");
-  for (int64_t c = 0; c < s.Fc; ++c)
-    require(s.cat_off[c] >= 0 && s.cat_off[c] + (s.cat_mode[c] == 1 ? 1 : s.cat_width[c]) <= s.W, "categorical block out of range");
-  if (out.rows == 0) return;
-  if (xnum.dtype == DType::f32) dispatch<float>(xnum, codes, s, out);
-  else dispatch<double>(xnum, codes, s, out);
+  check_table_spec_host(s);
+  if (out.rows == 0 || s.W == 0) return;
+  Plan pl;
+  pl.s = &s;
+  const int64_t Fn = s.Fn;
+  while (pl.lead < Fn && s.num_out[pl.lead] == pl.lead && s.params[kFn * Fn + pl.lead] == 0.0) ++pl.lead;
+  pl.q.resize(static_cast<size_t>(6 * pl.lead));
+  for (int k = 0; k < 6; ++k)
+    for (int64_t j = 0; j < pl.lead; ++j) pl.q[k * pl.lead + j] = s.params[k * Fn + j];
+  for (int64_t j = 0; j < pl.lead; ++j) pl.ordered = pl.ordered && !(pl.q[kLo * pl.lead + j] > pl.q[kHi * pl.lead + j]);
+  const int64_t row_bytes = s.W * dtype_bytes(out.dtype);
+  pl.tile_rows = std::max<int64_t>(1, (int64_t(16) << 10) / row_bytes);  // ~16 KB tiles: in L1/L2 while assembled
+  pl.nt = use_nt_stores(out.rows * row_bytes);
+  KF_ISA_DISPATCH(run, xnum, codes, pl, out);
 }
+
+const char* table_cpu_path() { return isa_name(isa()); }
 
 }  // namespace kf::cpu

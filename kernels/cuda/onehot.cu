@@ -1,10 +1,12 @@
-// One-hot and ordinal encoding on the GPU. The one-hot output dominates the traffic (W outputs per
+// One-hot and ordinal encoding on the GPU (argument checks and the code -> slot rule:
+// common/onehot.h, shared with the CPU kernels). The one-hot output dominates the traffic (W outputs per
 // F int32 codes read), so threads run along output columns: stores coalesce, the few code and
 // table reads of a row hit L1/L2. A contiguous output takes 16-byte vector stores.
 #include <algorithm>
 #include <type_traits>
 
 #include "common/cuda_check.h"
+#include "common/onehot.h"
 #include "cuda/common.cuh"
 #include "cuda/onehot.h"
 
@@ -28,8 +30,7 @@ struct Layout {
   __device__ __forceinline__ int32_t lit(int64_t r, int64_t f, int32_t k) const {
     const int32_t code = __ldg(codes + r * crs + f * ccs);
     const int64_t K = __ldg(feat + 3 * F + f);
-    const int64_t slot = (code >= 0 && code < K) ? code : (code == -1 ? K : K + 1);
-    const int64_t t = __ldg(feat + 2 * F + f) + slot;
+    const int64_t t = __ldg(feat + 2 * F + f) + code_slot(code, K);
     const int32_t o = (t >= 0 && t < T) ? __ldg(table + t) : -2;
     if (o == -2 && k == 0) atomicAdd(errors + f, 1);
     return o;
@@ -85,7 +86,7 @@ ordinal_kernel(const int32_t* __restrict__ codes, int64_t rows, int64_t F, int64
     const int64_t r = i / F, j = i - r * F;
     const int32_t code = __ldg(codes + r * crs + j * ccs);
     const int64_t K = __ldg(feat + F + j), bits = __ldg(feat + 2 * F + j);
-    const int64_t slot = (code >= 0 && code < K) ? code : (code == -1 ? K : K + 1);
+    const int64_t slot = code_slot(code, K);
     const int64_t t = __ldg(feat + j) + slot;
     const bool err = (slot == K && (bits & 1)) || (slot == K + 1 && (bits & 2)) || t < 0 || t >= T;
     double v = err ? 0.0 : __ldg(table + t);
@@ -123,26 +124,15 @@ void launch_ordinal(const Mat& codes, const int64_t* feat, const double* table, 
   KF_CUDA_CHECK_LAUNCH("ordinal_kernel");
 }
 
-void check_common(const Mat& codes, const Mat& out) {
-  require_dtype(codes.dtype, {DType::i32}, "codes");
-  require(out.rows == codes.rows, "out must have as many rows as codes");
-  require(out.cs == 1 || out.rows <= 1 || out.cols <= 1, "out must have unit column stride");
-}
-
 }  // namespace
 
 void one_hot(const Mat& codes, const int64_t* feat, const int32_t* table, int64_t table_size,
              const int32_t* slots, int64_t n_slots, const Mat& out, int32_t* errors, uintptr_t stream) {
-  check_common(codes, out);
-  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
+  make_one_hot_args(codes, feat, table, table_size, slots, n_slots, out, errors);  // the checks of both launchers
+  // the device kernels work per output column through slots
   require(n_slots >= out.cols, "slots must describe every output column");
-  if (codes.rows == 0 || n_slots == 0) return;
-  require_nonnull(codes.data, codes.rows * codes.cols, "codes");
-  require_nonnull(out.data, out.rows * out.cols, "out");
-  require_nonnull(feat, codes.cols, "feat");
-  require_nonnull(table, table_size, "table");
   require_nonnull(slots, n_slots, "slots");
-  require_nonnull(errors, codes.cols, "errors");
+  if (codes.rows == 0 || n_slots == 0) return;
   const Layout L{static_cast<const int32_t*>(codes.data), codes.rs, codes.cs, codes.cols, feat, table, table_size,
                  slots, n_slots, errors};
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
@@ -157,15 +147,8 @@ void one_hot(const Mat& codes, const int64_t* feat, const int32_t* table, int64_
 
 void ordinal_encode(const Mat& codes, const int64_t* feat, const double* table, int64_t table_size,
                     const Mat& out, int32_t* errors, uintptr_t stream) {
-  check_common(codes, out);
-  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i64}, "out");
-  require(out.cols == codes.cols, "out must have the shape of codes");
+  make_ordinal_args(codes, feat, table, table_size, out, errors);  // the checks of both launchers
   if (codes.rows == 0 || codes.cols == 0) return;
-  require_nonnull(codes.data, codes.rows * codes.cols, "codes");
-  require_nonnull(out.data, out.rows * out.cols, "out");
-  require_nonnull(feat, codes.cols, "feat");
-  require_nonnull(table, table_size, "table");
-  require_nonnull(errors, codes.cols, "errors");
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   switch (out.dtype) {
     case DType::f32: return launch_ordinal<float>(codes, feat, table, table_size, out, errors, s);

@@ -1,6 +1,6 @@
 #pragma once
 #include <cstdint>
-#include "common/array.h"
+#include "common/onehot.h"
 
 namespace kf::cuda {
 // Device versions of kf::cpu::one_hot / ordinal_encode (csrc/cpu/onehot.h: same arguments, all

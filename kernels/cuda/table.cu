@@ -1,10 +1,12 @@
-// Fused whole-table transform on the GPU, ONE launch: a thread per output element (grid-stride),
+// Fused whole-table transform on the GPU, ONE launch (layout, checks and the numeric element maths:
+// common/table.h and common/transform.h, shared with the CPU kernel): a thread per output element (grid-stride),
 // so consecutive threads write consecutive columns of a row (coalesced stores, each element
 // written exactly once); its column descriptor (kind, source, slot) says what to compute. The
 // reads of x and of the codes are row-local gathers served by L1/L2: each input row is fetched
 // from memory once. Numeric arithmetic in fp32 (fp64 when x or out is float64), with the shift
-// split into hi + lo as in transform.cu.
+// split into hi + lo (split_shift).
 #include "common/cuda_check.h"
+#include "common/table.h"
 #include "cuda/common.cuh"
 #include "cuda/table.h"
 
@@ -12,19 +14,6 @@ namespace kf::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-template <typename C>
-__device__ __forceinline__ C nonlinear(C v, double fn, C lam) {
-  const C eps = C(2.220446049250313e-16);  // np.spacing(1.0), as scipy
-  if (fn == 1.0) return log1p(v);
-  if (fn == 2.0) return sqrt(v);
-  if (fn == 3.0) {
-    if (v >= C(0)) return fabs(lam) < eps ? log1p(v) : expm1(lam * log1p(v)) / lam;
-    return fabs(lam - C(2)) > eps ? -expm1((C(2) - lam) * log1p(-v)) / (C(2) - lam) : -log1p(-v);
-  }
-  if (fn == 4.0) return lam == C(0) ? log(v) : expm1(lam * log(v)) / lam;
-  return v;
-}
 
 template <typename T, typename C, typename O>
 __global__ void __launch_bounds__(kThreads)
@@ -41,14 +30,12 @@ table_kernel(const T* __restrict__ x, int64_t xrs, int64_t xcs,        // x [N, 
     C y;
     if (kind == 0) {
       const double* p = s.params;
-      C v = static_cast<C>(x[r * xrs + src * xcs]);
-      const C lo = static_cast<C>(__ldg(p + Fn + src)), hi = static_cast<C>(__ldg(p + 2 * Fn + src));
-      v = (v != v) ? static_cast<C>(__ldg(p + src)) : v;
-      v = v < lo ? lo : (v > hi ? hi : v);  // NaN compares false: an unimputed NaN passes through
-      v = nonlinear<C>(v, __ldg(p + 6 * Fn + src), static_cast<C>(__ldg(p + 7 * Fn + src)));
-      const double sh = __ldg(p + 3 * Fn + src);
-      const C sh_hi = static_cast<C>(sh), sh_lo = static_cast<C>(sh - static_cast<double>(sh_hi));
-      y = ((v - sh_hi) - sh_lo) * static_cast<C>(__ldg(p + 4 * Fn + src)) + static_cast<C>(__ldg(p + 5 * Fn + src));
+      const auto q = [&](int k) { return static_cast<C>(__ldg(p + k * Fn + src)); };
+      C v = impute_clip<C>(static_cast<C>(x[r * xrs + src * xcs]), q(kFill), q(kLo), q(kHi));
+      v = table_nonlinear<C>(v, __ldg(p + kFn * Fn + src), q(kLambda));
+      C sh_hi, sh_lo;
+      split_shift<C>(__ldg(p + kShift * Fn + src), sh_hi, sh_lo);
+      y = scale_shift<C>(v, sh_hi, sh_lo, q(kInvScale), q(kOffset));
     } else if (kind == 1) {
       const T v = x[r * xrs + __ldg(s.ind_src + src) * xcs];
       y = v != v ? C(1) : C(0);

@@ -1,7 +1,7 @@
 #pragma once
 #include <cstdint>
 
-#include "cpu/table.h"
+#include "common/table.h"
 
 namespace kf::cuda {
 // Device version of kf::cpu::table_transform; every pointer in spec is a device pointer.

@@ -1,4 +1,5 @@
-// Fused impute -> clip -> scale on the GPU: each element read once and written once.
+// Fused impute -> clip -> scale on the GPU: each element read once and written once. The element
+// formula and the argument checks are common/transform.h's (shared with the CPU kernels).
 // Contiguous float32 input with cols % 4 == 0 takes 16-byte vector loads; other layouts use a
 // 2-D strided kernel. Arithmetic in float64 for every input and output (float32 parameters would
 // turn e.g. fill = 1e300, inv_scale = 1e-300 into inf * 0); parameters staged in shared memory.
@@ -6,6 +7,7 @@
 #include <type_traits>
 
 #include "common/cuda_check.h"
+#include "common/transform.h"
 #include "cuda/common.cuh"
 #include "cuda/transform.h"
 
@@ -14,27 +16,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kMaxSharedCols = 768;  // 6 params x 768 x 8 B = 36 KB
-
-template <typename C>
-struct Params {
-  const double* __restrict__ p;  // [6, cols] float64
-  int64_t cols;
-  __device__ __forceinline__ C get(int k, int64_t j) const { return static_cast<C>(p[k * cols + j]); }
-  __device__ __forceinline__ C shift_lo(int64_t j) const {
-    const double s = p[3 * cols + j];
-    return static_cast<C>(s - static_cast<double>(static_cast<C>(s)));
-  }
-};
-
-// shift = shift_hi + shift_lo (the float64 shift split into two of the compute type): with
-// float compute, (v - hi) is exact when v is near the shift and the small lo term restores the
-// digits a single fp32 shift would lose (e.g. a mean of 2008.03 has an fp32 ulp of 1.2e-4).
-template <typename C>
-__device__ __forceinline__ C apply(C v, C fill, C lo, C hi, C shift_hi, C shift_lo, C inv, C off) {
-  v = (v != v) ? fill : v;
-  v = v < lo ? lo : (v > hi ? hi : v);  // NaN compares false: an unimputed NaN passes through
-  return ((v - shift_hi) - shift_lo) * inv + off;
-}
 
 // Flat, contiguous x and out (rs == cols, cs == 1), float32 in, cols % 4 == 0: float4 loads.
 template <typename O>
@@ -58,8 +39,8 @@ transform_vec4_kernel(const float4* __restrict__ x,  // [rows * cols / 4]
     for (int k = 0; k < 4; ++k) {
       const int64_t j = j0 + k;
       const double* q = shared_params ? sp : params;
-      res[k] = apply<double>(vals[k], q[j], q[cols + j], q[2 * cols + j], q[3 * cols + j], 0.0, q[4 * cols + j],
-                             q[5 * cols + j]);
+      res[k] = impute_clip_scale<double>(vals[k], q[kFill * cols + j], q[kLo * cols + j], q[kHi * cols + j],
+                                         q[kShift * cols + j], 0.0, q[kInvScale * cols + j], q[kOffset * cols + j]);
     }
     if constexpr (std::is_same<O, float>::value) {
       reinterpret_cast<float4*>(out)[v] = make_float4(float(res[0]), float(res[1]), float(res[2]), float(res[3]));
@@ -82,11 +63,13 @@ transform_strided_kernel(const T* __restrict__ x,  // [rows, cols], strides rs, 
                          O* __restrict__ out, int64_t ors) {  // [rows, cols], row stride ors
   const int64_t total = rows * cols;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  Params<C> p{params, cols};
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int64_t r = i / cols, j = i - r * cols;
     const C v = static_cast<C>(x[r * rs + j * cs]);
-    const C y = apply<C>(v, p.get(0, j), p.get(1, j), p.get(2, j), p.get(3, j), p.shift_lo(j), p.get(4, j), p.get(5, j));
+    C sh_hi, sh_lo;
+    split_shift<C>(__ldg(params + kShift * cols + j), sh_hi, sh_lo);
+    const auto p = [&](int k) { return static_cast<C>(__ldg(params + k * cols + j)); };
+    const C y = impute_clip_scale<C>(v, p(kFill), p(kLo), p(kHi), sh_hi, sh_lo, p(kInvScale), p(kOffset));
     out[r * ors + j] = from_compute<O, C>(y);
   }
 }
@@ -126,16 +109,12 @@ void dispatch_out(const Mat& x, const double* params, const Mat& out, cudaStream
 
 }  // namespace
 
-void numeric_transform(const Mat& x, const double* params, const Mat& out, uintptr_t stream) {
-  require_dtype(x.dtype, {DType::f32, DType::f64}, "x");
-  require_dtype(out.dtype, {DType::f32, DType::f64, DType::f16, DType::bf16}, "out");
-  require(out.rows == x.rows && out.cols == x.cols, "out must have the shape of x");
-  require(out.cs == 1 && out.rs >= out.cols, "out must have unit column stride and row stride >= cols");
-  if (x.rows == 0 || x.cols == 0) return;
-  require_nonnull(params, x.cols, "params");
+void numeric_transform(const Mat& x_, const double* params, const Mat& out_, uintptr_t stream) {
+  const TransformArgs a = make_transform_args(x_, params, out_);  // the checks of every launcher
+  if (a.x.rows == 0 || a.x.cols == 0) return;
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  if (x.dtype == DType::f32) dispatch_out<float>(x, params, out, s);
-  else dispatch_out<double>(x, params, out, s);
+  if (a.x.dtype == DType::f32) dispatch_out<float>(a.x, a.params, a.out, s);
+  else dispatch_out<double>(a.x, a.params, a.out, s);
 }
 
 }  // namespace kf::cuda

@@ -1,6 +1,6 @@
 #pragma once
 #include <cstdint>
-#include "common/array.h"
+#include "common/transform.h"
 
 namespace kf::cuda {
 // Device version of kf::cpu::numeric_transform (same formula, same parameter layout).

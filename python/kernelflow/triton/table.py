@@ -1,7 +1,7 @@
 """Fused whole-table transform in Triton, ONE launch: a program per [BLOCK_R rows x BLOCK_W
 output columns] tile; each output column's descriptor (kind, source, slot) selects a gathered
 numeric value, a missing indicator or a one-hot / ordinal value. Same formula as
-csrc/cpu/table.cpp; arithmetic in fp32 (fp64 for float64 input or output) with the shift split
+csrc/common/table.h (the impute / clip / scale element functions are triton/transform.py's); arithmetic in fp32 (fp64 for float64 input or output) with the shift split
 into hi + lo."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from kernelflow.triton.transform import impute_clip, scale_shift, with_shift_lo
 
 
 @triton.jit
@@ -80,10 +82,9 @@ def _table_kernel(
     fn = tl.load(p_ptr + 6 * Fn + nsrc, mask=wmask & is_num, other=0.0)
     lam = tl.load(p_ptr + 7 * Fn + nsrc, mask=wmask & is_num, other=0.0)[None, :]
     sl = tl.load(p_ptr + 8 * Fn + nsrc, mask=wmask & is_num, other=0.0)
-    v = tl.where(xv != xv, fill[None, :], xv)
-    v = tl.where(v < lo[None, :], lo[None, :], tl.where(v > hi[None, :], hi[None, :], v))
+    v = impute_clip(xv, fill[None, :], lo[None, :], hi[None, :])
     v = _nonlinear(v, fn[None, :], lam)
-    ynum = ((v - sh[None, :]) - sl[None, :]) * inv[None, :] + off[None, :]
+    ynum = scale_shift(v, sh[None, :], sl[None, :], inv[None, :], off[None, :])
     yind = tl.where(xv != xv, 1.0, 0.0).to(ct)
     # categorical columns (kind 2 one-hot, 3 ordinal) read their code
     csrc = tl.where(is_cat, src, 0)
@@ -109,9 +110,7 @@ def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec, out: torch.Te
     if N == 0 or spec.W == 0:
         return out
     compute = torch.float64 if torch.float64 in (xnum.dtype, out.dtype) else torch.float32
-    p64 = spec.params.to(torch.float64)
-    hi = p64[3].to(compute)
-    p = torch.cat([p64.to(compute), (p64[3] - hi.to(torch.float64)).to(compute)[None]]).contiguous()
+    p = with_shift_lo(spec.params, compute)
     if spec.Fn == 0:  # keep a valid pointer
         p = torch.zeros((9, 1), dtype=compute, device=xnum.device)
     x = xnum if spec.Fn else torch.zeros((N, 1), dtype=xnum.dtype, device=xnum.device)
