@@ -1,0 +1,196 @@
+// fp32 SIMD for the norm and distill CPU kernels, one source for every ISA level.
+//
+// Arithmetic uses GCC/Clang vector extensions (16 floats per vector): generic code that the
+// compiler lowers to whatever the *calling* function's target allows, so one always_inline body
+// becomes 1 zmm op under KF_TARGET_AVX512, 2 ymm ops under KF_TARGET_AVX2 and 4 xmm ops in the
+// portable (SSE2) build. The only level-specific code is the 16-bit <-> fp32 row conversion
+// (F16C / AVX-512 intrinsics), in the Portable / Avx2 / Avx512 structs below.
+//
+// Calling rule: an OpenMP parallel region must be written inside the KF_TARGET_* function itself
+// (GCC outlines the region from the function it is written in, with that function's target); the
+// per-thread bodies are KF_INLINE templates on the level struct and are inlined into it.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "common/cpu_isa.h"
+#include "common/half.h"
+#include "common/simd.h"  // KF_INLINE
+
+#if defined(KF_HAVE_X86_TARGETS)
+#include <immintrin.h>
+#endif
+
+namespace kf::cpu::vec {
+
+constexpr int W = 16;  // floats per vector
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+KF_INLINE vf loadu(const float* p) {  // p [W], any alignment
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+KF_INLINE void storeu(float* p, vf v) {  // p [W], any alignment
+  std::memcpy(p, &v, sizeof v);
+}
+KF_INLINE vf splat(float s) { return vf{} + s; }
+KF_INLINE vf vmax(vf a, vf b) { return a > b ? a : b; }  // NaN in a yields b: NaN is checked separately
+
+// Tree reduction: 4 shuffle + add steps, lowered per level like the rest.
+KF_INLINE float hsum(vf v) {
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef float v4 __attribute__((vector_size(16)));
+  v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+KF_INLINE float hmax(vf v) {
+  float m = v[0];
+  for (int i = 1; i < W; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+KF_INLINE bool any_nan(vf v) {  // true if some lane is NaN
+  const vi m = (vi)(v != v);
+  vi o = m;
+  int32_t r = 0;
+  for (int i = 0; i < W; ++i) r |= o[i];
+  return r != 0;
+}
+
+// exp(x) to about 2 ulp over the whole float range (Cephes expf: 2^n * p(r), |r| <= ln2/2, the
+// 2^n applied as two factors so that n in [-150, 128] neither overflows nor underflows the
+// exponent field early): x < -103.97 gives 0, x > 88.72 gives inf, exp(-inf) = 0, NaN stays NaN.
+// Rounding to n uses the 1.5 * 2^23 trick, exact without -ffast-math.
+KF_INLINE vf exp(vf x) {
+  const vf lo = splat(-103.972084f), hi = splat(88.7228391f);
+  const vf xc = x < lo ? lo : (x > hi ? hi : x);  // NaN passes through both compares
+  const vf magic = splat(12582912.0f);
+  const vf n = (xc * 1.44269504088896341f + magic) - magic;
+  vf r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const vi ni = __builtin_convertvector(n, vi);  // exact: n is integral
+  const vi n1 = ni >> 1, n2 = ni - n1;
+  const vi e1 = (n1 + 127) << 23, e2 = (n2 + 127) << 23;
+  vf f1, f2;
+  std::memcpy(&f1, &e1, sizeof f1);
+  std::memcpy(&f2, &e2, sizeof f2);
+  vf y = (p * f1) * f2;
+  y = x < lo ? vf{} : y;
+  y = x > hi ? splat(INFINITY) : y;
+  return y;
+}
+
+// ----------------------------------------------------------------------------- per-level 16-bit rows
+// widen_*: in [n] 16-bit bits -> out [n] fp32; narrow_*: in [n] fp32 -> out [n] 16-bit bits,
+// round to nearest even, NaN kept quiet (as common/half.h, which handles the tails).
+
+struct Portable {
+  static constexpr const char* name = "portable";
+  static void widen_f16(const uint16_t* in, int64_t n, float* out) {
+    for (int64_t j = 0; j < n; ++j) out[j] = half_bits_to_float(in[j]);
+  }
+  static void widen_bf16(const uint16_t* in, int64_t n, float* out) {
+    for (int64_t j = 0; j < n; ++j) out[j] = bf16_bits_to_float(in[j]);
+  }
+  static void narrow_f16(const float* in, int64_t n, uint16_t* out) {
+    for (int64_t j = 0; j < n; ++j) out[j] = float_to_half_bits(in[j]);
+  }
+  static void narrow_bf16(const float* in, int64_t n, uint16_t* out) {
+    for (int64_t j = 0; j < n; ++j) out[j] = float_to_bf16_bits(in[j]);
+  }
+};
+
+#if defined(KF_HAVE_X86_TARGETS)
+struct Avx2 {
+  static constexpr const char* name = "avx2";
+  KF_TARGET_AVX2 static void widen_f16(const uint16_t* in, int64_t n, float* out) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + j))));
+    for (; j < n; ++j) out[j] = half_bits_to_float(in[j]);
+  }
+  KF_TARGET_AVX2 static void widen_bf16(const uint16_t* in, int64_t n, float* out) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + j)));
+      _mm256_storeu_ps(out + j, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
+    }
+    for (; j < n; ++j) out[j] = bf16_bits_to_float(in[j]);
+  }
+  KF_TARGET_AVX2 static void narrow_f16(const float* in, int64_t n, uint16_t* out) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + j),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(in + j), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; j < n; ++j) out[j] = float_to_half_bits(in[j]);
+  }
+  KF_TARGET_AVX2 static void narrow_bf16(const float* in, int64_t n, uint16_t* out) {
+    int64_t j = 0;
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), qnan = _mm256_set1_epi32(0x40);
+    for (; j + 8 <= n; j += 8) {
+      const __m256 v = _mm256_loadu_ps(in + j);
+      const __m256i u = _mm256_castps_si256(v);
+      const __m256i hi = _mm256_srli_epi32(u, 16);
+      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(hi, one)), 16);
+      const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, qnan), nan);
+      const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xd8);  // values <= 0xffff
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + j), _mm256_castsi256_si128(packed));
+    }
+    for (; j < n; ++j) out[j] = float_to_bf16_bits(in[j]);
+  }
+};
+
+struct Avx512 {
+  static constexpr const char* name = "avx512";
+  KF_TARGET_AVX512 static void widen_f16(const uint16_t* in, int64_t n, float* out) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+      _mm512_storeu_ps(out + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + j))));
+    for (; j < n; ++j) out[j] = half_bits_to_float(in[j]);
+  }
+  KF_TARGET_AVX512 static void widen_bf16(const uint16_t* in, int64_t n, float* out) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + j)));
+      _mm512_storeu_ps(out + j, _mm512_castsi512_ps(_mm512_slli_epi32(u, 16)));
+    }
+    for (; j < n; ++j) out[j] = bf16_bits_to_float(in[j]);
+  }
+  KF_TARGET_AVX512 static void narrow_f16(const float* in, int64_t n, uint16_t* out) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                          _mm512_cvtps_ph(_mm512_loadu_ps(in + j), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; j < n; ++j) out[j] = float_to_half_bits(in[j]);
+  }
+  KF_TARGET_AVX512 static void narrow_bf16(const float* in, int64_t n, uint16_t* out) {
+    int64_t j = 0;
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), qnan = _mm512_set1_epi32(0x40);
+    for (; j + 16 <= n; j += 16) {
+      const __m512 v = _mm512_loadu_ps(in + j);
+      const __m512i u = _mm512_castps_si512(v);
+      const __m512i hi = _mm512_srli_epi32(u, 16);
+      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(hi, one)), 16);
+      r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(hi, qnan));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm512_cvtepi32_epi16(r));
+    }
+    for (; j < n; ++j) out[j] = float_to_bf16_bits(in[j]);
+  }
+};
+#else
+using Avx2 = Portable;
+using Avx512 = Portable;
+#endif
+
+}  // namespace kf::cpu::vec
