@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #ifdef _OPENMP
@@ -30,6 +31,7 @@ using vec::W;
 
 constexpr int64_t kSumChunk = 256;           // values per fp32 partial sum (a multiple of 4 * W)
 constexpr int64_t kParallelMin = 1 << 15;    // elements below which one thread does it all
+constexpr int64_t kMinSplits = 64;           // backward row ranges with their own partial sums, at least
 
 // Tags that let one generic lambda serve the vector loop (VT: W values) and the scalar tail (ST).
 struct VT {};
@@ -142,7 +144,9 @@ struct BwdArgs {
   const float* rstd;   // [rows]
   float* dwp;          // [blocks, n] or null
   float* dbp;          // [blocks, n] or null
-  int64_t rows, n, blocks;
+  float* spw;          // [blocks * sub, n] sub-range sums when sub > 1 (dwp non-null)
+  float* spb;          // [blocks * sub, n] sub-range sums when sub > 1 (dbp non-null)
+  int64_t rows, n, blocks, sub;
   bool rms;
   DType dtype;
 };
@@ -227,22 +231,19 @@ KF_INLINE void bwd_thread(const BwdArgs& a) {
   float* __restrict gbuf = buf.data() + (Kind == 0 ? 0 : 3 * n);
   const float* __restrict w = a.w;
   const float inv_n = 1.0f / static_cast<float>(n);
-  // the row split is fixed by `blocks`, not by the thread count, so the partial sums are reproducible
-  const int64_t nb = a.blocks > 0 ? a.blocks : 1;
+  // Rows are cut into nsub = blocks * sub contiguous sub-ranges, fixed by (rows, blocks) and not by
+  // the thread count, so the partial sums are reproducible; with sub > 1 (few blocks, e.g. 1) the
+  // sub-range sums go to a.spw / a.spb and are merged into range k's row, in order, below.
+  const int64_t nsub = a.blocks > 0 ? a.blocks * a.sub : 1;
   const int G = a.blocks > 0 ? (a.dwp ? 1 : 0) | (a.dbp ? 2 : 0) : 0;
-  int64_t k0, k1;
-  if (a.blocks > 0) {
-    my_range(nb, k0, k1);
-  } else {  // no partial sums: split rows by thread
-    k0 = 0;
-    k1 = 1;
-  }
-  for (int64_t k = k0; k < k1; ++k) {
-    int64_t r0 = rows * k / nb, r1 = rows * (k + 1) / nb;
-    if (a.blocks == 0) my_range(rows, r0, r1);
-    float* dw = (G & 1) ? a.dwp + k * n : nullptr;
-    float* db = (G & 2) ? a.dbp + k * n : nullptr;
-    if (dw) std::fill(dw, dw + n, 0.0f);  // range k writes its row: the caller need not zero it
+  int64_t q0 = 0, q1 = 1;
+  if (a.blocks > 0) my_range(nsub, q0, q1);
+  for (int64_t q = q0; q < q1; ++q) {
+    int64_t r0 = rows * q / nsub, r1 = rows * (q + 1) / nsub;
+    if (a.blocks == 0) my_range(rows, r0, r1);  // no partial sums: split rows by thread
+    float* dw = (G & 1) ? (a.sub > 1 ? a.spw : a.dwp) + q * n : nullptr;
+    float* db = (G & 2) ? (a.sub > 1 ? a.spb : a.dbp) + q * n : nullptr;
+    if (dw) std::fill(dw, dw + n, 0.0f);  // overwritten: the caller need not zero its rows
     if (db) std::fill(db, db + n, 0.0f);
     for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict xv;
@@ -276,6 +277,25 @@ KF_INLINE void bwd_thread(const BwdArgs& a) {
         default: bwd_row<3>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
       }
       if constexpr (Kind != 0) narrow<L, Kind>(o, a.dx, r, n);
+    }
+  }
+  if (G == 0 || a.sub == 1) return;
+#pragma omp barrier
+  // merge: row k = sum over s of sub-range k * sub + s, in order; each thread owns a column slice
+  int64_t j0, j1;
+  my_range(n, j0, j1);
+  for (int which = 0; which < 2; ++which) {
+    const float* part = which == 0 ? a.spw : a.spb;
+    float* out = which == 0 ? a.dwp : a.dbp;
+    if (!((G >> which) & 1)) continue;
+    for (int64_t k = 0; k < a.blocks; ++k) {
+      float* __restrict o = out + k * n;
+      const float* __restrict p0 = part + k * a.sub * n;
+      for (int64_t j = j0; j < j1; ++j) o[j] = p0[j];
+      for (int64_t s = 1; s < a.sub; ++s) {
+        const float* __restrict ps = p0 + s * n;
+        for (int64_t j = j0; j < j1; ++j) o[j] += ps[j];
+      }
     }
   }
 }
@@ -334,8 +354,13 @@ void norm_bwd(const Mat& dy, const Mat& x, const float* weight, const float* mea
   if (x.rows == 0 || x.cols == 0) return;
   std::vector<float> ones;
   if (!weight) { ones.assign(x.cols, 1.0f); weight = ones.data(); }
-  const BwdArgs a{dy.data, x.data, dx.data, weight, mean, rstd, dweight_partial, dbias_partial,
-                  x.rows, x.cols, blocks, rms, x.dtype};
+  // at least kMinSplits sub-ranges in all, so that every thread has work even for blocks = 1
+  const int64_t sub = blocks > 0 ? std::max<int64_t>(1, std::min((kMinSplits + blocks - 1) / blocks, x.rows / blocks)) : 1;
+  // every sub-range overwrites its row: no initialisation
+  std::unique_ptr<float[]> spw(sub > 1 && dweight_partial ? new float[blocks * sub * x.cols] : nullptr);
+  std::unique_ptr<float[]> spb(sub > 1 && dbias_partial ? new float[blocks * sub * x.cols] : nullptr);
+  const BwdArgs a{dy.data, x.data, dx.data, weight, mean, rstd, dweight_partial, dbias_partial, spw.get(), spb.get(),
+                  x.rows, x.cols, blocks, sub, rms, x.dtype};
   KF_ISA_DISPATCH(bwd, a);
 }
 
