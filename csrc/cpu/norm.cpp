@@ -33,13 +33,10 @@ constexpr int64_t kSumChunk = 256;           // values per fp32 partial sum (a m
 constexpr int64_t kParallelMin = 1 << 15;    // elements below which one thread does it all
 constexpr int64_t kMinSplits = 64;           // backward row ranges with their own partial sums, at least
 
-// Tags that let one generic lambda serve the vector loop (VT: W values) and the scalar tail (ST).
-struct VT {};
-struct ST {};
-KF_INLINE vf ld(VT, const float* p) { return vec::loadu(p); }
-KF_INLINE float ld(ST, const float* p) { return *p; }
-KF_INLINE void st(VT, float* p, vf v) { vec::storeu(p, v); }
-KF_INLINE void st(ST, float* p, float v) { *p = v; }
+using vec::ld;
+using vec::st;
+using vec::ST;
+using vec::VT;
 
 // Sum of f over a row of n values (f(tag, j, acc) adds values j.. to acc): fp32 within a chunk,
 // fp64 across chunks.
@@ -84,14 +81,6 @@ KF_INLINE void row_sum2(int64_t n, F f, double& A, double& B) {
   for (; j < n; ++j) f(ST{}, j, sa, sb);
   A += static_cast<double>(sa);
   B += static_cast<double>(sb);
-}
-
-// Elementwise sweep: f(tag, j) for every vector, then every tail value.
-template <typename F>
-KF_INLINE void row_map(int64_t n, F f) {
-  int64_t j = 0;
-  for (; j + W <= n; j += W) f(VT{}, j);
-  for (; j < n; ++j) f(ST{}, j);
 }
 
 // Mean and variance of a row in fp64 throughout (the rare rows the fp32 sums cannot hold).
@@ -203,7 +192,7 @@ KF_INLINE void fwd_thread(const FwdArgs& a) {
     const float rs = static_cast<float>(1.0 / std::sqrt(var + a.eps));
     if (a.mean) a.mean[r] = mu;
     a.rstd[r] = rs;
-    row_map(n, [&](auto t, int64_t j) { st(t, o + j, (ld(t, v + j) - mu) * rs * ld(t, w + j) + ld(t, b + j)); });
+    vec::for_each(n, [&](auto t, int64_t j) { st(t, o + j, (ld(t, v + j) - mu) * rs * ld(t, w + j) + ld(t, b + j)); });
     if constexpr (Kind != 0) narrow<L, Kind>(o, a.y, r, n);
   }
 }
@@ -215,7 +204,7 @@ template <int G>
 KF_INLINE void bwd_row(int64_t n, const float* __restrict xv, const float* __restrict d, const float* __restrict g,
                        float mu, float rs, float m1, float m2, float* __restrict o, float* __restrict dw,
                        float* __restrict db) {
-  row_map(n, [&](auto t, int64_t j) {
+  vec::for_each(n, [&](auto t, int64_t j) {
     const auto dd = ld(t, d + j);
     const auto xh = (ld(t, xv + j) - mu) * rs;
     st(t, o + j, rs * (ld(t, g + j) - m1 - xh * m2));

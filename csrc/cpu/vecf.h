@@ -38,6 +38,24 @@ KF_INLINE void storeu(float* p, vf v) {  // p [W], any alignment
 }
 KF_INLINE vf splat(float s) { return vf{} + s; }
 KF_INLINE vf vmax(vf a, vf b) { return a > b ? a : b; }  // NaN in a yields b: NaN is checked separately
+KF_INLINE float vmax(float a, float b) { return a > b ? a : b; }
+
+// Tags that let one generic lambda serve the vector loop (VT: W values) and the scalar tail (ST):
+// f(tag, j) with ld(tag, p + j) / st(tag, p + j, v) inside.
+struct VT {};
+struct ST {};
+KF_INLINE vf ld(VT, const float* p) { return loadu(p); }
+KF_INLINE float ld(ST, const float* p) { return *p; }
+KF_INLINE void st(VT, float* p, vf v) { storeu(p, v); }
+KF_INLINE void st(ST, float* p, float v) { *p = v; }
+
+// f(tag, j) for every vector j = 0, W, ..., then every tail value.
+template <typename F>
+KF_INLINE void for_each(int64_t n, F f) {
+  int64_t j = 0;
+  for (; j + W <= n; j += W) f(VT{}, j);
+  for (; j < n; ++j) f(ST{}, j);
+}
 
 // Tree reduction: 4 shuffle + add steps, lowered per level like the rest.
 KF_INLINE float hsum(vf v) {
@@ -89,6 +107,12 @@ KF_INLINE vf exp(vf x) {
   y = x > hi ? splat(INFINITY) : y;
   return y;
 }
+
+KF_INLINE float exp(float x) { return std::exp(x); }  // the scalar tail's twin of exp(vf)
+
+// v where e != 0, else 0 (a product with a zero probability that must stay 0 against an infinite factor)
+KF_INLINE vf where_nonzero(vf e, vf v) { return e == 0.f ? vf{} : v; }
+KF_INLINE float where_nonzero(float e, float v) { return e == 0.f ? 0.f : v; }
 
 // ----------------------------------------------------------------------------- per-level 16-bit rows
 // widen_*: in [n] 16-bit bits -> out [n] fp32; narrow_*: in [n] fp32 -> out [n] 16-bit bits,
