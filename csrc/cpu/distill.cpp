@@ -23,8 +23,7 @@ namespace kf::cpu {
 namespace {
 using vec::ld;
 using vec::st;
-using vec::vf;
-using vec::W;
+using vec::lanes;
 
 constexpr int64_t kChunk = 1024;  // classes per chunk: its fp32 logits and exps stay in L1
 
@@ -71,6 +70,8 @@ KF_INLINE const float* row_f32(const void* base, DType dt, int64_t r, int64_t rs
 
 template <class L>
 KF_INLINE void distill_thread(const Args& A) {
+  using V = typename L::V;
+  constexpr int W = lanes<V>;
   const int64_t C = A.C, nchunks = (C + kChunk - 1) / kChunk;
   const float invT = A.invT;
   // per thread: fp32 s and t rows (when converted), the kept exps of a, b, x, the fp32 gradient row
@@ -106,14 +107,14 @@ KF_INLINE void distill_thread(const Args& A) {
       const int64_t c0 = c * kChunk, n = std::min(kChunk, C - c0);
       const float* xs = sx + c0;
       const float* ts = tx + c0;
-      vf vmx = vec::splat(-INFINITY), vmt = vmx;
-      vec::vi bad{};
+      V vmx = vec::splat<V>(-INFINITY), vmt = vmx;
+      vec::vi_t<V> bad{};
       int64_t j = 0;
       for (; j + W <= n; j += W) {
-        const vf xv = vec::loadu(xs + j), tv = vec::loadu(ts + j);
+        const V xv = vec::loadu<V>(xs + j), tv = vec::loadu<V>(ts + j);
         vmx = vec::vmax(vmx, xv);
         vmt = vec::vmax(vmt, tv);
-        bad |= (vec::vi)((xv != xv) | (tv != tv));
+        bad |= (vec::vi_t<V>)((xv != xv) | (tv != tv));
       }
       float cmx = vec::hmax(vmx), cmt = vec::hmax(vmt);
       bool cnan = false;
@@ -129,7 +130,7 @@ KF_INLINE void distill_thread(const Args& A) {
       cmA[c] = cma; cmB[c] = cmb; cmX[c] = cmx;
       // an all -inf chunk: exps against 0 are 0 (not exp(-inf + inf) = NaN); it merges as nothing
       const float oa = cma == -INFINITY ? 0.f : cma, ob = cmb == -INFINITY ? 0.f : cmb, ox = cmx == -INFINITY ? 0.f : cmx;
-      vf va{}, vb{}, vw{}, vx{};
+      V va{}, vb{}, vw{}, vx{};
       float sa = 0.f, sb = 0.f, swb = 0.f, sxs = 0.f;
       auto body = [&](auto tg, int64_t k, auto& pa, auto& pb, auto& pw, auto& px) {
         const auto xv = ld(tg, xs + k);
@@ -143,7 +144,7 @@ KF_INLINE void distill_thread(const Args& A) {
         pw += vec::where_nonzero(e2, e2 * (bv - av));  // p_t = 0 adds nothing even against a = -inf
         px += e3;
       };
-      for (j = 0; j + W <= n; j += W) body(vec::VT{}, j, va, vb, vw, vx);
+      for (j = 0; j + W <= n; j += W) body(vec::VT<V>{}, j, va, vb, vw, vx);
       for (; j < n; ++j) body(vec::ST{}, j, sa, sb, swb, sxs);
       float unused = 0.f;
       merge(ma, za, unused, cma, vec::hsum(va) + sa, 0.f);
@@ -169,7 +170,7 @@ KF_INLINE void distill_thread(const Args& A) {
         const float fa = cmA[c] == -INFINITY ? 0.f : gk * std::exp(cmA[c] - lse_a);
         const float fb = cmB[c] == -INFINITY ? 0.f : gk * std::exp(cmB[c] - lse_b);
         const float fx = cmX[c] == -INFINITY ? 0.f : gc * std::exp(cmX[c] - lse_x);
-        vec::for_each(n, [&](auto tg, int64_t k) {
+        vec::for_each<V>(n, [&](auto tg, int64_t k) {
           const int64_t j = c0 + k;
           st(tg, gr + j, ld(tg, ea + j) * fa - ld(tg, eb + j) * fb + ld(tg, ex + j) * fx);
         });

@@ -26,26 +26,26 @@
 
 namespace kf::cpu {
 namespace {
-using vec::vf;
-using vec::W;
+using vec::lanes;
 
-constexpr int64_t kSumChunk = 256;           // values per fp32 partial sum (a multiple of 4 * W)
+constexpr int64_t kSumChunk = 256;           // values per fp32 partial sum (a multiple of 4 lanes)
 constexpr int64_t kParallelMin = 1 << 15;    // elements below which one thread does it all
 constexpr int64_t kMinSplits = 64;           // backward row ranges with their own partial sums, at least
 
 using vec::ld;
 using vec::st;
 using vec::ST;
-using vec::VT;
 
 // Sum of f over a row of n values (f(tag, j, acc) adds values j.. to acc): fp32 within a chunk,
 // fp64 across chunks.
-template <typename F>
+template <class V, typename F>
 KF_INLINE double row_sum1(int64_t n, F f) {
+  constexpr int W = lanes<V>;
+  using VT = vec::VT<V>;
   double total = 0.0;
   int64_t j = 0;
   for (; j + kSumChunk <= n; j += kSumChunk) {
-    vf a0{}, a1{}, a2{}, a3{};
+    V a0{}, a1{}, a2{}, a3{};
     for (int64_t k = j; k < j + kSumChunk; k += 4 * W) {
       f(VT{}, k, a0);
       f(VT{}, k + W, a1);
@@ -54,7 +54,7 @@ KF_INLINE double row_sum1(int64_t n, F f) {
     }
     total += static_cast<double>(vec::hsum((a0 + a1) + (a2 + a3)));
   }
-  vf a{};
+  V a{};
   for (; j + W <= n; j += W) f(VT{}, j, a);
   float s = vec::hsum(a);
   for (; j < n; ++j) f(ST{}, j, s);
@@ -62,12 +62,14 @@ KF_INLINE double row_sum1(int64_t n, F f) {
 }
 
 // Two sums at once (f(tag, j, a, b)), same chunking.
-template <typename F>
+template <class V, typename F>
 KF_INLINE void row_sum2(int64_t n, F f, double& A, double& B) {
+  constexpr int W = lanes<V>;
+  using VT = vec::VT<V>;
   A = B = 0.0;
   int64_t j = 0;
   for (; j + kSumChunk <= n; j += kSumChunk) {
-    vf a0{}, b0{}, a1{}, b1{};
+    V a0{}, b0{}, a1{}, b1{};
     for (int64_t k = j; k < j + kSumChunk; k += 2 * W) {
       f(VT{}, k, a0, b0);
       f(VT{}, k + W, a1, b1);
@@ -75,7 +77,7 @@ KF_INLINE void row_sum2(int64_t n, F f, double& A, double& B) {
     A += static_cast<double>(vec::hsum(a0 + a1));
     B += static_cast<double>(vec::hsum(b0 + b1));
   }
-  vf a{}, b{};
+  V a{}, b{};
   for (; j + W <= n; j += W) f(VT{}, j, a, b);
   float sa = vec::hsum(a), sb = vec::hsum(b);
   for (; j < n; ++j) f(ST{}, j, sa, sb);
@@ -153,6 +155,7 @@ KF_INLINE void my_range(int64_t total, int64_t& lo, int64_t& hi) {
 
 template <class L, int Kind>
 KF_INLINE void fwd_thread(const FwdArgs& a) {
+  using V = typename L::V;
   const int64_t n = a.n;
   std::vector<float> buf(Kind == 0 ? 0 : 2 * n);  // widened x row, fp32 y row
   const float* __restrict w = a.w;
@@ -171,11 +174,11 @@ KF_INLINE void fwd_thread(const FwdArgs& a) {
       o = buf.data() + n;
     }
     float mu0 = 0.0f;
-    if (!a.rms) mu0 = static_cast<float>(row_sum1(n, [&](auto t, int64_t j, auto& acc) { acc += ld(t, v + j); }) /
+    if (!a.rms) mu0 = static_cast<float>(row_sum1<V>(n, [&](auto t, int64_t j, auto& acc) { acc += ld(t, v + j); }) /
                                      static_cast<double>(n));
     // deviations from the fp32 mean on a second (cached) read: no cancellation for large means
     double s1, s2;
-    row_sum2(n, [&](auto t, int64_t j, auto& p, auto& q) {
+    row_sum2<V>(n, [&](auto t, int64_t j, auto& p, auto& q) {
       const auto d = ld(t, v + j) - mu0;
       p += d;
       q += d * d;
@@ -192,7 +195,7 @@ KF_INLINE void fwd_thread(const FwdArgs& a) {
     const float rs = static_cast<float>(1.0 / std::sqrt(var + a.eps));
     if (a.mean) a.mean[r] = mu;
     a.rstd[r] = rs;
-    vec::for_each(n, [&](auto t, int64_t j) { st(t, o + j, (ld(t, v + j) - mu) * rs * ld(t, w + j) + ld(t, b + j)); });
+    vec::for_each<V>(n, [&](auto t, int64_t j) { st(t, o + j, (ld(t, v + j) - mu) * rs * ld(t, w + j) + ld(t, b + j)); });
     if constexpr (Kind != 0) narrow<L, Kind>(o, a.y, r, n);
   }
 }
@@ -200,11 +203,11 @@ KF_INLINE void fwd_thread(const FwdArgs& a) {
 // G: which partial sums this call forms (bit 0 dweight, bit 1 dbias). g [n] = dy * w as rounded
 // by the first sweep, so that g - mean(g) is exact where it should be (a 1-wide row gives dx = 0:
 // a product recomputed here could be contracted into an unrounded FMA).
-template <int G>
+template <class V, int G>
 KF_INLINE void bwd_row(int64_t n, const float* __restrict xv, const float* __restrict d, const float* __restrict g,
                        float mu, float rs, float m1, float m2, float* __restrict o, float* __restrict dw,
                        float* __restrict db) {
-  vec::for_each(n, [&](auto t, int64_t j) {
+  vec::for_each<V>(n, [&](auto t, int64_t j) {
     const auto dd = ld(t, d + j);
     const auto xh = (ld(t, xv + j) - mu) * rs;
     st(t, o + j, rs * (ld(t, g + j) - m1 - xh * m2));
@@ -215,6 +218,7 @@ KF_INLINE void bwd_row(int64_t n, const float* __restrict xv, const float* __res
 
 template <class L, int Kind>
 KF_INLINE void bwd_thread(const BwdArgs& a) {
+  using V = typename L::V;
   const int64_t n = a.n, rows = a.rows;
   std::vector<float> buf((Kind == 0 ? 1 : 4) * n);  // g row; for 16-bit also widened x, dy and fp32 dx rows
   float* __restrict gbuf = buf.data() + (Kind == 0 ? 0 : 3 * n);
@@ -251,7 +255,7 @@ KF_INLINE void bwd_thread(const BwdArgs& a) {
       }
       const float mu = (a.rms || !a.mean) ? 0.0f : a.mean[r], rs = a.rstd[r];
       double c1, c2;  // sums of g = dy * w and g * xhat
-      row_sum2(n, [&](auto t, int64_t j, auto& p, auto& q) {
+      row_sum2<V>(n, [&](auto t, int64_t j, auto& p, auto& q) {
         const auto g = ld(t, d + j) * ld(t, w + j);
         st(t, gbuf + j, g);
         p += g;
@@ -260,10 +264,10 @@ KF_INLINE void bwd_thread(const BwdArgs& a) {
       const float m1 = a.rms ? 0.0f : static_cast<float>(c1) * inv_n;
       const float m2 = static_cast<float>(c2) * inv_n;
       switch (G) {
-        case 0: bwd_row<0>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
-        case 1: bwd_row<1>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
-        case 2: bwd_row<2>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
-        default: bwd_row<3>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
+        case 0: bwd_row<V, 0>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
+        case 1: bwd_row<V, 1>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
+        case 2: bwd_row<V, 2>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
+        default: bwd_row<V, 3>(n, xv, d, gbuf, mu, rs, m1, m2, o, dw, db); break;
       }
       if constexpr (Kind != 0) narrow<L, Kind>(o, a.dx, r, n);
     }

@@ -1,9 +1,9 @@
 // fp32 SIMD for the norm and distill CPU kernels, one source for every ISA level.
 //
-// Arithmetic uses GCC/Clang vector extensions (16 floats per vector): generic code that the
-// compiler lowers to whatever the *calling* function's target allows, so one always_inline body
-// becomes 1 zmm op under KF_TARGET_AVX512, 2 ymm ops under KF_TARGET_AVX2 and 4 xmm ops in the
-// portable (SSE2) build. The only level-specific code is the 16-bit <-> fp32 row conversion
+// Arithmetic uses GCC/Clang vector extensions on the level's vector type L::V (16 floats for
+// AVX-512, 8 for AVX2, 4 for SSE2): generic always_inline code that the compiler lowers to the
+// *calling* function's target. (One 16-float type for every level would have no register mode
+// under AVX2 and live on the stack: 3x slower there.) The only level-specific code is the 16-bit <-> fp32 row conversion
 // (F16C / AVX-512 intrinsics), in the Portable / Avx2 / Avx512 structs below.
 //
 // Calling rule: an OpenMP parallel region must be written inside the KF_TARGET_* function itself
@@ -24,94 +24,115 @@
 
 namespace kf::cpu::vec {
 
-constexpr int W = 16;  // floats per vector
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
+// V: the level's float vector type (Portable / Avx2 / Avx512 ::V, one native register wide, so no
+// value round-trips through the stack); lanes<V> floats per vector.
+template <class V>
+constexpr int lanes = static_cast<int>(sizeof(V) / sizeof(float));
+template <class V>
+struct IntOf {
+  typedef int32_t type __attribute__((vector_size(sizeof(V))));
+};
+template <class V>
+using vi_t = typename IntOf<V>::type;
+template <class V>
+struct HalfOf {
+  typedef float type __attribute__((vector_size(sizeof(V) / 2)));
+};
 
-KF_INLINE vf loadu(const float* p) {  // p [W], any alignment
-  vf v;
+template <class V>
+KF_INLINE V loadu(const float* p) {  // p [lanes], any alignment
+  V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-KF_INLINE void storeu(float* p, vf v) {  // p [W], any alignment
+template <class V>
+KF_INLINE void storeu(float* p, V v) {  // p [lanes], any alignment
   std::memcpy(p, &v, sizeof v);
 }
-KF_INLINE vf splat(float s) { return vf{} + s; }
-KF_INLINE vf vmax(vf a, vf b) { return a > b ? a : b; }  // NaN in a yields b: NaN is checked separately
+template <class V>
+KF_INLINE V splat(float s) { return V{} + s; }
+template <class V>
+KF_INLINE V vmax(V a, V b) { return a > b ? a : b; }  // NaN in a yields b: NaN is checked separately
 KF_INLINE float vmax(float a, float b) { return a > b ? a : b; }
 
-// Tags that let one generic lambda serve the vector loop (VT: W values) and the scalar tail (ST):
-// f(tag, j) with ld(tag, p + j) / st(tag, p + j, v) inside.
-struct VT {};
-struct ST {};
-KF_INLINE vf ld(VT, const float* p) { return loadu(p); }
-KF_INLINE float ld(ST, const float* p) { return *p; }
-KF_INLINE void st(VT, float* p, vf v) { storeu(p, v); }
-KF_INLINE void st(ST, float* p, float v) { *p = v; }
-
-// f(tag, j) for every vector j = 0, W, ..., then every tail value.
-template <typename F>
-KF_INLINE void for_each(int64_t n, F f) {
-  int64_t j = 0;
-  for (; j + W <= n; j += W) f(VT{}, j);
-  for (; j < n; ++j) f(ST{}, j);
+// Tree reduction by halves (extract + add per step) down to 4 lanes; every level's V has 4, 8 or 16.
+template <class V>
+KF_INLINE float hsum(V v) {
+  static_assert(lanes<V> == 4 || lanes<V> == 8 || lanes<V> == 16, "4, 8 or 16 lanes");
+  if constexpr (lanes<V> > 4) {
+    using H = typename HalfOf<V>::type;
+    H lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return hsum<H>(lo + hi);
+  } else {
+    return (v[0] + v[2]) + (v[1] + v[3]);
+  }
 }
-
-// Tree reduction: 4 shuffle + add steps, lowered per level like the rest.
-KF_INLINE float hsum(vf v) {
-  typedef float v8 __attribute__((vector_size(32)));
-  typedef float v4 __attribute__((vector_size(16)));
-  v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-  return (b[0] + b[2]) + (b[1] + b[3]);
-}
-KF_INLINE float hmax(vf v) {
+template <class V>
+KF_INLINE float hmax(V v) {
   float m = v[0];
-  for (int i = 1; i < W; ++i) m = v[i] > m ? v[i] : m;
+  for (int i = 1; i < lanes<V>; ++i) m = v[i] > m ? v[i] : m;
   return m;
 }
-KF_INLINE bool any_nan(vf v) {  // true if some lane is NaN
-  const vi m = (vi)(v != v);
-  vi o = m;
-  int32_t r = 0;
-  for (int i = 0; i < W; ++i) r |= o[i];
-  return r != 0;
+
+// Tags that let one generic lambda serve the vector loop (VT: one V) and the scalar tail (ST):
+// f(tag, j) with ld(tag, p + j) / st(tag, p + j, v) inside.
+template <class V>
+struct VT {};
+struct ST {};
+template <class V>
+KF_INLINE V ld(VT<V>, const float* p) { return loadu<V>(p); }
+KF_INLINE float ld(ST, const float* p) { return *p; }
+template <class V>
+KF_INLINE void st(VT<V>, float* p, V v) { storeu(p, v); }
+KF_INLINE void st(ST, float* p, float v) { *p = v; }
+
+// f(tag, j) for every vector j = 0, lanes, ..., then every tail value.
+template <class V, typename F>
+KF_INLINE void for_each(int64_t n, F f) {
+  int64_t j = 0;
+  for (; j + lanes<V> <= n; j += lanes<V>) f(VT<V>{}, j);
+  for (; j < n; ++j) f(ST{}, j);
 }
 
 // exp(x) to about 2 ulp over the whole float range (Cephes expf: 2^n * p(r), |r| <= ln2/2, the
 // 2^n applied as two factors so that n in [-150, 128] neither overflows nor underflows the
 // exponent field early): x < -103.97 gives 0, x > 88.72 gives inf, exp(-inf) = 0, NaN stays NaN.
 // Rounding to n uses the 1.5 * 2^23 trick, exact without -ffast-math.
-KF_INLINE vf exp(vf x) {
-  const vf lo = splat(-103.972084f), hi = splat(88.7228391f);
-  const vf xc = x < lo ? lo : (x > hi ? hi : x);  // NaN passes through both compares
-  const vf magic = splat(12582912.0f);
-  const vf n = (xc * 1.44269504088896341f + magic) - magic;
-  vf r = xc - n * 0.693359375f;
+template <class V>
+KF_INLINE V exp(V x) {
+  using I = vi_t<V>;
+  const V lo = splat<V>(-103.972084f), hi = splat<V>(88.7228391f);
+  const V xc = x < lo ? lo : (x > hi ? hi : x);  // NaN passes through both compares
+  const V magic = splat<V>(12582912.0f);
+  const V n = (xc * 1.44269504088896341f + magic) - magic;
+  V r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  vf p = splat(1.9875691500e-4f);
+  V p = splat<V>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const vi ni = __builtin_convertvector(n, vi);  // exact: n is integral
-  const vi n1 = ni >> 1, n2 = ni - n1;
-  const vi e1 = (n1 + 127) << 23, e2 = (n2 + 127) << 23;
-  vf f1, f2;
+  const I ni = __builtin_convertvector(n, I);  // exact: n is integral
+  const I n1 = ni >> 1, n2 = ni - n1;
+  const I e1 = (n1 + 127) << 23, e2 = (n2 + 127) << 23;
+  V f1, f2;
   std::memcpy(&f1, &e1, sizeof f1);
   std::memcpy(&f2, &e2, sizeof f2);
-  vf y = (p * f1) * f2;
-  y = x < lo ? vf{} : y;
-  y = x > hi ? splat(INFINITY) : y;
+  V y = (p * f1) * f2;
+  y = x < lo ? V{} : y;
+  y = x > hi ? splat<V>(INFINITY) : y;
   return y;
 }
 
-KF_INLINE float exp(float x) { return std::exp(x); }  // the scalar tail's twin of exp(vf)
+KF_INLINE float exp(float x) { return std::exp(x); }  // the scalar tail's twin of exp(V)
 
 // v where e != 0, else 0 (a product with a zero probability that must stay 0 against an infinite factor)
-KF_INLINE vf where_nonzero(vf e, vf v) { return e == 0.f ? vf{} : v; }
+template <class V>
+KF_INLINE V where_nonzero(V e, V v) { return e == 0.f ? V{} : v; }
 KF_INLINE float where_nonzero(float e, float v) { return e == 0.f ? 0.f : v; }
 
 // ----------------------------------------------------------------------------- per-level 16-bit rows
@@ -120,6 +141,7 @@ KF_INLINE float where_nonzero(float e, float v) { return e == 0.f ? 0.f : v; }
 
 struct Portable {
   static constexpr const char* name = "portable";
+  typedef float V __attribute__((vector_size(16)));  // SSE2 (baseline x86-64)
   static void widen_f16(const uint16_t* in, int64_t n, float* out) {
     for (int64_t j = 0; j < n; ++j) out[j] = half_bits_to_float(in[j]);
   }
@@ -137,6 +159,7 @@ struct Portable {
 #if defined(KF_HAVE_X86_TARGETS)
 struct Avx2 {
   static constexpr const char* name = "avx2";
+  typedef float V __attribute__((vector_size(32)));
   KF_TARGET_AVX2 static void widen_f16(const uint16_t* in, int64_t n, float* out) {
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
@@ -177,6 +200,7 @@ struct Avx2 {
 
 struct Avx512 {
   static constexpr const char* name = "avx512";
+  typedef float V __attribute__((vector_size(64)));
   KF_TARGET_AVX512 static void widen_f16(const uint16_t* in, int64_t n, float* out) {
     int64_t j = 0;
     for (; j + 16 <= n; j += 16)
