@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_norm_cpu import copy_gbps, lscpu  # noqa: E402
+from bench_norm_cpu import copy_gbps, interleaved_ms, lscpu  # noqa: E402
 
 from kernelflow import _C  # noqa: E402
 from kernelflow.bench.timing import record, write_results  # noqa: E402
@@ -75,18 +73,7 @@ def main() -> None:
                 sr.grad = None
                 f(sr, t, y).backward()
 
-            times = {name: [] for name, _, _ in impls}
-            for name, f, lv in impls:
-                _C.set_cpu_isa(lv or "auto")
-                step(f)
-            for _ in range(args.repeat):
-                for name, f, lv in impls:
-                    _C.set_cpu_isa(lv or "auto")
-                    t0 = time.perf_counter()
-                    step(f)
-                    times[name].append((time.perf_counter() - t0) * 1e3)
-            _C.set_cpu_isa("auto")
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = interleaved_ms(impls, step, args.repeat)
             for name, _, _ in impls:
                 rec = record("distill_loss fwd+bwd", name, med[name], (n, c), str(dtype).replace("torch.", ""),
                              3 * s.numel() * s.element_size(), ceiling_gbps=ceiling,

@@ -49,6 +49,23 @@ def copy_gbps(nbytes: int = 256 << 20, repeat: int = 7) -> float:
     return 2 * a.nbytes / statistics.median(ts[1:]) / 1e9
 
 
+def interleaved_ms(impls, call, repeat: int) -> dict:
+    """{name: median ms of call(f)} for impls [(name, f, level or None)]: one warm-up (and compile)
+    call each, then `repeat` rounds running every implementation once, its kernelflow level forced."""
+    times = {name: [] for name, _, _ in impls}
+    for name, f, lvl in impls:
+        _C.set_cpu_isa(lvl or "auto")
+        call(f)
+    for _ in range(repeat):
+        for name, f, lvl in impls:
+            _C.set_cpu_isa(lvl or "auto")
+            t0 = time.perf_counter()
+            call(f)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    _C.set_cpu_isa("auto")
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def make_fns(kind: str, h: int, compile_: bool):
     """{impl: (fwd(x, w, b), fwd_bwd(x, w, b, dy))} for one kind; kernelflow levels share one fn."""
     if kind == "layer":
@@ -103,18 +120,7 @@ def run_case(kind, rows, h, dtype, fns, levels, repeat):
     impls += [(f"kernelflow ({lvl})", fns["kernelflow"], lvl) for lvl in levels]
     out = []
     for mode, call, ntensors in (("fwd", fwd, 2), ("fwd+bwd", fwd_bwd, 5)):
-        times = {name: [] for name, _, _ in impls}
-        for name, f, lvl in impls:  # warm-up (and compile)
-            _C.set_cpu_isa(lvl or "auto")
-            call(f)
-        for _ in range(repeat):  # interleaved: every implementation once per round
-            for name, f, lvl in impls:
-                _C.set_cpu_isa(lvl or "auto")
-                t0 = time.perf_counter()
-                call(f)
-                times[name].append((time.perf_counter() - t0) * 1e3)
-        _C.set_cpu_isa("auto")
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = interleaved_ms(impls, call, repeat)
         for name, _, lvl in impls:
             out.append(dict(op=f"{kind}_norm {mode}", impl=name, ms=med[name], shape=(rows, h),
                             dtype=str(dtype).replace("torch.", ""), nbytes=ntensors * x.numel() * x.element_size(),
