@@ -19,6 +19,8 @@
 #include "common/cpu_isa.h"
 #include "cpu/vecf.h"
 
+#pragma GCC diagnostic ignored "-Wpsabi"  // vectors by value between inlined helpers (cpu/vecf.h)
+
 namespace kf::cpu {
 namespace {
 using vec::ld;

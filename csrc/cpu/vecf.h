@@ -18,6 +18,14 @@
 #include "common/half.h"
 #include "common/simd.h"  // KF_INLINE
 
+// The generic helpers take and return the level's vectors by value; they are always inlined into
+// a function of that level's target, so GCC's note that such a signature would change the ABI of
+// an out-of-line call does not apply. GCC 12 also reports the deliberately undefined upper halves
+// inside its AVX-512 conversion intrinsics as maybe-uninitialized (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #if defined(KF_HAVE_X86_TARGETS)
 #include <immintrin.h>
 #endif
@@ -245,3 +253,5 @@ using Avx512 = Portable;
 #endif
 
 }  // namespace kf::cpu::vec
+
+#pragma GCC diagnostic pop
