@@ -1,6 +1,8 @@
 // Bindings for the fused distillation-loss family.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/distill.h"
@@ -12,6 +14,8 @@ namespace {
 namespace py = pybind11;
 
 void bind(py::module_& m) {
+  m.def("distill_cpu_path", []() { return std::string(kf::cpu::distill_cpu_path()); },
+        "the CPU code path of the distillation-loss kernel now: 'avx512', 'avx2' or 'portable'");
   m.def("distill_loss_cpu", [](const py::tuple& s, const py::tuple& t, uintptr_t labels, uintptr_t ce_weight,
                                float temperature, float kl_weight, int64_t ignore_index, uintptr_t loss,
                                const py::tuple& grad) {

@@ -1,6 +1,8 @@
 // Bindings for the LayerNorm / RMSNorm family. Vectors cross as data pointers (0 = absent).
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/norm.h"
@@ -13,6 +15,8 @@ namespace py = pybind11;
 using kf::to_ptr;
 
 void bind(py::module_& m) {
+  m.def("norm_cpu_path", []() { return std::string(kf::cpu::norm_cpu_path()); },
+        "the CPU code path of the LayerNorm / RMSNorm kernels now: 'avx512', 'avx2' or 'portable'");
   m.def("norm_fwd_cpu", [](const py::tuple& x, uintptr_t weight, uintptr_t bias, double eps, bool rms,
                            const py::tuple& y, uintptr_t mean, uintptr_t rstd) {
     const kf::Mat xm = kf::to_mat(x, "x"), ym = kf::to_mat(y, "y");

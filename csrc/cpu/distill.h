@@ -18,6 +18,9 @@ inline void check_distill_args(const Mat& s, const Mat& t, const Mat& grad, floa
 }  // namespace kf
 
 namespace kf::cpu {
+// The code path the kernel takes now: "avx512", "avx2" or "portable" (common/cpu_isa.h).
+const char* distill_cpu_path();
+
 // Fused knowledge-distillation loss and its gradient, one row at a time. With a = s/T, b = t/T:
 //   loss[i] = kl_weight * KL(softmax(b_i) || softmax(a_i)) + w_i * CE(s_i, y_i)
 //   grad[i] = d loss[i] / d s_i = kl_weight * (softmax(a_i) - softmax(b_i)) / T + w_i * (softmax(s_i) - onehot(y_i))
@@ -25,7 +28,7 @@ namespace kf::cpu {
 // s, t [rows, cols] float32/float16/bfloat16 (same dtype, any strides); labels [rows] int64;
 // ce_weight [1] float32 (a pointer so a device-computed mean divisor needs no host sync);
 // loss [rows] float32; grad [rows, cols] dtype of s, unit column stride.
-// Online softmax over chunks of classes (fp32 accumulation), then a second sweep writes grad.
+// Online softmax over chunks of classes (fp32 accumulation, vector exps), then a second sweep writes grad.
 // A label outside [0, cols) that is not ignore_index throws std::invalid_argument.
 void distill_loss(const Mat& s, const Mat& t, const int64_t* labels /* [rows] */, const float* ce_weight /* [1] */,
                   float temperature, float kl_weight, int64_t ignore_index,

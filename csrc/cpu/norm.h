@@ -29,6 +29,9 @@ inline void check_norm_bwd_args(const Mat& dy, const Mat& x, const float* mean, 
 }  // namespace kf
 
 namespace kf::cpu {
+// The code path the kernels take now: "avx512", "avx2" or "portable" (common/cpu_isa.h).
+const char* norm_cpu_path();
+
 // LayerNorm (rms = false) / RMSNorm (rms = true) forward over each row of x, statistics in fp32:
 //   y = (x - mean) * rstd * weight + bias   (RMSNorm: mean = 0, rstd = 1 / sqrt(mean(x^2) + eps), no bias)
 // x, y [rows, hidden] contiguous float32/bfloat16/float16 (same dtype); weight, bias [hidden] fp32
@@ -41,7 +44,8 @@ void norm_fwd(const Mat& x, const float* weight, const float* bias, double eps, 
 // dy, x, dx [rows, hidden] contiguous, same dtype; weight [hidden] fp32 or null; mean, rstd [rows] fp32
 // (mean null allowed for RMSNorm). When blocks > 0, rows are split into `blocks` contiguous ranges
 // and range k writes dweight_partial[k, :] = sum(dy * xhat), dbias_partial[k, :] = sum(dy) over its
-// rows ([blocks, hidden] fp32 each, either may be null): the caller sums them, deterministically.
+// rows ([blocks, hidden] fp32 each, either may be null; overwritten, so they need not be zeroed):
+// the caller sums them, deterministically (the split does not depend on the thread count).
 void norm_bwd(const Mat& dy, const Mat& x, const float* weight, const float* mean, const float* rstd, bool rms,
               const Mat& dx, float* dweight_partial, float* dbias_partial, int64_t blocks);
 }  // namespace kf::cpu

@@ -58,6 +58,63 @@ __device__ __forceinline__ float2 block_sum2(float a, float b, float* red) {
   return make_float2(s, t);
 }
 
+// Calls f(p, i) for this thread's packs i = threadIdx.x + p * kThreads < nv of a row held in
+// registers (P packs per thread, p unrolled so per-pack arrays stay in registers).
+template <int P, typename F>
+__device__ __forceinline__ void for_my_packs(int64_t nv, F&& f) {
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    const int64_t i = threadIdx.x + int64_t(p) * kThreads;
+    if (i < nv) f(p, i);
+  }
+}
+
+// Forward output of pack i: (x - mean) * rstd * weight + bias, fp32, converted to T.
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> fwd_pack(const Pack<T, V>& px, int64_t i, float mu, float rs,
+                                               const float* __restrict__ weight, const float* __restrict__ bias) {
+  Pack<T, V> o;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const int64_t j = i * V + k;
+    float t = (to_float(px.v[k]) - mu) * rs;
+    if (weight) t *= __ldg(weight + j);
+    if (bias) t += __ldg(bias + j);
+    o.v[k] = from_compute<T, float>(t);
+  }
+  return o;
+}
+
+// Backward row sums of pack i: c1 += g, c2 += g * xhat (g = dy * weight), fp32.
+template <typename T, int V>
+__device__ __forceinline__ void bwd_sums(const Pack<T, V>& px, const Pack<T, V>& pd, int64_t i, float mu, float rs,
+                                         const float* __restrict__ weight, float& c1, float& c2) {
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const float xh = (to_float(px.v[k]) - mu) * rs;
+    const float g = weight ? to_float(pd.v[k]) * __ldg(weight + i * V + k) : to_float(pd.v[k]);
+    c1 += g;
+    c2 += g * xh;
+  }
+}
+
+// dx of pack i = rstd * (g - m1 - xhat * m2); acc(k, dy, xhat) accumulates the weight / bias sums.
+template <typename T, int V, typename Acc>
+__device__ __forceinline__ Pack<T, V> bwd_pack(const Pack<T, V>& px, const Pack<T, V>& pd, int64_t i, float mu,
+                                               float rs, float m1, float m2, const float* __restrict__ weight,
+                                               Acc&& acc) {
+  Pack<T, V> o;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const float d = to_float(pd.v[k]);
+    const float xh = (to_float(px.v[k]) - mu) * rs;
+    const float g = weight ? d * __ldg(weight + i * V + k) : d;
+    o.v[k] = from_compute<T, float>(rs * (g - m1 - xh * m2));
+    acc(k, d, xh);
+  }
+  return o;
+}
+
 // V elements per thread step: 16 / sizeof(T) when the rows are 16-byte aligned, else 1.
 template <typename T, int V, int P>
 __global__ void __launch_bounds__(kThreads)
@@ -77,48 +134,26 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
     if constexpr (P > 0) {
       Pack<T, V> px[P];  // this thread's packs i = threadIdx.x + p * kThreads of the row
       float s = 0.0f;
+      for_my_packs<P>(nv, [&](int p, int64_t i) {
+        px[p] = xr[i];
 #pragma unroll
-      for (int p = 0; p < P; ++p) {
-        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
-        if (i < nv) {
-          px[p] = xr[i];
-#pragma unroll
-          for (int k = 0; k < V; ++k) s += to_float(px[p].v[k]);
-        }
-      }
+        for (int k = 0; k < V; ++k) s += to_float(px[p].v[k]);
+      });
       const float mu = rms ? 0.0f : block_sum(s, red) * inv_n;
       float ss = 0.0f;
+      for_my_packs<P>(nv, [&](int p, int64_t) {
 #pragma unroll
-      for (int p = 0; p < P; ++p) {
-        if (threadIdx.x + int64_t(p) * kThreads < nv) {
-#pragma unroll
-          for (int k = 0; k < V; ++k) {
-            const float d = to_float(px[p].v[k]) - mu;
-            ss += d * d;
-          }
+        for (int k = 0; k < V; ++k) {
+          const float d = to_float(px[p].v[k]) - mu;
+          ss += d * d;
         }
-      }
+      });
       const float rs = rsqrtf(block_sum(ss, red) * inv_n + eps);
       if (threadIdx.x == 0) {
         if (mean) mean[r] = mu;
         rstd[r] = rs;
       }
-#pragma unroll
-      for (int p = 0; p < P; ++p) {
-        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
-        if (i < nv) {
-          Pack<T, V> o;
-#pragma unroll
-          for (int k = 0; k < V; ++k) {
-            const int64_t j = i * V + k;
-            float t = (to_float(px[p].v[k]) - mu) * rs;
-            if (weight) t *= __ldg(weight + j);
-            if (bias) t += __ldg(bias + j);
-            o.v[k] = from_compute<T, float>(t);
-          }
-          yr[i] = o;
-        }
-      }
+      for_my_packs<P>(nv, [&](int p, int64_t i) { yr[i] = fwd_pack(px[p], i, mu, rs, weight, bias); });
     } else {  // rows too long for registers: loop over the row, re-reading it from cache
       float mu = 0.0f;
       if (!rms) {
@@ -147,26 +182,15 @@ norm_fwd_kernel(const T* __restrict__ x,  // [rows, n] contiguous
         if (mean) mean[r] = mu;
         rstd[r] = rs;
       }
-      for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-        const Pack<T, V> p = xr[i];
-        Pack<T, V> o;
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const int64_t j = i * V + k;
-          float t = (to_float(p.v[k]) - mu) * rs;
-          if (weight) t *= __ldg(weight + j);
-          if (bias) t += __ldg(bias + j);
-          o.v[k] = from_compute<T, float>(t);
-        }
-        yr[i] = o;
-      }
+      for (int64_t i = threadIdx.x; i < nv; i += kThreads) yr[i] = fwd_pack(xr[i], i, mu, rs, weight, bias);
     }
   }
 }
 
 // Block b handles rows b, b + gridDim.x, ...; a thread always owns the same columns, so it
 // accumulates its block's partial dweight / dbias row without races or atomics: in registers,
-// written once at the end (P > 0), or in place in global memory (P == 0).
+// written once at the end (P > 0), or in place in global memory after zeroing it (P == 0): the
+// caller's rows are overwritten either way.
 template <typename T, int V, int P>
 __global__ void __launch_bounds__(kThreads)
 norm_bwd_kernel(const T* __restrict__ dy,  // [rows, n] contiguous
@@ -196,85 +220,48 @@ norm_bwd_kernel(const T* __restrict__ dy,  // [rows, n] contiguous
       const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
       Pack<T, V> px[P], pd[P];
       float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
-#pragma unroll
-      for (int p = 0; p < P; ++p) {
-        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
-        if (i < nv) {
-          px[p] = xr[i];
-          pd[p] = dyr[i];
-#pragma unroll
-          for (int k = 0; k < V; ++k) {
-            const float xh = (to_float(px[p].v[k]) - mu) * rs;
-            const float g = weight ? to_float(pd[p].v[k]) * __ldg(weight + i * V + k) : to_float(pd[p].v[k]);
-            c1 += g;
-            c2 += g * xh;
-          }
-        }
-      }
+      for_my_packs<P>(nv, [&](int p, int64_t i) {
+        px[p] = xr[i];
+        pd[p] = dyr[i];
+        bwd_sums(px[p], pd[p], i, mu, rs, weight, c1, c2);
+      });
       const float2 c = block_sum2(c1, c2, red);
       const float m1 = rms ? 0.0f : c.x * inv_n, m2 = c.y * inv_n;
-#pragma unroll
-      for (int p = 0; p < P; ++p) {
-        const int64_t i = threadIdx.x + int64_t(p) * kThreads;
-        if (i < nv) {
-          Pack<T, V> o;
-#pragma unroll
-          for (int k = 0; k < V; ++k) {
-            const float d = to_float(pd[p].v[k]);
-            const float xh = (to_float(px[p].v[k]) - mu) * rs;
-            const float g = weight ? d * __ldg(weight + i * V + k) : d;
-            o.v[k] = from_compute<T, float>(rs * (g - m1 - xh * m2));
-            dwa[p][k] += d * xh;
-            dba[p][k] += d;
-          }
-          dxr[i] = o;
-        }
-      }
+      for_my_packs<P>(nv, [&](int p, int64_t i) {
+        dxr[i] = bwd_pack(px[p], pd[p], i, mu, rs, m1, m2, weight, [&](int k, float d, float xh) {
+          dwa[p][k] += d * xh;
+          dba[p][k] += d;
+        });
+      });
     }
+    for_my_packs<P>(nv, [&](int p, int64_t i) {
 #pragma unroll
-    for (int p = 0; p < P; ++p) {
-      const int64_t i = threadIdx.x + int64_t(p) * kThreads;
-      if (i < nv) {
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-          if (dw) dw[i * V + k] = dwa[p][k];
-          if (db) db[i * V + k] = dba[p][k];
-        }
+      for (int k = 0; k < V; ++k) {
+        if (dw) dw[i * V + k] = dwa[p][k];
+        if (db) db[i * V + k] = dba[p][k];
       }
-    }
+    });
   } else {  // rows too long for registers: partial sums accumulated in place in global memory
+    for (int64_t j = threadIdx.x; j < nv * V; j += kThreads) {  // overwritten: the caller need not zero them
+      if (dw) dw[j] = 0.0f;
+      if (db) db[j] = 0.0f;
+    }
+    __syncthreads();
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
       const Pack<T, V>* xr = reinterpret_cast<const Pack<T, V>*>(x + r * n);
       const Pack<T, V>* dyr = reinterpret_cast<const Pack<T, V>*>(dy + r * n);
       const float mu = (rms || !mean) ? 0.0f : mean[r], rs = rstd[r];
       float c1 = 0.0f, c2 = 0.0f;  // fp32 sums of g and g * xhat
-      for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-        const Pack<T, V> px = xr[i], pd = dyr[i];
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const float xh = (to_float(px.v[k]) - mu) * rs;
-          const float g = weight ? to_float(pd.v[k]) * __ldg(weight + i * V + k) : to_float(pd.v[k]);
-          c1 += g;
-          c2 += g * xh;
-        }
-      }
+      for (int64_t i = threadIdx.x; i < nv; i += kThreads) bwd_sums(xr[i], dyr[i], i, mu, rs, weight, c1, c2);
       const float2 c = block_sum2(c1, c2, red);
       const float m1 = rms ? 0.0f : c.x * inv_n, m2 = c.y * inv_n;
       Pack<T, V>* dxr = reinterpret_cast<Pack<T, V>*>(dx + r * n);
       for (int64_t i = threadIdx.x; i < nv; i += kThreads) {
-        const Pack<T, V> px = xr[i], pd = dyr[i];
-        Pack<T, V> o;
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
+        dxr[i] = bwd_pack(xr[i], dyr[i], i, mu, rs, m1, m2, weight, [&](int k, float d, float xh) {
           const int64_t j = i * V + k;
-          const float d = to_float(pd.v[k]);
-          const float xh = (to_float(px.v[k]) - mu) * rs;
-          const float g = weight ? d * __ldg(weight + j) : d;
-          o.v[k] = from_compute<T, float>(rs * (g - m1 - xh * m2));
           if (dw) dw[j] += d * xh;
           if (db) db[j] += d;
-        }
-        dxr[i] = o;
+        });
       }
     }
   }
