@@ -78,7 +78,7 @@ def chunk_summary(x: torch.Tensor, *, nonlinear_name: str | None, sketch: bool, 
     raw = ops.column_stats(x, backend=backend).cpu().numpy() if F else np.zeros((6, 0))
     f = None
     if nonlinear_name is not None:
-        f = ops.column_stats(nonlinear(x.cpu(), nonlinear_name, np.zeros(F)), backend=backend).cpu().numpy() \
+        f = ops.column_stats(nonlinear(x, nonlinear_name, np.zeros(F)), backend=backend).cpu().numpy() \
             if F else np.zeros((6, 0))
     out = {"raw": raw, "f": f}
     if sketch:
@@ -96,8 +96,6 @@ def merge_summaries(a: dict, b: dict) -> dict:
 
 class ChunkStats:
     """The statistics of one chunk x [N, F] (on its device), exact."""
-
-    mergeable = False
 
     def __init__(self, data: torch.Tensor | Callable[[], torch.Tensor], backend: str, moments: np.ndarray | None = None):
         self._data = data  # the block as this step sees it, or a function making it (run once)
@@ -146,7 +144,6 @@ class MergedStats:
     fill_copies: tuple | None = None  # (k [F], fill [F]): the imputed copies of each column
     sketch_: object = None  # the QuantileSketch (imputed copies added)
     maps: tuple = ()  # monotone maps applied to the sketch's quantiles (clip, nonlinear)
-    mergeable = True
 
     @classmethod
     def of(cls, summary: dict, n_rows: int) -> "MergedStats":
