@@ -40,10 +40,12 @@ def numeric_params(pre, view, raw: np.ndarray, n_rows: int, names: Sequence[str]
     raw block (``ChunkStats`` / ``MergedStats``), ``raw`` its [6, F] moments."""
     F = raw.shape[1]
     check_raw(raw, n_rows, names, pre.impute)
-    # impute: the moments after it in closed form (k copies of the fill merged in, exact algebra)
+    # impute: the moments after it in closed form (k copies of the fill merged in), or measured on the
+    # imputed block of one chunk when the policy materialises that block anyway (see stats.py)
     fill = impute_fill(pre.impute, raw, view.quantiles([0.5])[0] if pre.impute == "median" else None, pre.fill_value)
     imputed = imputed_stats(raw, n_rows, fill) if pre.impute is not None else raw
-    view = view.imputed(fill, imputed, pre.impute is not None)
+    reads_block = pre.clip is not None or pre.nonlinear is not None or pre.scale == "robust" or pre.impute == "median"
+    view = view.imputed(fill, imputed, pre.impute is not None, measure=reads_block)
     # clip: bounds fitted on the imputed data
     lo, hi = np.full(F, -np.inf), np.full(F, np.inf)
     if pre.clip == "zscore":

@@ -11,8 +11,11 @@ one interface:
                  power transforms' maximum-likelihood lambdas) raises ``NotMergeable``.
 
 Both are immutable views: ``imputed`` / ``clipped`` / ``transformed`` return the view of the next
-step. Imputation's effect on the moments is the same closed form in both (the observed values'
-moments merged with k copies of the fill), so fit and partial_fit agree exactly there.
+step. Imputation's effect on the moments has a closed form (the observed values' moments merged
+with k copies of the fill): the merged form always uses it, and so does one chunk unless a later
+step materialises the imputed block anyway (clipping, a nonlinear transform, a quantile), when a
+column_stats pass over that block measures them, as a direct fit on the imputed data would. The
+two agree to rounding (a few ulps; more in a bound like mean - k std where terms cancel).
 Everything is float64 on the host (the kernels accumulate in float64).
 """
 
@@ -119,9 +122,12 @@ class ChunkStats:
     def _then(self, params: np.ndarray) -> torch.Tensor:
         return ops.numeric_transform(self.data(), params, "float64", backend=self.backend)
 
-    def imputed(self, fill: np.ndarray, moments: np.ndarray, active: bool = True) -> "ChunkStats":
+    def imputed(self, fill: np.ndarray, moments: np.ndarray, active: bool = True, measure: bool = False) -> "ChunkStats":
+        """measure: a later step reads the imputed block anyway, so its moments are measured on it
+        (the column_stats pass of a direct fit on that block) instead of the closed form."""
         F = fill.shape[0]
-        return ChunkStats(lambda: self._then(ops.transform_params(F, fill=fill)), self.backend, moments)
+        return ChunkStats(lambda: self._then(ops.transform_params(F, fill=fill)), self.backend,
+                          None if measure else moments)
 
     def clipped(self, lo: np.ndarray, hi: np.ndarray) -> "ChunkStats":
         return ChunkStats(lambda: self._then(ops.transform_params(lo.shape[0], lo=lo, hi=hi)), self.backend)
@@ -164,7 +170,8 @@ class MergedStats:
             qs = m(qs)
         return qs
 
-    def imputed(self, fill: np.ndarray, moments: np.ndarray, active: bool = True) -> "MergedStats":
+    def imputed(self, fill: np.ndarray, moments: np.ndarray, active: bool = True, measure: bool = False) -> "MergedStats":
+        # measure: the chunks are gone, the closed form is the only one
         if not active:
             return dataclasses.replace(self, moments_=moments)
         k = self.n_rows - self.summary["raw"][0]  # missing values per column
