@@ -18,6 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from kernelflow import ops
 from kernelflow._array import from_cupy, kind_of, numpy_to_tensor, out_dtype, pyarrow_to_pandas, tensor_to_numpy, to_cupy
 from kernelflow.ops.sparse import as_compressed, is_sparse
+from kernelflow.preprocessing._params import handle_zeros_in_scale, is_constant_feature  # noqa: F401 (re-exported)
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -56,6 +57,14 @@ class CallbackMixin(_CallbackSupportMixin):
 
 SPARSE_CENTER_MSG = ("Cannot center sparse matrices: pass `with_mean=False` instead. See docstring for motivation "
                      "and alternatives.")
+
+
+def set_init_params(est, params: dict) -> None:
+    """scikit-learn's constructor contract: every argument stored unchanged under its own name
+    (``set_init_params(self, locals())`` as the whole body of ``__init__``)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
 
 
 class TorchOutputMixin:
@@ -281,21 +290,6 @@ class KernelTransformer(TorchOutputMixin, TransformerMixin, BaseEstimator):
 
 def check_fitted(est: BaseEstimator, attr: str) -> None:
     check_is_fitted(est, attr)
-
-
-def handle_zeros_in_scale(scale: np.ndarray, constant_mask: np.ndarray | None = None) -> np.ndarray:
-    """scikit-learn's rule: near-constant features get scale 1."""
-    scale = np.array(scale, dtype=np.float64, copy=True)
-    if constant_mask is None:
-        constant_mask = scale < 10 * np.finfo(scale.dtype).eps
-    scale[constant_mask] = 1.0
-    return scale
-
-
-def is_constant_feature(var: np.ndarray, mean: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Chan-Golub-LeVeque bound on the two-pass variance error (as scikit-learn)."""
-    eps = np.finfo(np.float64).eps
-    return var <= n * eps * var + (n * mean * eps) ** 2
 
 
 def column_quantiles(x: torch.Tensor, q, backend: str = "auto") -> np.ndarray:

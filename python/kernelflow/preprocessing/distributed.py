@@ -55,19 +55,16 @@ def _decode(data: bytes) -> dict:
 
 def fit_preprocessor(pre, local_data, group=None):
     """Fit ``kernelflow.Preprocessor`` ``pre`` on this rank's shard ``local_data`` merged with
-    every other rank's (a collective call: every rank must call it). Returns ``pre``."""
-    from kernelflow.preprocessing.preprocessor import _as_frame
+    every other rank's (a collective call: every rank must call it). The same fit path as
+    ``partial_fit`` and ``fit_dask``: each rank's chunk state, merged in rank order. Returns ``pre``."""
+    from kernelflow.preprocessing.preprocessor import fit as _fit
+    from kernelflow.preprocessing.preprocessor.columns import as_frame
 
-    df, named = _as_frame(local_data)
-    pre._named_ = named
-    if hasattr(pre, "_stream_"):
-        del pre._stream_
-    pre._start_stream(df)
-    states = [_decode(b) for b in _all_gather_bytes(_encode(pre._chunk_state(df)), group)]
-    st = states[0]
-    for other in states[1:]:
-        st = pre._merge_states(st, other)
-    pre._finish_stream(st)
+    df, named = as_frame(local_data)
+    _fit.start(pre, df, named)
+    _fit.check_mergeable(pre)
+    states = [_decode(b) for b in _all_gather_bytes(_encode(_fit.chunk_state(pre, df)), group)]
+    _fit.finish(pre, _fit.merge_all(pre, states))
     return pre
 
 

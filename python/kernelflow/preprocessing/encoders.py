@@ -22,7 +22,7 @@ from kernelflow._array import pyarrow_to_pandas, tensor_to_numpy
 from kernelflow.io import persistable
 from kernelflow.ops.categories import MISSING, UNKNOWN, encode_strings, integer_categories, map_codes
 from kernelflow.ops.onehot import OneHotLayout, OrdinalLayout, one_hot, ordinal_encode
-from kernelflow.preprocessing._base import KernelTransformer
+from kernelflow.preprocessing._base import KernelTransformer, set_init_params
 
 _TORCH = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
 
@@ -272,15 +272,7 @@ class OneHotEncoder(_Encoder):
     def __init__(self, *, categories="auto", drop=None, sparse_output=True, dtype=np.float64,
                  handle_unknown="error", min_frequency=None, max_categories=None,
                  feature_name_combiner="concat", backend="auto"):
-        self.categories = categories
-        self.drop = drop
-        self.sparse_output = sparse_output
-        self.dtype = dtype
-        self.handle_unknown = handle_unknown
-        self.min_frequency = min_frequency
-        self.max_categories = max_categories
-        self.feature_name_combiner = feature_name_combiner
-        self.backend = backend
+        set_init_params(self, locals())
 
     def _check_params(self):
         if not isinstance(self.sparse_output, (bool, np.bool_)):
@@ -499,14 +491,7 @@ class OrdinalEncoder(OneToOneFeatureMixin, _Encoder):
 
     def __init__(self, *, categories="auto", dtype=np.float64, handle_unknown="error", unknown_value=None,
                  encoded_missing_value=np.nan, min_frequency=None, max_categories=None, backend="auto"):
-        self.categories = categories
-        self.dtype = dtype
-        self.handle_unknown = handle_unknown
-        self.unknown_value = unknown_value
-        self.encoded_missing_value = encoded_missing_value
-        self.min_frequency = min_frequency
-        self.max_categories = max_categories
-        self.backend = backend
+        set_init_params(self, locals())
 
     def _check_params(self):
         if self.handle_unknown not in ("error", "use_encoded_value"):

@@ -19,7 +19,8 @@ from kernelflow._array import numpy_to_tensor, tensor_to_numpy
 from kernelflow.io import persistable
 from kernelflow.ops import merge_stats, transform_params
 from kernelflow.ops.sparse import Compressed, is_sparse
-from kernelflow.preprocessing._base import KernelTransformer, column_quantiles
+from kernelflow.preprocessing._base import KernelTransformer, column_quantiles, set_init_params
+from kernelflow.preprocessing._params import impute_fill
 
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
@@ -43,14 +44,7 @@ class SimpleImputer(KernelTransformer, _SkSimpleImputer):
 
     def __init__(self, *, missing_values=np.nan, strategy="mean", fill_value=None, copy=True,
                  add_indicator=False, keep_empty_features=False, backend="auto", dtype=None):
-        self.missing_values = missing_values
-        self.strategy = strategy
-        self.fill_value = fill_value
-        self.copy = copy
-        self.add_indicator = add_indicator
-        self.keep_empty_features = keep_empty_features
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     # -- torch / CuPy input: validated here, fitted and imputed on the data's device --------
     def _check_tensor_params(self):
@@ -93,15 +87,11 @@ class SimpleImputer(KernelTransformer, _SkSimpleImputer):
     def _finish_tensor_fit(self, t):
         n = self.stats_[0]
         empty = n == 0  # no observed value in the column
-        if self.strategy == "mean":
-            stat = self.stats_[2].copy()
-        elif self.strategy == "median":
-            stat = column_quantiles(t, [0.5], self.backend)[0]
-        elif self.strategy == "most_frequent":
+        if self.strategy == "most_frequent":
             stat = _most_frequent(t)
         else:
-            fv = 0.0 if self.fill_value is None else float(self.fill_value)
-            stat = np.full(self.n_features_in_, fv)
+            stat = impute_fill(self.strategy, self.stats_, column_quantiles(t, [0.5], self.backend)[0]
+                               if self.strategy == "median" else None, 0.0 if self.fill_value is None else self.fill_value)
         if self.strategy == "constant":
             stat = np.where(empty & (not self.keep_empty_features), np.nan, stat)
         else:
@@ -154,10 +144,8 @@ class SimpleImputer(KernelTransformer, _SkSimpleImputer):
         self._fit_indicator(mask)
         t = self._nan_tensor(X, mask)
         s = self._stats(t)  # one float64 pass; the count tells which columns are empty
-        if strategy == "mean":
-            stat = s[2].copy()
-        else:
-            stat = column_quantiles(t, [0.5], self.backend)[0] if t.shape[0] else np.full(t.shape[1], np.nan)
+        stat = impute_fill(strategy, s, (column_quantiles(t, [0.5], self.backend)[0] if t.shape[0]
+                                         else np.full(t.shape[1], np.nan)) if strategy == "median" else None)
         return np.where(s[0] == 0, 0.0 if self.keep_empty_features else np.nan, stat)
 
     def _sparse_fit(self, X, strategy, missing_values, fill_value):
@@ -168,10 +156,8 @@ class SimpleImputer(KernelTransformer, _SkSimpleImputer):
         c = Compressed(torch.from_numpy(X.indptr), torch.from_numpy(X.indices), torch.from_numpy(np.ascontiguousarray(data)),
                        X.shape, X.format == "csr")
         s = ops.sparse_column_stats(c, backend=self.backend).cpu().numpy()  # implicit zeros included
-        if strategy == "mean":
-            stat = s[2].copy()
-        else:
-            stat = ops.sparse_column_quantiles(c, [0.5], backend=self.backend).cpu().numpy()[0]
+        stat = impute_fill(strategy, s, ops.sparse_column_quantiles(c, [0.5], backend=self.backend).cpu().numpy()[0]
+                           if strategy == "median" else None)
         self._fit_indicator(mask)
         return np.where(s[0] == 0, 0.0 if self.keep_empty_features else np.nan, stat)
 

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from kernelflow import ops
 from kernelflow._array import kind_of, numpy_to_tensor, pyarrow_to_pandas
 from kernelflow.io import persistable
-from kernelflow.preprocessing._base import KernelTransformer, is_constant_feature
+from kernelflow.preprocessing._base import KernelTransformer, is_constant_feature, set_init_params
 
 _BOX_COX_MSG = "The Box-Cox transformation can only be applied to strictly positive data"
 
@@ -38,11 +38,7 @@ class PowerTransformer(OneToOneFeatureMixin, KernelTransformer):
     """
 
     def __init__(self, method="yeo-johnson", *, standardize=True, copy=True, backend="auto", dtype=None):
-        self.method = method
-        self.standardize = standardize
-        self.copy = copy
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     def _check_method(self):
         if self.method not in ("yeo-johnson", "box-cox"):

@@ -16,7 +16,8 @@ from kernelflow.io import persistable
 from kernelflow import ops
 from kernelflow.ops import merge_stats, sparse_apply_params, transform_params
 from kernelflow.preprocessing import _base
-from kernelflow.preprocessing._base import KernelTransformer, handle_zeros_in_scale
+from kernelflow.preprocessing._base import KernelTransformer, set_init_params
+from kernelflow.preprocessing._params import iqr_bounds, robust_scale, zscore_bounds
 
 _SPARSE_CENTER = ("Cannot center sparse matrices: use `with_centering=False` instead. See docstring for motivation "
                   "and alternatives.")
@@ -70,13 +71,7 @@ class RobustScaler(_QuantileTransformer):
 
     def __init__(self, *, with_centering=True, with_scaling=True, quantile_range=(25.0, 75.0), copy=True,
                  unit_variance=False, backend="auto", dtype=None):
-        self.with_centering = with_centering
-        self.with_scaling = with_scaling
-        self.quantile_range = quantile_range
-        self.copy = copy
-        self.unit_variance = unit_variance
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     def _check_params(self):
         r = self.quantile_range
@@ -97,15 +92,7 @@ class RobustScaler(_QuantileTransformer):
         else:
             Q = _quantiles(self, t, qs) if qs else np.empty((0, t.shape[1]))
         self.center_ = Q[0] if self.with_centering else None
-        if self.with_scaling:
-            scale = handle_zeros_in_scale(Q[-1] - Q[-2])
-            if self.unit_variance:
-                from scipy.stats import norm
-
-                scale = scale / (norm.ppf(q_max / 100.0) - norm.ppf(q_min / 100.0))
-            self.scale_ = scale
-        else:
-            self.scale_ = None
+        self.scale_ = robust_scale(Q[-2], Q[-1], (q_min, q_max), self.unit_variance) if self.with_scaling else None
 
     def _forward_params(self):
         F = self.n_features_in_
@@ -150,11 +137,7 @@ class OutlierClipper(_QuantileTransformer):
     _private_state = ("stats_",)
 
     def __init__(self, *, method="zscore", k=3.0, quantile_range=(1.0, 99.0), backend="auto", dtype=None):
-        self.method = method
-        self.k = k
-        self.quantile_range = quantile_range
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     def _check_params(self):
         if self.method not in _METHODS:
@@ -170,21 +153,14 @@ class OutlierClipper(_QuantileTransformer):
             return
         self.__dict__.pop("stats_", None)
         if self.method == "iqr":
-            q1, q3 = _quantiles(self, t, [0.25, 0.75])
-            iqr = q3 - q1
-            lo, hi = q1 - self.k * iqr, q3 + self.k * iqr
+            lo, hi = iqr_bounds(*_quantiles(self, t, [0.25, 0.75]), self.k)
         else:
             q_min, q_max = _check_range("quantile_range", self.quantile_range, 0.0, 100.0)
             lo, hi = _quantiles(self, t, [q_min / 100.0, q_max / 100.0])
         self._set_bounds(lo, hi)
 
     def _bounds_from_stats(self) -> None:
-        s = self.stats_
-        n = s[0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, s[2], np.nan)
-            std = np.sqrt(np.where(n > 0, s[3] / np.maximum(n, 1), np.nan))
-        self._set_bounds(mean - self.k * std, mean + self.k * std)
+        self._set_bounds(*zscore_bounds(self.stats_, self.k))
 
     def _set_bounds(self, lo: np.ndarray, hi: np.ndarray) -> None:
         self.lower_ = np.where(np.isnan(lo), -np.inf, lo).astype(np.float64)

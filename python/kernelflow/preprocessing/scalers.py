@@ -13,14 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from kernelflow.io import persistable
 from kernelflow.ops import merge_stats, sparse_apply_params, transform_params
-from kernelflow.preprocessing._base import (
-    SPARSE_CENTER_MSG,
-    CallbackMixin,
-    KernelTransformer,
-    handle_zeros_in_scale,
-    is_constant_feature,
-    with_callbacks,
-)
+from kernelflow.preprocessing._base import SPARSE_CENTER_MSG, CallbackMixin, KernelTransformer, set_init_params, with_callbacks
+from kernelflow.preprocessing._params import maxabs_scale, minmax_scale, standard_scale
 
 
 def _check_bool(est, name: str) -> None:
@@ -94,10 +88,6 @@ class _StatsScaler(OneToOneFeatureMixin, KernelTransformer):
     _sparse_forward_params = None
     _sparse_inverse_params = None
 
-    @staticmethod
-    def _nan_where_empty(v: np.ndarray, n: np.ndarray) -> np.ndarray:
-        return np.where(n > 0, v, np.nan)
-
 
 @persistable
 class StandardScaler(CallbackMixin, _StatsScaler):
@@ -115,11 +105,7 @@ class StandardScaler(CallbackMixin, _StatsScaler):
     _bool_params = ("copy", "with_mean", "with_std")
 
     def __init__(self, *, copy=True, with_mean=True, with_std=True, backend="auto", dtype=None):
-        self.copy = copy
-        self.with_mean = with_mean
-        self.with_std = with_std
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     @with_callbacks
     def fit(self, X, y=None, sample_weight=None):
@@ -151,15 +137,10 @@ class StandardScaler(CallbackMixin, _StatsScaler):
         if not self.with_mean and not self.with_std:
             self.mean_ = self.var_ = self.scale_ = None
             return
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = self._nan_where_empty(s[2], n)
-            var = self._nan_where_empty(s[3] / np.where(n != 0, n, 1), n)
+        mean, var, scale = standard_scale(s)
         self.mean_ = mean
         self.var_ = var if self.with_std else None
-        if self.with_std:
-            self.scale_ = handle_zeros_in_scale(np.sqrt(var), is_constant_feature(var, mean, n))
-        else:
-            self.scale_ = None
+        self.scale_ = scale if self.with_std else None
 
     def _forward_params(self):
         F = self.n_features_in_
@@ -195,11 +176,7 @@ class MinMaxScaler(_StatsScaler):
     _bool_params = ("copy", "clip")
 
     def __init__(self, feature_range=(0, 1), *, copy=True, clip=False, backend="auto", dtype=None):
-        self.feature_range = feature_range
-        self.copy = copy
-        self.clip = clip
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -211,15 +188,9 @@ class MinMaxScaler(_StatsScaler):
             raise ValueError(f"Minimum of desired feature range must be smaller than maximum. Got {fr!r}.")
 
     def _finish_fit(self):
-        s = self.stats_
-        n = s[0]
-        fr0, fr1 = self.feature_range
         self.n_samples_seen_ = int(self._rows_seen_)
-        self.data_min_ = self._nan_where_empty(s[4], n)
-        self.data_max_ = self._nan_where_empty(s[5], n)
-        self.data_range_ = self.data_max_ - self.data_min_
-        self.scale_ = (fr1 - fr0) / handle_zeros_in_scale(self.data_range_)
-        self.min_ = fr0 - self.data_min_ * self.scale_
+        self.data_min_, self.data_max_, self.data_range_, self.scale_, self.min_ = minmax_scale(
+            self.stats_, self.feature_range)
 
     def _forward_params(self):
         F = self.n_features_in_
@@ -249,33 +220,27 @@ class MaxAbsScaler(_StatsScaler):
     _bool_params = ("copy", "clip")
 
     def __init__(self, *, copy=True, clip=False, backend="auto", dtype=None):
-        self.copy = copy
-        self.clip = clip
-        self.backend = backend
-        self.dtype = dtype
+        set_init_params(self, locals())
 
     def _finish_fit(self):
-        s = self.stats_
-        n = s[0]
         self.n_samples_seen_ = int(self._rows_seen_)
-        self.max_abs_ = self._nan_where_empty(np.maximum(np.abs(s[4]), np.abs(s[5])), n)
-        self.scale_ = handle_zeros_in_scale(self.max_abs_)
+        self.max_abs_, self.scale_ = maxabs_scale(self.stats_)
 
-    def _bounds(self):  # clip to [-1, 1] after scaling <=> to [-scale_, scale_] before it
-        return (-self.scale_, self.scale_) if self.clip else (-np.inf, np.inf)
+    def _bounds(self):  # clip to [-1, 1] after scaling <=> to [-scale_, scale_] before it; none where NaN
+        if not self.clip:
+            return -np.inf, np.inf
+        return np.where(np.isnan(self.scale_), -np.inf, -self.scale_), np.where(np.isnan(self.scale_), np.inf, self.scale_)
 
     def _forward_params(self):
         lo, hi = self._bounds()
-        return transform_params(self.n_features_in_, lo=np.where(np.isnan(lo), -np.inf, lo),
-                                hi=np.where(np.isnan(hi), np.inf, hi), inv_scale=1.0 / self.scale_)
+        return transform_params(self.n_features_in_, lo=lo, hi=hi, inv_scale=1.0 / self.scale_)
 
     def _inverse_params(self):
         return transform_params(self.n_features_in_, inv_scale=self.scale_)
 
     def _sparse_forward_params(self):
         lo, hi = self._bounds()
-        return sparse_apply_params(self.n_features_in_, lo=np.where(np.isnan(lo), -np.inf, lo),
-                                   hi=np.where(np.isnan(hi), np.inf, hi), scale=1.0 / self.scale_)
+        return sparse_apply_params(self.n_features_in_, lo=lo, hi=hi, scale=1.0 / self.scale_)
 
     def _sparse_inverse_params(self):
         return sparse_apply_params(self.n_features_in_, scale=self.scale_)
