@@ -26,6 +26,8 @@ def test_info_json(capsys):
     assert cli.main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["version"] and "torch" in info["backends_cpu"]
+    assert info["cpu"]["model"] and isinstance(info["cpu"]["isa_flags"], list)
+    assert "code_paths" in info and "cpu_isa" in info
 
 
 def test_run_quiet_on_a_csv_config(tmp_path, capsys):
@@ -106,6 +108,7 @@ def test_info_names_code_paths(capsys):
         pytest.skip("kernelflow._C not built")
     info = kernelflow.build_info()
     assert info["cpu_isa"] == C.cpu_isa() and info["cpu_isa"] in ("portable", "avx2", "avx512")
+    assert info["cpu_isa_detected"] == C.cpu_isa_detected()
     families = set(C.build_info()["families"]) - {"cpu_isa"}
     assert set(info["code_paths"]) == families
     assert info["code_paths"]["int8_gemm"] == C.int8_cpu_path()

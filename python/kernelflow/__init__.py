@@ -17,7 +17,7 @@ _OPTIONAL = ("triton", "cupy", "numba", "onnx", "onnxruntime", "tensorrt", "pand
 def build_info() -> dict:
     """Version, compiled CUDA kernels and architectures, usable CUDA devices now, the CPU code
     path of every op family (``cpu_isa``: the shared portable / avx2 / avx512 level;
-    ``code_paths``: {family: path}), backends and which optional libraries are installed (found
+    ``code_paths``: {family: path}; ``cpu_isa_detected``: the best level this CPU supports), backends and which optional libraries are installed (found
     without importing them)."""
     from kernelflow._ext import ext, ext_error
 
@@ -25,7 +25,7 @@ def build_info() -> dict:
     C = ext()
     if C is None:
         info.update(extension=False, extension_error=ext_error(), cuda_kernels=False, cuda_architectures="",
-                    cpu_isa=None, code_paths={})
+                    cpu_isa=None, cpu_isa_detected=None, code_paths={})
     else:
         b = C.build_info()
         info.update(extension=True, cuda_kernels=bool(b["cuda"]), cuda_architectures=b["cuda_architectures"],
@@ -35,6 +35,7 @@ def build_info() -> dict:
         # `<family>_cpu_path()` (int8_gemm's is `int8_cpu_path`, named by its first word) wins.
         shared = C.cpu_isa() if hasattr(C, "cpu_isa") else None
         info["cpu_isa"] = shared
+        info["cpu_isa_detected"] = C.cpu_isa_detected() if hasattr(C, "cpu_isa_detected") else None
         paths = {}
         for fam in b["families"]:
             if fam == "cpu_isa":
