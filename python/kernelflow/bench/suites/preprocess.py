@@ -2,7 +2,8 @@
 
 Implementations, on the same array: scikit-learn ``SimpleImputer(mean) -> StandardScaler``;
 kernelflow's fused path (one ``column_stats`` pass + one ``numeric_transform`` pass);
-kernelflow's estimators; numpy; numba-parallel kernels of the same formulas.
+kernelflow's estimators; numpy; numba-parallel kernels of the same formulas; torch eager and the
+transform under ``torch.compile``.
 
 Ops: fit (column statistics), transform (impute + standardize into a fresh float32 array),
 transform_out (the same into a reused output: no page faults on a new array), fit_transform.
@@ -109,15 +110,49 @@ def _numba() -> Impl:
                 lambda state, X, out: k["transform_into"](X, *state, out))
 
 
-def implementations(backend: str = "cpu") -> dict[str, Callable[[], Impl]]:
+def _torch(compile: bool) -> Impl:
+    """What a torch user writes: float64 nanmean / squared deviations, then where + sub + mul;
+    ``compile``: the transform under torch.compile (inductor's vectorized C++ loop)."""
+
+    def fit(X):
+        x = torch.from_numpy(X)
+        fin = torch.isfinite(x)
+        n = fin.sum(0).to(torch.float64)
+        mean = torch.nanmean(x, 0, dtype=torch.float64)
+        m2 = torch.where(fin, x.double() - mean, 0.0).square().sum(0)
+        s = torch.stack([n, x.shape[0] - n, mean, m2, mean, mean]).numpy()  # min/max unused
+        return tuple(torch.from_numpy(v) for v in _params32(s, X.shape[0]))
+
+    def body(x, fill, shift, inv):
+        return (torch.where(torch.isnan(x), fill, x) - shift) * inv
+
+    fn = torch.compile(body, dynamic=False) if compile else body
+
+    def transform(state, X):
+        return fn(torch.from_numpy(X), *state).numpy()
+
+    def transform_into(state, X, out):
+        fill, shift, inv = state
+        o = torch.from_numpy(out)
+        torch.where(torch.isnan(x := torch.from_numpy(X)), fill, x, out=o)
+        o.sub_(shift).mul_(inv)
+
+    return Impl(fit, transform, None if compile else transform_into)
+
+
+def implementations(backend: str = "cpu", compile: bool = False) -> dict[str, Callable[[], Impl]]:
     """name -> factory; a factory raises when its library is missing."""
-    return {
+    impls = {
         "sklearn": _sklearn,
         "kernelflow_fused": lambda: _kernelflow_fused(backend),
         "kernelflow_estimators": lambda: _kernelflow_estimators(backend),
         "numpy": _numpy,
         "numba_parallel": _numba,
+        "torch_eager": lambda: _torch(False),
     }
+    if compile:
+        impls["torch_compile"] = lambda: _torch(True)
+    return impls
 
 
 def _fused_with_fill(X: np.ndarray, pipe, backend: str, ref: np.ndarray) -> float | None:
@@ -131,13 +166,14 @@ def _fused_with_fill(X: np.ndarray, pipe, backend: str, ref: np.ndarray) -> floa
 
 
 def run_cpu(rows: int = 1_000_000, cols: int = 32, nan: float = 0.05, repeat: int = 5, backend: str = "cpu",
-            impls: list[str] | None = None, tol: float = 1e-5, log: Callable[[str], None] | None = None) -> dict:
+            impls: list[str] | None = None, tol: float = 1e-5, log: Callable[[str], None] | None = None,
+            compile: bool = False) -> dict:
     """Check every implementation against scikit-learn on a float64 copy, then time each op with
     the implementations interleaved; returns {rows, skipped, checks, threads, notes, fused_ok, tol}."""
     X = make_data(rows, cols, nan)
     nb = X.nbytes
     nbytes = {"fit": nb, "transform": 2 * nb, "transform_out": 2 * nb, "fit_transform": 3 * nb}
-    factories = implementations(backend)
+    factories = implementations(backend, compile)
     names = list(impls or factories)
     bad = [n for n in names if n not in factories]
     if bad:
@@ -148,8 +184,8 @@ def run_cpu(rows: int = 1_000_000, cols: int = 32, nan: float = 0.05, repeat: in
     skipped: dict[str, str] = {}
     checks: dict[str, Any] = {}
     setup_s: dict[str, float] = {}
-    ready: dict[str, tuple[Impl, Any]] = {}
-    ref32 = ref64 = None
+    ready: dict[str, tuple[Impl, Any, np.ndarray | None]] = {}
+    ref32 = None
     X64 = X.astype(np.float64)
     sk = _sklearn()
     pipe64 = sk.fit(X64)
@@ -180,11 +216,12 @@ def run_cpu(rows: int = 1_000_000, cols: int = 32, nan: float = 0.05, repeat: in
                     skipped["fused_formula_with_sklearn_fill"] = f"{type(e).__name__}: {e}"
         elif ref32 is not None:
             checks[name + "_vs_sklearn"] = max_rel_diff(ref32, out)
+        buf = None
         if impl.transform_into is not None:
-            buf = np.empty_like(X)
+            buf = np.full_like(X, np.nan)  # a stale value left unwritten would show in the check
             impl.transform_into(state, X, buf)
             checks[name + "_out_vs_float64"] = max_rel_diff(ref64, buf)
-        ready[name] = (impl, state, impl.transform_into and np.empty_like(X))
+        ready[name] = (impl, state, buf)
         del out
     times: dict[str, dict[str, float]] = {}
     for op in OPS:
@@ -200,7 +237,7 @@ def run_cpu(rows: int = 1_000_000, cols: int = 32, nan: float = 0.05, repeat: in
                 fns[name] = lambda impl=impl, state=state, buf=buf: impl.transform_into(state, X, buf)
             elif op == "fit_transform":
                 fns[name] = lambda impl=impl: impl.transform(impl.fit(X), X)
-        times[op] = interleaved_ms(fns, repeat=repeat, warmup=1 if op != "fit" else 0) if fns else {}
+        times[op] = interleaved_ms(fns, repeat=repeat, warmup=1) if fns else {}
     out_rows = []
     for op in OPS:
         for name, ms in times[op].items():
@@ -230,7 +267,9 @@ def run_cpu(rows: int = 1_000_000, cols: int = 32, nan: float = 0.05, repeat: in
         "kernelflow_fused = one column_stats pass + one numeric_transform pass with fill = f = float32(mean), "
         "shift = mean' = (n mean + k f)/rows, inv_scale = 1/sqrt(M2'/rows), M2' = M2 + n (mean - mean')^2 + "
         "k (f - mean')^2, k = rows - n. numpy/numba compute the same parameters from their own statistics. "
-        "numba_parallel: @njit(parallel=True), JIT compile excluded (compile_s_excluded). "
+        "numba_parallel: @njit(parallel=True), JIT compile excluded (compile_s_excluded). torch_eager: float64 "
+        "nanmean and squared deviations, then where + sub + mul; torch_compile: that transform under "
+        "torch.compile (compiled in the check, not timed). "
         f"Machine: {platform.machine()}, {os.cpu_count()} cores. max_rel_diff = max |y - y_ref| / max(|y_ref|, 1); "
         "_vs_float64: against the scikit-learn pipeline on a float64 copy (the exact answer; fused_ok requires "
         "<= tol); scikit-learn's float32 SimpleImputer accumulates the mean in float32 (np.ma.mean), off by "
@@ -245,7 +284,8 @@ def run(cfg, progress) -> dict:
     """The suite entry point (see ``kernelflow.bench.suites``)."""
     from kernelflow.bench.codepaths import family_path  # noqa: PLC0415
 
-    res = run_cpu(cfg.rows, cfg.cols, cfg.nan, cfg.repeat, backend=cfg.cpu_backend, impls=cfg.impls, log=progress)
+    res = run_cpu(cfg.rows, cfg.cols, cfg.nan, cfg.repeat, backend=cfg.cpu_backend, impls=cfg.impls, log=progress,
+                  compile=cfg.compile)
     failures = []
     if "kernelflow_fused" in (cfg.impls or implementations()) and not res["fused_ok"]:
         failures.append(f"kernelflow_fused differs from the float64 pipeline by "
