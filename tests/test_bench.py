@@ -354,3 +354,12 @@ def test_ceilings_measure_real_rates():
     c = cpu_copy_gbps(1 << 20, repeat=3)
     assert c["copy_gbps"] == max(c["copy_torch_gbps"], c["copy_numpy_gbps"]) > 0 and c["copy_bytes"] == 2 << 20
     assert cpu_matmul_gflops(64, repeat=3)["fp32_matmul_gflops"] > 0
+
+
+def test_one_row_one_column_everywhere(tmp_path):
+    """The smallest sizes every suite accepts: one row, one column / class / feature, no NaN."""
+    rc, doc, _ = _bench(tmp_path, "--rows", "1", "--cols", "1", "--nan", "0", "--norm-rows", "1", "--norm-hidden", "1",
+                        "--distill-rows", "1", "--distill-classes", "1", "--int8-m", "1", "--int8-k", "1",
+                        "--impl", "sklearn", "--impl", "kernelflow_fused", "--impl", "numpy")
+    assert rc == 0, doc["failures"]
+    assert set(doc["suites_run"]) == set(SUITES) and {r["suite"] for r in doc["rows"]} == set(SUITES)

@@ -53,7 +53,7 @@ def run(cfg, progress) -> dict:
         if impl.startswith("kernelflow"):
             r["path"] = family_path("distill")
         rows.append(r)
-    notes = (f"float32 logits {list(shape)} ~ N(0, 2), labels uniform with every 97th ignored (-100), T = {T}, "
+    notes = (f"float32 logits {list(shape)} ~ N(0, 2), labels uniform with every 97th from row 1 ignored (-100), T = {T}, "
              f"alpha = {ALPHA}, reduction mean; forward + torch.autograd.grad w.r.t. the student logits. "
              f"Implementations interleaved, median of {cfg.repeat}. max_rel_diff_vs_float64: the worse of the loss "
              "and the gradient against the torch composition in float64.")
