@@ -358,8 +358,11 @@ def test_ceilings_measure_real_rates():
 
 def test_one_row_one_column_everywhere(tmp_path):
     """The smallest sizes every suite accepts: one row, one column / class / feature, no NaN."""
-    rc, doc, _ = _bench(tmp_path, "--rows", "1", "--cols", "1", "--nan", "0", "--norm-rows", "1", "--norm-hidden", "1",
-                        "--distill-rows", "1", "--distill-classes", "1", "--int8-m", "1", "--int8-k", "1",
-                        "--impl", "sklearn", "--impl", "kernelflow_fused", "--impl", "numpy")
+    rc, doc, _ = _bench(tmp_path, "--rows", "1", "--cols", "1", "--nan", "0", "--table-rows", "2",
+                        "--norm-rows", "1", "--norm-hidden", "1", "--distill-rows", "1", "--distill-classes", "1",
+                        "--int8-m", "1", "--int8-k", "1", "--impl", "sklearn", "--impl", "kernelflow_fused",
+                        "--impl", "numpy")
     assert rc == 0, doc["failures"]
     assert set(doc["suites_run"]) == set(SUITES) and {r["suite"] for r in doc["rows"]} == set(SUITES)
+    shapes = {r["suite"]: r["shape"] for r in doc["rows"]}
+    assert shapes["table"] == [2, 2] and shapes["preprocess"] == [1, 1] and shapes["quantile"] == [1, 1]

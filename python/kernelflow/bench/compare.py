@@ -7,20 +7,31 @@ import numpy as np
 import torch
 
 
-def max_rel_diff(a, b) -> float:
+def max_rel_diff(a, b, block: int = 1 << 20) -> float:
     """max |a - b| / max(|a|, 1) over all elements (relative for |a| >= 1, absolute below, so
-    values near zero after centering do not blow the ratio up); NaN positions must agree."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    values near zero after centering do not blow the ratio up); NaN positions must agree.
+    Computed over blocks of about ``block`` elements (whole rows), so comparing two outputs of
+    gigabytes needs no float64 copies of them."""
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return float("inf")
     if a.size == 0:
         return 0.0
-    na, nb = np.isnan(a), np.isnan(b)
-    if (na != nb).any():
-        return float("inf")
-    d = np.abs(np.where(na, 0, a) - np.where(nb, 0, b)) / np.maximum(np.abs(np.where(na, 0, a)), 1.0)
-    return float(d.max())
+    a2 = a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)  # [rows, rest]
+    b2 = b.reshape(a2.shape)
+    step = max(1, block // max(1, a2.shape[1]))
+    worst = 0.0
+    for i in range(0, a2.shape[0], step):
+        x = a2[i:i + step].astype(np.float64)
+        y = b2[i:i + step].astype(np.float64)
+        nx, ny = np.isnan(x), np.isnan(y)
+        if (nx != ny).any():
+            return float("inf")
+        x[nx] = 0
+        y[ny] = 0
+        d = np.abs(x - y) / np.maximum(np.abs(x), 1.0)
+        worst = max(worst, float(d.max()))
+    return worst
 
 
 def impute_scale_params(stats: np.ndarray | torch.Tensor, rows: int, fill: np.ndarray | None = None) -> np.ndarray:

@@ -23,8 +23,9 @@ SUITES = ("preprocess", "table", "quantile", "norm", "distill", "int8")
 class BenchConfig:
     """Sizes and method for one ``kernelflow bench`` run (see ``quick`` for the tiny sizes)."""
 
-    rows: int = 1_000_000           # preprocess, table, quantile
+    rows: int = 1_000_000           # preprocess, quantile (and table unless table_rows)
     cols: int = 32                  # preprocess, quantile; table: 3/4 numeric, 1/4 categorical
+    table_rows: int | None = None   # table (its scikit-learn peer holds ~10 GB per million rows)
     nan: float = 0.05
     repeat: int = 5
     threads: int | None = None      # torch / numba / OpenMP threads (None: as found)
