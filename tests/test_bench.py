@@ -264,6 +264,11 @@ def test_suite_quick(tmp_path, capsys, name):
             assert r["best_peer"] in peers and r["speedup_vs_best_peer"] > 0
             assert all(f"speedup_vs_{p['impl']}" in r for p in rows
                        if p["op"] == r["op"] and p["shape"] == r["shape"] and p["impl"] in peers)
+    for t in doc["targets"]:  # read off the rows, never asserted (timings)
+        assert t["suite"] == name and {"target", "shape", "key", "value", "threshold", "met"} <= set(t)
+        assert t["met"] in (True, False) and isinstance(t["value"], float)
+    if name != "distill":  # every other suite has a target
+        assert doc["targets"] and "targets (this machine" in text
     png = plots / f"bench_{name}.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert name in text and "x best peer" in text and "ceilings: copy" in text

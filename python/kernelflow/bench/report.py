@@ -80,6 +80,12 @@ def summary(doc: dict) -> str:
             out.append(f"  skipped {k}: {v}")
         for f in res.get("failures", []):
             out.append(f"  FAIL: {f}")
+    if doc.get("targets"):
+        out.append("\ntargets (this machine, this run; not checked by tests)")
+        trows = [dict(t, value=cell(t["key"], t["value"]), threshold=cell(t["key"], t["threshold"]),
+                      met={True: "yes", False: "no", None: "n/a"}[t["met"]]) for t in doc["targets"]]
+        out.append(format_table(trows, [("target", "target"), ("shape", "shape"), ("value", "value"),
+                                        ("threshold", "needs"), ("met", "met")]))
     c, m = doc["ceilings"], doc["machine"]
     out.append(f"\nceilings: copy {cell('gbps', c.get('copy_gbps'))} GB/s (read + write), fp32 matmul "
                f"{cell('gops', c.get('fp32_matmul_gflops'))} GFLOP/s"

@@ -103,9 +103,11 @@ def run_suites(names: Iterable[str], cfg: BenchConfig, progress: bool = True) ->
         machine["code_paths"] = code_paths()
     except Exception:
         machine["code_paths"] = {}
+    from kernelflow.bench.targets import evaluate  # noqa: PLC0415
+
     return {"benchmark": "kernelflow_bench", "schema": SCHEMA, "suites_run": names, "machine": machine,
             "config": dataclasses.asdict(cfg), "ceilings": ceilings, "suites": results, "rows": rows,
-            "failures": failures, "seconds": round(time.perf_counter() - t0, 2),
+            "targets": evaluate(rows), "failures": failures, "seconds": round(time.perf_counter() - t0, 2),
             "notes": ("Peers measured in the same run on the same data, interleaved call by call, warm-up first, "
                       "median of the repeats; ceilings (copy bandwidth counting bytes read + written, fp32 matmul) "
                       "measured at the start of the run. speedup_vs_X > 1: kernelflow is faster. load_average_* "
