@@ -371,3 +371,20 @@ def test_one_row_one_column_everywhere(tmp_path):
     assert set(doc["suites_run"]) == set(SUITES) and {r["suite"] for r in doc["rows"]} == set(SUITES)
     shapes = {r["suite"]: r["shape"] for r in doc["rows"]}
     assert shapes["table"] == [2, 2] and shapes["preprocess"] == [1, 1] and shapes["quantile"] == [1, 1]
+
+
+def test_bench_options_make_the_config():
+    from kernelflow import cli
+    from kernelflow.cli.bench import config
+
+    ap = cli.build_parser()
+    full = config(ap.parse_args(["bench"]))
+    assert (full.rows, full.cols, full.repeat, full.compile, full.quick) == (1_000_000, 32, 5, True, False)
+    assert (full.norm_hidden, full.int8_m, full.int8_k, full.table_rows) == ((1024, 4096), (1, 64, 1024), 4096, None)
+    quick = config(ap.parse_args(["bench", "--quick"]))
+    assert quick.quick and not quick.compile and quick.rows < 10_000 and quick.repeat == 1
+    mixed = config(ap.parse_args(["bench", "--quick", "--compile", "--rows", "77", "--norm-hidden", "8", "16",
+                                  "--threads", "1", "--no-gpu"]))
+    assert mixed.compile and mixed.rows == 77 and mixed.norm_hidden == (8, 16) and mixed.threads == 1
+    assert not mixed.gpu and mixed.cols == quick.cols
+    assert not config(ap.parse_args(["bench", "--no-compile"])).compile
