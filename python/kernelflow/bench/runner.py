@@ -66,6 +66,7 @@ def run_suites(names: Iterable[str], cfg: BenchConfig, progress: bool = True) ->
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     bar = tqdm(total=len(names) + 1, desc="ceilings", unit="suite", disable=not progress, leave=False)
+    machine = machine_info()  # commit and date as the run starts
     load_before = load_average()
     t0 = time.perf_counter()
     from kernelflow.bench.ceilings import cpu_ceilings  # noqa: PLC0415
@@ -95,7 +96,6 @@ def run_suites(names: Iterable[str], cfg: BenchConfig, progress: bool = True) ->
         bar.update(1)
     bar.close()
     annotate(rows, ceilings)
-    machine = machine_info()
     machine.update(load_average_before=load_before, load_average_after=load_average(), threads=threads)
     try:
         from kernelflow.bench.codepaths import code_paths  # noqa: PLC0415
