@@ -249,7 +249,9 @@ def test_suite_quick(tmp_path, capsys, name):
     assert doc["benchmark"] == "kernelflow_bench" and doc["schema"] == 1 and doc["suites_run"] == [name]
     m = doc["machine"]
     assert {"cpu_model", "isa_flags", "commit", "date", "load_average_before", "threads", "code_paths"} <= set(m)
-    assert doc["ceilings"]["copy_gbps"] > 0 and doc["ceilings"]["fp32_matmul_gflops"] > 0
+    assert doc["ceilings"]["copy_gbps"] >= doc["ceilings"]["copy_gbps_min"] > 0
+    assert doc["ceilings"]["fp32_matmul_gflops"] > 0
+    assert doc["suites"][name]["ceilings"]["copy_gbps"] > 0  # measured again before the suite
     assert doc["failures"] == [] and doc["suites"][name]["failures"] == []
     rows = doc["rows"]
     assert rows and all(ROW_KEYS <= set(r) and r["suite"] == name and r["ms"] > 0 for r in rows)
@@ -271,7 +273,7 @@ def test_suite_quick(tmp_path, capsys, name):
         assert doc["targets"] and "targets (this machine" in text
     png = plots / f"bench_{name}.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert name in text and "x best peer" in text and "ceilings: copy" in text
+    assert name in text and "x best peer" in text and "ceilings (best / worst before a suite): copy" in text
 
 
 def test_compile_peer(tmp_path):

@@ -82,7 +82,7 @@ def test_bench_tiny(tmp_path, capsys):
                    "--out", str(out_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "kernelflow_fused" in out and "x best peer" in out and "ceilings: copy" in out
+    assert "kernelflow_fused" in out and "x best peer" in out and "ceilings (best / worst before a suite): copy" in out
     doc = json.loads(out_path.read_text())
     impls = {r["impl"] for r in doc["rows"]}
     assert impls == {"sklearn", "kernelflow_fused", "numpy"}

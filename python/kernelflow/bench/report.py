@@ -73,7 +73,9 @@ def summary(doc: dict) -> str:
     for name in doc["suites_run"]:
         res = doc["suites"][name]
         rows = [r for r in doc["rows"] if r["suite"] == name]
-        out.append(f"\n{name} ({res['seconds']} s)")
+        c = res.get("ceilings", {})
+        out.append(f"\n{name} ({res['seconds']} s; ceilings before it: copy {cell('gbps', c.get('copy_gbps'))} GB/s, "
+                   f"fp32 matmul {cell('gops', c.get('fp32_matmul_gflops'))} GFLOP/s)")
         if rows:
             out.append(format_table(rows, SUITE_COLUMNS))
         for k, v in res.get("skipped", {}).items():
@@ -87,8 +89,9 @@ def summary(doc: dict) -> str:
         out.append(format_table(trows, [("target", "target"), ("shape", "shape"), ("value", "value"),
                                         ("threshold", "needs"), ("met", "met")]))
     c, m = doc["ceilings"], doc["machine"]
-    out.append(f"\nceilings: copy {cell('gbps', c.get('copy_gbps'))} GB/s (read + write), fp32 matmul "
-               f"{cell('gops', c.get('fp32_matmul_gflops'))} GFLOP/s"
+    out.append(f"\nceilings (best / worst before a suite): copy {cell('gbps', c.get('copy_gbps'))} / "
+               f"{cell('gbps', c.get('copy_gbps_min'))} GB/s (read + write), fp32 matmul "
+               f"{cell('gops', c.get('fp32_matmul_gflops'))} / {cell('gops', c.get('fp32_matmul_gflops_min'))} GFLOP/s"
                + (" (quick sizes: cache, not memory)" if c.get("quick") else ""))
     out.append(f"machine: {m.get('cpu_model')} [{', '.join(m.get('isa_flags', []))}], {m.get('cpu_count')} cores, "
                f"{m.get('threads')} threads, kernelflow CPU level {m.get('kernelflow_cpu_isa')}, load "
