@@ -2,8 +2,9 @@
 
     PYTHONPATH=python python benchmarks/bench_cpu_preprocess.py --rows 1000000 --cols 32 --nan 0.05
 
-Measures fit (column statistics), transform and fit+transform for each implementation on the same
-float32 data (median of --repeat runs), with GB/s and speedups against scikit-learn, and checks
+Measures fit (column statistics), transform (fresh and into a reused output) and fit+transform for
+each implementation on the same float32 data (interleaved, median of --repeat runs), with GB/s, the
+fraction of the copy bandwidth measured in the same run and speedups against scikit-learn, and checks
 that kernelflow's fused path (one column_stats + one numeric_transform pass) equals the scikit-learn
 pipeline (run on a float64 copy) to 1e-5. Writes JSON (benchmarks/results/cpu_preprocess_<machine>_<rows>x<cols>.json
 unless --out is given). Exits 1 when the fused result differs.
@@ -16,7 +17,10 @@ import os
 import platform
 import sys
 
-from kernelflow.bench.preprocess import format_table, run_cpu
+from kernelflow.bench.ceilings import cpu_ceilings
+from kernelflow.bench.report import format_table, jsonable
+from kernelflow.bench.runner import annotate
+from kernelflow.bench.suites.preprocess import run_cpu
 from kernelflow.bench.timing import write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,12 +47,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rows, --cols and --repeat must be positive and --nan in [0, 1)")
 
     print(f"cpu_preprocess: float32 [{args.rows}, {args.cols}], {args.nan:.0%} NaN, median of {args.repeat}")
+    ceilings = cpu_ceilings(quick=args.rows * args.cols < 1 << 20, repeat=args.repeat)
     res = run_cpu(args.rows, args.cols, args.nan, args.repeat, backend=args.backend, impls=args.impl, log=print)
+    annotate(res["rows"], ceilings)
+    sk = {r["op"]: r["ms"] for r in res["rows"] if r["impl"] == "sklearn"}
+    for r in res["rows"]:
+        if r["op"] in sk:
+            r["speedup_vs_sklearn"] = round(sk[r["op"]] / r["ms"], 3)
     out = args.out or default_out(args.rows, args.cols)
     notes = res["notes"]
     if res["skipped"]:
         notes += " Skipped: " + "; ".join(f"{k}: {v}" for k, v in res["skipped"].items()) + "."
-    doc = write_results(out, "cpu_preprocess", res["rows"], notes=notes)
+    doc = write_results(out, "cpu_preprocess", res["rows"], ceilings=ceilings, notes=notes)
     doc.update(checks=res["checks"], skipped=res["skipped"], threads=res["threads"], fused_ok=res["fused_ok"],
                tol=res["tol"], params={"rows": args.rows, "cols": args.cols, "nan": args.nan, "repeat": args.repeat,
                                        "backend": args.backend})
@@ -56,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     import json  # noqa: PLC0415
 
     with open(out, "w") as f:
-        json.dump(doc, f, indent=1)
+        json.dump(jsonable(doc), f, indent=1)
     print(format_table(res["rows"], [("op", "op"), ("impl", "impl"), ("ms", "ms"), ("gbps", "GB/s"),
-                                     ("speedup_vs_sklearn", "x sklearn"), ("max_rel_diff_vs_sklearn", "diff vs sklearn"),
+                                     ("frac_copy", "of copy"), ("speedup_vs_sklearn", "x sklearn"),
+                                     ("max_rel_diff_vs_sklearn", "diff vs sklearn"),
                                      ("max_rel_diff_vs_float64", "diff vs f64")]))
     print(f"wrote {out}")
     for k, v in res["checks"].items():

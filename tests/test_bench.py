@@ -42,12 +42,14 @@ def test_cpu_benchmark_script_tiny(tmp_path):
     assert "numba_parallel" in impls or "numba_parallel" in doc["skipped"]
     assert "kernelflow_estimators" in impls or "kernelflow_estimators" in doc["skipped"]
     for r in doc["rows"]:
-        assert r["op"] in ("fit", "transform", "fit_transform")
-        assert r["ms"] > 0 and r["gbps"] >= 0 and r["shape"] == [400, 5]
-        assert r["speedup_vs_sklearn"] > 0
+        assert r["op"] in ("fit", "transform", "transform_out", "fit_transform")
+        assert r["ms"] > 0 and r["gbps"] >= 0 and r["shape"] == [400, 5] and 0 <= r["frac_copy"]
+        if r["op"] != "transform_out":  # sklearn has no reused-output transform
+            assert r["speedup_vs_sklearn"] > 0
+        assert r["max_rel_diff_vs_float64"] <= 1e-5
         if r["impl"] != "sklearn":
-            assert "max_rel_diff_vs_sklearn" in r and "max_rel_diff_vs_float64" in r
-    assert "compile" in doc["notes"]
+            assert "max_rel_diff_vs_sklearn" in r
+    assert "compile" in doc["notes"] and doc["ceilings"]["copy_gbps"] > 0
 
 
 def test_cpu_benchmark_script_cli(tmp_path):
@@ -197,8 +199,8 @@ def test_int8_suite_tiny(tmp_path):
     from kernelflow import cli
 
     out = tmp_path / "int8.json"
-    assert cli.main(["bench", "--suite", "int8", "--int8-m", "1", "9", "--int8-k", "64", "--repeat", "1",
-                     "--out", str(out)]) == 0
+    assert cli.main(["bench", "--quick", "--no-progress", "--suite", "int8", "--int8-m", "1", "9", "--int8-k", "64",
+                     "--repeat", "1", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     impls = {r["impl"] for r in doc["rows"]}
     assert {"kernelflow_w8a8", "kernelflow_weight_only", "torch_fp32"} <= impls
@@ -214,3 +216,177 @@ def test_int8_benchmark_script_tiny(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == "int8_linear_cpu" and "shared" in doc["notes"]
     assert {r["forced_path"] for r in doc["rows"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# kernelflow bench: every suite at tiny sizes, the JSON schema, ratios, ceilings and plots
+
+from kernelflow.bench.suites import SUITES  # noqa: E402
+
+ROW_KEYS = {"suite", "op", "impl", "shape", "ms", "threads"}
+
+
+def _strict_json(path):
+    def bad(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+
+    return json.loads(path.read_text(), parse_constant=bad)
+
+
+def _bench(tmp_path, *argv):
+    from kernelflow import cli
+
+    out, plots = tmp_path / "bench.json", tmp_path / "plots"
+    rc = cli.main(["bench", "--quick", "--no-gpu", "--no-progress", "--out", str(out), "--plot", str(plots), *argv])
+    return rc, (_strict_json(out) if out.exists() else None), plots
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_suite_quick(tmp_path, capsys, name):
+    rc, doc, plots = _bench(tmp_path, "--suite", name)
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert doc["benchmark"] == "kernelflow_bench" and doc["schema"] == 1 and doc["suites_run"] == [name]
+    m = doc["machine"]
+    assert {"cpu_model", "isa_flags", "commit", "date", "load_average_before", "threads", "code_paths"} <= set(m)
+    assert doc["ceilings"]["copy_gbps"] >= doc["ceilings"]["copy_gbps_min"] > 0
+    assert doc["ceilings"]["fp32_matmul_gflops"] > 0
+    assert doc["suites"][name]["ceilings"]["copy_gbps"] > 0  # measured again before the suite
+    assert doc["failures"] == [] and doc["suites"][name]["failures"] == []
+    rows = doc["rows"]
+    assert rows and all(ROW_KEYS <= set(r) and r["suite"] == name and r["ms"] > 0 for r in rows)
+    for r in rows:
+        assert ("gbps" in r and "frac_copy" in r) or ("gops" in r and "frac_fp32_matmul" in r), r
+    kf = [r for r in rows if r["impl"].startswith("kernelflow")]
+    peers = {r["impl"] for r in rows} - {r["impl"] for r in kf}
+    assert kf and peers
+    for r in kf:
+        assert isinstance(r["path"], str) and r["path"], r  # the CPU code path that ran
+        if r["op"] != "transform_out":  # the reused-output ops have no peer in some suites
+            assert r["best_peer"] in peers and r["speedup_vs_best_peer"] > 0
+            assert all(f"speedup_vs_{p['impl']}" in r for p in rows
+                       if p["op"] == r["op"] and p["shape"] == r["shape"] and p["impl"] in peers)
+    for t in doc["targets"]:  # read off the rows, never asserted (timings)
+        assert t["suite"] == name and {"target", "shape", "key", "value", "threshold", "met"} <= set(t)
+        assert t["met"] in (True, False) and isinstance(t["value"], float)
+    if name != "distill":  # every other suite has a target
+        assert doc["targets"] and "targets (this machine" in text
+    png = plots / f"bench_{name}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert name in text and "x best peer" in text and "ceilings (best / worst before a suite): copy" in text
+
+
+def test_compile_peer(tmp_path):
+    """torch.compile as a peer: compiled in the warm-up, timed and checked like the others."""
+    rc, doc, _ = _bench(tmp_path, "--suite", "distill", "--compile", "--distill-rows", "16", "--distill-classes", "40")
+    assert rc == 0
+    (kf,) = [r for r in doc["rows"] if r["impl"] == "kernelflow_cpu"]
+    assert {"speedup_vs_torch_eager", "speedup_vs_torch_compile"} <= set(kf) and kf["shape"] == [16, 40]
+    (tc,) = [r for r in doc["rows"] if r["impl"] == "torch_compile"]
+    assert tc["max_rel_diff_vs_float64"] <= 1e-4
+
+
+def test_wrong_kernel_fails_the_run(tmp_path, monkeypatch, capsys):
+    """A kernel that returns wrong numbers makes the run exit 1 and says which."""
+    import kernelflow.ops.quantile as q
+
+    real = q.column_quantiles
+    monkeypatch.setattr(q, "column_quantiles", lambda x, qs, backend=None: real(x, qs, backend=backend) + 1e-3)
+    rc, doc, _ = _bench(tmp_path, "--suite", "quantile")
+    assert rc == 1 and "differs from numpy.nanpercentile" in doc["failures"][0]
+    assert "FAIL:" in capsys.readouterr().out
+
+
+def test_broken_suite_is_reported_and_others_run(tmp_path, monkeypatch):
+    from kernelflow.bench.suites import distill
+
+    def boom(cfg, progress):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(distill, "run", boom)
+    rc, doc, _ = _bench(tmp_path, "--suite", "distill", "--suite", "quantile")
+    assert rc == 1 and doc["suites_run"] == ["distill", "quantile"]
+    assert "distill suite raised RuntimeError: kernel exploded" in doc["failures"][0]
+    assert "Traceback" in doc["suites"]["distill"]["traceback"]
+    assert {r["suite"] for r in doc["rows"]} == {"quantile"}
+
+
+def test_threads_and_sizes_are_applied(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        rc, doc, _ = _bench(tmp_path, "--suite", "norm", "--threads", "1", "--norm-rows", "8", "--norm-hidden", "48",
+                            "--repeat", "2")
+        assert rc == 0 and doc["machine"]["threads"] == 1 and torch.get_num_threads() == 1
+        assert {r["threads"] for r in doc["rows"]} == {1} and {tuple(r["shape"]) for r in doc["rows"]} == {(8, 48)}
+        assert doc["config"]["repeat"] == 2 and doc["config"]["quick"] is True
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_annotate_ratios_and_fractions():
+    from kernelflow.bench.runner import annotate
+
+    rows = [{"suite": "s", "op": "a", "impl": "kernelflow_cpu", "shape": [4], "ms": 2.0, "gbps": 10.0},
+            {"suite": "s", "op": "a", "impl": "numpy", "shape": [4], "ms": 4.0, "gbps": 5.0},
+            {"suite": "s", "op": "a", "impl": "sklearn", "shape": [4], "ms": 8.0, "gbps": 2.5},
+            {"suite": "s", "op": "a", "impl": "numpy", "shape": [8], "ms": 1.0},  # another group
+            {"suite": "s", "op": "m", "impl": "kernelflow_x", "shape": [4], "ms": 1.0, "gops": 50.0},
+            {"suite": "s", "op": "m", "impl": "kernelflow_x", "shape": [4], "ms": 1.0, "gops": 80.0,
+             "frac_fp32_matmul": 0.5, "device": "cuda"}]
+    annotate(rows, {"copy_gbps": 20.0, "fp32_matmul_gflops": 100.0})
+    k = rows[0]
+    assert k["frac_copy"] == 0.5 and rows[1]["frac_copy"] == 0.25
+    assert k["speedup_vs_numpy"] == 2.0 and k["speedup_vs_sklearn"] == 4.0
+    assert k["best_peer"] == "numpy" and k["speedup_vs_best_peer"] == 2.0
+    assert "speedup_vs_numpy" not in rows[1]  # peers carry no ratios
+    assert rows[4]["frac_fp32_matmul"] == 0.5 and "best_peer" not in rows[4]  # no peer in its group
+    assert rows[5]["frac_fp32_matmul"] == 0.5  # a GPU row keeps the fraction of its own ceiling
+
+
+def test_json_is_strict_and_formats_are_consistent(tmp_path):
+    from kernelflow.bench.report import cell, jsonable, write_json
+
+    doc = {"a": float("inf"), "b": np.float32(1.5), "c": np.arange(3), "d": (np.bool_(True), float("nan"))}
+    p = write_json(doc, str(tmp_path / "x" / "d.json"))
+    assert json.loads(open(p).read()) == {"a": "inf", "b": 1.5, "c": [0, 1, 2], "d": [True, "nan"]}
+    assert jsonable({"x": [float("-inf")]}) == {"x": ["-inf"]}
+    assert (cell("ms", 12.3456), cell("gbps", 3.14159), cell("frac_copy", 0.456), cell("speedup_vs_x", 2.0),
+            cell("max_rel_diff_vs_float64", 1.5e-7), cell("shape", [3, 4]), cell("ok", False)) == \
+        ("12.35", "3.1", "46%", "2.00x", "1.5e-07", "3x4", "NO")
+
+
+def test_ceilings_measure_real_rates():
+    from kernelflow.bench.ceilings import cpu_copy_gbps, cpu_matmul_gflops
+
+    c = cpu_copy_gbps(1 << 20, repeat=3)
+    assert c["copy_gbps"] == max(c["copy_torch_gbps"], c["copy_numpy_gbps"]) > 0 and c["copy_bytes"] == 2 << 20
+    assert cpu_matmul_gflops(64, repeat=3)["fp32_matmul_gflops"] > 0
+
+
+def test_one_row_one_column_everywhere(tmp_path):
+    """The smallest sizes every suite accepts: one row, one column / class / feature, no NaN."""
+    rc, doc, _ = _bench(tmp_path, "--rows", "1", "--cols", "1", "--nan", "0", "--table-rows", "2",
+                        "--norm-rows", "1", "--norm-hidden", "1", "--distill-rows", "1", "--distill-classes", "1",
+                        "--int8-m", "1", "--int8-k", "1", "--impl", "sklearn", "--impl", "kernelflow_fused",
+                        "--impl", "numpy")
+    assert rc == 0, doc["failures"]
+    assert set(doc["suites_run"]) == set(SUITES) and {r["suite"] for r in doc["rows"]} == set(SUITES)
+    shapes = {r["suite"]: r["shape"] for r in doc["rows"]}
+    assert shapes["table"] == [2, 2] and shapes["preprocess"] == [1, 1] and shapes["quantile"] == [1, 1]
+
+
+def test_bench_options_make_the_config():
+    from kernelflow import cli
+    from kernelflow.cli.bench import config
+
+    ap = cli.build_parser()
+    full = config(ap.parse_args(["bench"]))
+    assert (full.rows, full.cols, full.repeat, full.compile, full.quick) == (1_000_000, 32, 5, True, False)
+    assert (full.norm_hidden, full.int8_m, full.int8_k, full.table_rows) == ((1024, 4096), (1, 64, 1024), 4096, None)
+    quick = config(ap.parse_args(["bench", "--quick"]))
+    assert quick.quick and not quick.compile and quick.rows < 10_000 and quick.repeat == 1
+    mixed = config(ap.parse_args(["bench", "--quick", "--compile", "--rows", "77", "--norm-hidden", "8", "16",
+                                  "--threads", "1", "--no-gpu"]))
+    assert mixed.compile and mixed.rows == 77 and mixed.norm_hidden == (8, 16) and mixed.threads == 1
+    assert not mixed.gpu and mixed.cols == quick.cols
+    assert not config(ap.parse_args(["bench", "--no-compile"])).compile

@@ -15,19 +15,34 @@ _OPTIONAL = ("triton", "cupy", "numba", "onnx", "onnxruntime", "tensorrt", "pand
 
 
 def build_info() -> dict:
-    """Version, compiled CUDA kernels and architectures, usable CUDA devices now, backends and
-    which optional libraries are installed (found without importing them)."""
+    """Version, compiled CUDA kernels and architectures, usable CUDA devices now, the CPU code
+    path of every op family (``cpu_isa``: the shared portable / avx2 / avx512 level;
+    ``code_paths``: {family: path}; ``cpu_isa_detected``: the best level this CPU supports), backends and which optional libraries are installed (found
+    without importing them)."""
     from kernelflow._ext import ext, ext_error
 
     info: dict = {"version": __version__}
     C = ext()
     if C is None:
-        info.update(extension=False, extension_error=ext_error(), cuda_kernels=False, cuda_architectures="")
+        info.update(extension=False, extension_error=ext_error(), cuda_kernels=False, cuda_architectures="",
+                    cpu_isa=None, cpu_isa_detected=None, code_paths={})
     else:
         b = C.build_info()
         info.update(extension=True, cuda_kernels=bool(b["cuda"]), cuda_architectures=b["cuda_architectures"],
                     cuda_runtime_version=b["cuda_runtime_version"], openmp=bool(b["openmp"]),
                     op_families=list(b["families"]))
+        # The CPU level every family runs at unless it picks its own path: a family's own
+        # `<family>_cpu_path()` (int8_gemm's is `int8_cpu_path`, named by its first word) wins.
+        shared = C.cpu_isa() if hasattr(C, "cpu_isa") else None
+        info["cpu_isa"] = shared
+        info["cpu_isa_detected"] = C.cpu_isa_detected() if hasattr(C, "cpu_isa_detected") else None
+        paths = {}
+        for fam in b["families"]:
+            if fam == "cpu_isa":
+                continue
+            own = getattr(C, f"{fam}_cpu_path", None) or getattr(C, f"{fam.split('_')[0]}_cpu_path", None)
+            paths[fam] = own() if own is not None else shared
+        info["code_paths"] = paths
         n, why = C.cuda_device_status()
         info["cuda_devices_kernelflow"] = n
         if why:

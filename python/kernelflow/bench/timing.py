@@ -1,8 +1,10 @@
-"""Timing and ceilings.
+"""Timing, the GPU ceilings and the machine record.
 
 GPU: CUDA events around each call, warm-up first, median of many runs; inputs larger than L2 are
-rotated by the caller (pass a list of argument tuples). CPU: perf_counter, median of repeats.
-Every result is a plain dict (``record``) written as JSON with the machine, commit and date.
+rotated by the caller (pass a list of argument tuples). CPU: perf_counter, median of repeats;
+``interleaved_ms`` runs peers round-robin so that load from other processes on a shared machine
+hits every implementation alike. Every result is a plain dict (``record``) written as JSON with
+the machine (CPU model, ISA, load), commit and date. The CPU ceilings live in ``ceilings``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ def cpu_time_ms(fn: Callable[..., Any], args_list: Sequence[tuple] = ((),), warm
         fn(*a)
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+def interleaved_ms(fns: dict[str, Callable[[], Any]], repeat: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time in ms of each zero-argument callable, warm-up first, then ``repeat``
+    rounds that each call every implementation once (round-robin, so a burst of load from other
+    processes is shared by all of them rather than landing on one)."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(max(1, repeat)):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def cuda_time_ms(fn: Callable[..., Any], args_list: Sequence[tuple] = ((),), warmup: int = 5, repeat: int = 50) -> float:
@@ -70,7 +88,7 @@ def matmul_tflops(n: int = 8192, dtype: torch.dtype = torch.bfloat16) -> float:
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"CPU: {cpu_model()['cpu_model']}, {os.cpu_count()} cores"
 
 
 def _commit() -> str:
@@ -81,6 +99,45 @@ def _commit() -> str:
         return os.environ.get("KERNELFLOW_COMMIT", "unknown")
 
 
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+
+
+def cpu_model() -> dict:
+    """CPU model name and the SIMD flags that pick kernel paths (from /proc/cpuinfo, as lscpu
+    shows them), plus the kernelflow level chosen at run time."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = val.strip()
+                elif key == "flags":
+                    flags = set(val.split())
+                    break
+    except OSError:  # not Linux: the model from platform only
+        pass
+    out: dict[str, Any] = {"cpu_model": model, "isa_flags": [f for f in _ISA_FLAGS if f in flags]}
+    try:
+        from kernelflow._ext import ext  # noqa: PLC0415
+
+        C = ext()
+        if C is not None and hasattr(C, "cpu_isa"):
+            out["kernelflow_cpu_isa"] = C.cpu_isa()
+    except Exception:  # the record must not fail on a broken build
+        pass
+    return out
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (other work on a shared machine), None where unknown."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def machine_info() -> dict:
     info = {
         "device": device_name(),
@@ -89,6 +146,9 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": load_average(),
+        **cpu_model(),
     }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)

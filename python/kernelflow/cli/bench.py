@@ -1,102 +1,99 @@
-"""``kernelflow bench``: benchmarks against peers in the same run. Suites: ``preprocess`` (CPU;
-GPU too when CUDA is available) and ``int8`` (Int8Linear vs torch fp32 and dynamic int8 on the CPU)."""
+"""``kernelflow bench``: every op family against its peers in the same run, with the fraction of
+the ceilings measured in that run. Suites: preprocess (CPU; GPU too when CUDA is available),
+table, quantile, norm, distill, int8; ``--quick`` runs them all at tiny sizes in seconds."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from kernelflow.cli._common import check_sizes
 
 ORDER = 20
 
+SUITES = ("preprocess", "table", "quantile", "norm", "distill", "int8")
 
-SUITES = ("preprocess", "int8")
+# options that --quick leaves alone when given; None = the suite default (or the quick size)
+_SIZE_OPTS = ("rows", "cols", "table_rows", "repeat", "norm_rows", "norm_hidden", "distill_rows", "distill_classes", "int8_m",
+              "int8_k", "gpu_rows")
 
 
-def _int8_suite(args: argparse.Namespace) -> tuple[list[dict], dict, bool]:
-    from kernelflow.bench.int8 import run_int8  # noqa: PLC0415
-    from kernelflow.bench.preprocess import format_table  # noqa: PLC0415
+def _check(args: argparse.Namespace) -> str | None:
+    msg = check_sizes(args)
+    if msg:
+        return msg
+    for name in ("threads", "table_rows", "norm_rows", "distill_rows", "distill_classes", "int8_k"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            return f"--{name.replace('_', '-')} must be >= 1"
+    for name in ("norm_hidden", "int8_m"):
+        v = getattr(args, name)
+        if v is not None and min(v) < 1:
+            return f"--{name.replace('_', '-')} values must be >= 1"
+    return None
 
-    print(f"\nInt8Linear on the CPU, K = N = {args.int8_k}, interleaved with its peers, median of {args.repeat}")
-    res = run_int8(tuple(args.int8_m), args.int8_k, args.int8_k, args.repeat, progress=lambda s: print(f"  ... {s}"))
-    print(format_table(res["rows"], [("impl", "impl"), ("shape", "M,N,K"), ("ms", "ms"), ("gops", "GOP/s"),
-                                     ("frac_fp32_matmul", "of fp32 mm"), ("speedup_vs_torch_fp32", "x fp32"),
-                                     ("speedup_vs_torch_dynamic_int8", "x dyn int8"), ("path", "path")]))
-    for k, v in res["skipped"].items():
-        print(f"skipped {k}: {v}")
-    print(f"fp32 matmul ceiling {res['ceilings']['fp32_matmul_gflops']} GFLOP/s; W8A8 exact: {res['exact']}")
-    return res["rows"], res["ceilings"], not res["exact"]
+
+def config(args: argparse.Namespace):
+    """The BenchConfig the options describe (``--quick``: tiny sizes unless a size is given)."""
+    from kernelflow.bench.suites import BenchConfig  # noqa: PLC0415
+
+    given = {k: (tuple(v) if isinstance(v, list) else v) for k in _SIZE_OPTS if (v := getattr(args, k)) is not None}
+    common = dict(nan=args.nan, threads=args.threads, cpu_backend=args.cpu_backend, impls=args.impl,
+                  gpu=not args.no_gpu, compile=args.compile)
+    if args.quick:
+        return BenchConfig.quick_sizes(**given, **common)
+    if common["compile"] is None:
+        common["compile"] = True
+    return BenchConfig(**given, **common)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
+    from kernelflow.bench.report import plot, summary, write_json  # noqa: PLC0415
+    from kernelflow.bench.runner import run_suites  # noqa: PLC0415
 
-    suites = set(args.suite or ["preprocess"])
-    if "all" in suites:
-        suites = set(SUITES)
-    if "preprocess" not in suites:
-        rows, ceilings, failed = _int8_suite(args)
-        if args.out:
-            write_results_ = __import__("kernelflow.bench.timing", fromlist=["write_results"]).write_results
-            write_results_(args.out, "kernelflow_bench", rows, ceilings=ceilings,
-                           notes="CPU shared with other work: medians of interleaved runs")
-            print(f"wrote {args.out}")
-        return 1 if failed else 0
-
-    from kernelflow.bench.preprocess import format_table, run_cpu, run_gpu  # noqa: PLC0415
-    from kernelflow.bench.timing import write_results  # noqa: PLC0415
-
-    print(f"CPU preprocessing (impute mean + standard scale): float32 [{args.rows}, {args.cols}], {args.nan:.0%} NaN")
-    res = run_cpu(args.rows, args.cols, args.nan, args.repeat, backend=args.cpu_backend, impls=args.impl)
-    print(format_table(res["rows"], [("op", "op"), ("impl", "impl"), ("ms", "ms"), ("gbps", "GB/s"),
-                                     ("speedup_vs_sklearn", "x sklearn"),
-                                     ("max_rel_diff_vs_float64", "diff vs f64")]))
-    for k, v in res["skipped"].items():
-        print(f"skipped {k}: {v}")
-    rows: list[dict[str, Any]] = [dict(r, suite="cpu_preprocess") for r in res["rows"]]
-    ceilings: dict = {}
-    notes = res["notes"]
-    failed = not res["fused_ok"] and "kernelflow_fused" not in res["skipped"]
-    if torch.cuda.is_available() and not args.no_gpu:
-        print(f"\nGPU preprocessing on {torch.cuda.get_device_name()}")
-        shapes = ((args.gpu_rows, args.cols),)
-        g = run_gpu(shapes, args.nan)
-        print(format_table(g["rows"], [("op", "op"), ("impl", "impl"), ("ms", "ms"), ("gbps", "GB/s"),
-                                       ("frac_copy", "of copy"), ("correct", "ok")]))
-        print(f"copy bandwidth {g['ceilings']['copy_gbps']} GB/s")
-        for f in g["failures"]:
-            print("FAIL:", f)
-        rows += [dict(r, suite="gpu_preprocess") for r in g["rows"]]
-        ceilings = g["ceilings"]
-        notes += " GPU: " + g["notes"]
-        failed = failed or bool(g["failures"])
-    elif not args.no_gpu:
-        print("\n(no CUDA device: GPU benchmarks skipped)")
-    if "int8" in suites:
-        r8, c8, f8 = _int8_suite(args)
-        rows += r8
-        ceilings = dict(ceilings, **c8)
-        failed = failed or f8
+    names = list(dict.fromkeys(args.suite or ["all"]))
+    if "all" in names:
+        names = list(SUITES)
+    cfg = config(args)
+    doc = run_suites(names, cfg, progress=not args.no_progress)
+    print(summary(doc))
     if args.out:
-        write_results(args.out, "kernelflow_bench", rows, ceilings=ceilings, notes=notes)
-        print(f"wrote {args.out}")
-    return 1 if failed else 0
+        print(f"wrote {write_json(doc, args.out)}")
+    if args.plot:
+        for p in plot(doc, args.plot):
+            print(f"wrote {p}")
+    for f in doc["failures"]:
+        print(f"FAIL: {f}")
+    return 1 if doc["failures"] else 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="preprocessing benchmarks (CPU; GPU too when CUDA is available)")
-    p.add_argument("--rows", type=int, default=1_000_000, help="CPU rows (default 1000000)")
-    p.add_argument("--cols", type=int, default=32)
-    p.add_argument("--nan", type=float, default=0.05)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--gpu-rows", type=int, default=16_000_000, help="GPU rows (default 16000000)")
-    p.add_argument("--no-gpu", action="store_true", help="skip the GPU benchmarks")
-    p.add_argument("--cpu-backend", default="cpu", choices=["cpu", "torch", "triton"])
-    p.add_argument("--impl", action="append", help="CPU implementations to run (repeatable; default all)")
+    p = sub.add_parser("bench", help="every op family against its peers in the same run (CPU; GPU when present)",
+                       description=__doc__)
     p.add_argument("--suite", action="append", choices=SUITES + ("all",),
-                   help="benchmark suite (repeatable; default preprocess)")
-    p.add_argument("--int8-m", type=int, nargs="+", default=[1, 64, 1024], help="int8 suite: batch sizes M")
-    p.add_argument("--int8-k", type=int, default=4096, help="int8 suite: K = N")
+                   help="suite to run (repeatable; default all)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes and one repeat, torch.compile off: every code path in seconds, timings meaningless")
+    p.add_argument("--rows", type=int, help="preprocess / quantile rows, table too unless --table-rows (default 1000000)")
+    p.add_argument("--table-rows", type=int, help="table suite rows (default --rows; its scikit-learn peer needs ~10 GB "
+                                                  "of memory per million rows)")
+    p.add_argument("--cols", type=int, help="preprocess / quantile columns; table: 3/4 numeric, 1/4 string (default 32)")
+    p.add_argument("--nan", type=float, default=0.05, help="fraction of missing values (default 0.05)")
+    p.add_argument("--repeat", type=int, help="timed rounds per measurement, median taken (default 5)")
+    p.add_argument("--threads", type=int, help="torch / OpenMP / numba threads (default: as found)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="time torch.compile peers (default on, off with --quick)")
+    p.add_argument("--norm-rows", type=int, help="norm suite rows (default 8192)")
+    p.add_argument("--norm-hidden", type=int, nargs="+", help="norm suite hidden sizes (default 1024 4096)")
+    p.add_argument("--distill-rows", type=int, help="distill suite rows (default 4096)")
+    p.add_argument("--distill-classes", type=int, help="distill suite classes (default 8192)")
+    p.add_argument("--int8-m", type=int, nargs="+", help="int8 suite batch sizes M (default 1 64 1024)")
+    p.add_argument("--int8-k", type=int, help="int8 suite K = N (default 4096)")
+    p.add_argument("--gpu-rows", type=int, help="GPU preprocess rows (default 16000000)")
+    p.add_argument("--no-gpu", action="store_true", help="skip the GPU runs")
+    p.add_argument("--cpu-backend", default="cpu", choices=["cpu", "torch", "triton"],
+                   help="kernelflow backend on CPU tensors (default cpu)")
+    p.add_argument("--impl", action="append", help="preprocess suite: implementations to run (repeatable)")
     p.add_argument("--out", help="write the results as JSON here")
-    p.set_defaults(func=cmd_bench, check=check_sizes)
+    p.add_argument("--plot", metavar="DIR", help="write one PNG per suite into DIR (matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench, check=_check)
