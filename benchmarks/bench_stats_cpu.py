@@ -65,54 +65,19 @@ def make(rows: int, cols: int, seed: int, dirty: bool, inf: bool = True) -> np.n
 
 
 def numba_stats():
-    """The numba-parallel peer: per row chunk, shifted float64 sums of the finite values (count,
-    sum, sum of squares), then Chan's merge of the chunks; [3, cols] (count, mean, M2)."""
+    """The numba-parallel peer of kernelflow bench (kernelflow.bench.peers.numba_kernels): per row
+    chunk, shifted float64 sums of the finite values, then Chan's merge; [3, cols] (count, mean, M2)."""
     import numba  # noqa: PLC0415
-    from numba import njit, prange  # noqa: PLC0415
 
-    @njit(parallel=True, cache=False)
-    def stats(x, nchunks):
-        rows, cols = x.shape
-        n = np.zeros((nchunks, cols))
-        s = np.zeros((nchunks, cols))
-        ss = np.zeros((nchunks, cols))
-        shift = np.zeros((nchunks, cols))
-        step = (rows + nchunks - 1) // nchunks
-        for c in prange(nchunks):
-            lo, hi = c * step, min(rows, (c + 1) * step)
-            for j in range(cols):
-                for i in range(lo, hi):
-                    if np.isfinite(x[i, j]):
-                        shift[c, j] = x[i, j]
-                        break
-            for i in range(lo, hi):
-                for j in range(cols):
-                    v = x[i, j]
-                    if np.isfinite(v):
-                        d = np.float64(v) - shift[c, j]
-                        n[c, j] += 1.0
-                        s[c, j] += d
-                        ss[c, j] += d * d
-        out = np.zeros((3, cols))
-        for j in range(cols):
-            tn, tmean, tm2 = 0.0, 0.0, 0.0
-            for c in range(nchunks):
-                if n[c, j] == 0:
-                    continue
-                cm = s[c, j] / n[c, j]
-                cm2 = ss[c, j] - s[c, j] * cm
-                cm += shift[c, j]
-                nn = tn + n[c, j]
-                delta = cm - tmean
-                tmean += delta * n[c, j] / nn
-                tm2 += cm2 + delta * delta * tn * n[c, j] / nn
-                tn = nn
-            out[0, j], out[1, j], out[2, j] = tn, tmean, tm2
-        return out
+    from kernelflow.bench.peers.numba_kernels import kernels  # noqa: PLC0415
 
-    nchunks = 4 * numba.get_num_threads()
-    stats(np.ones((64, 3), dtype=np.float32), nchunks)  # compile outside the timed runs
-    return (lambda x: stats(x, nchunks)), numba.get_num_threads()
+    stats, nchunks = kernels()["stats"], 4 * numba.get_num_threads()
+
+    def run(x):
+        n, mm = stats(x, nchunks)
+        return np.stack([n, mm[0], mm[1]])
+
+    return run, numba.get_num_threads()
 
 
 def kf_impl(level: str):

@@ -108,58 +108,14 @@ def main(argv=None) -> int:
                     v = p[1, j]
                 out[i, j] = np.float32((v - p[3, j]) * p[4, j] + p[5, j])
 
-    @njit(parallel=True, cache=False)
-    def nb_stats(x):  # per-thread-chunk shifted sums, Chan-merged in float64: count, mean, M2
-        rows, cols = x.shape
-        nch = 4 * numba.get_num_threads()
-        n = np.zeros((nch, cols))
-        s = np.zeros((nch, cols))
-        ss = np.zeros((nch, cols))
-        sh = np.zeros((nch, cols))
-        step = (rows + nch - 1) // nch
-        for c in prange(nch):
-            lo, hi = c * step, min(rows, (c + 1) * step)
-            for j in range(cols):
-                for i in range(lo, hi):
-                    if np.isfinite(x[i, j]):
-                        sh[c, j] = x[i, j]
-                        break
-            for i in range(lo, hi):
-                for j in range(cols):
-                    v = x[i, j]
-                    if np.isfinite(v):
-                        d = np.float64(v) - sh[c, j]
-                        n[c, j] += 1.0
-                        s[c, j] += d
-                        ss[c, j] += d * d
-        out = np.zeros((3, cols))
-        for j in range(cols):
-            tn, tm, t2 = 0.0, 0.0, 0.0
-            for c in range(nch):
-                if n[c, j] == 0:
-                    continue
-                cm = s[c, j] / n[c, j]
-                c2 = ss[c, j] - s[c, j] * cm
-                cm += sh[c, j]
-                nn = tn + n[c, j]
-                d = cm - tm
-                tm += d * n[c, j] / nn
-                t2 += c2 + d * d * tn * n[c, j] / nn
-                tn = nn
-            out[0, j], out[1, j], out[2, j] = tn, tm, t2
-        return out
+    from kernelflow.bench.peers.numba_kernels import kernels as numba_kernels  # noqa: PLC0415
 
-    @njit(parallel=True, cache=False)
-    def nb_transform(x, fill, shift, inv):  # the preprocess peer: fresh output
-        rows, cols = x.shape
-        out = np.empty_like(x)
-        for i in prange(rows):
-            for j in range(cols):
-                v = x[i, j]
-                if v != v:
-                    v = fill[j]
-                out[i, j] = (v - shift[j]) * inv[j]
-        return out
+    peer = numba_kernels()  # the peer of kernelflow bench's preprocess suite
+    nb_transform = peer["transform"]  # fresh output
+
+    def nb_stats(x):  # [3, cols] (count, mean, M2): shifted float64 chunk sums, Chan-merged
+        n, mm = peer["stats"](x, 4 * numba.get_num_threads())
+        return np.stack([n, mm[0], mm[1]])
 
     def params_from(count, mean, m2, rows):
         fill = np.where(count > 0, mean, 0.0)

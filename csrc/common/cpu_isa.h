@@ -15,6 +15,14 @@
 #define KF_TARGET_AVX512
 #endif
 
+// On a per-level entry point: inline everything it calls, so the level's target attribute
+// reaches the lane functions of one shared body.
+#if defined(__GNUC__)
+#define KF_FLATTEN __attribute__((flatten))
+#else
+#define KF_FLATTEN
+#endif
+
 namespace kf::cpu {
 
 // portable: baseline x86-64 (SSE2); avx2: x86-64-v3 (AVX2, FMA, BMI2, F16C); avx512: x86-64-v4
@@ -38,3 +46,14 @@ const char* isa_name(Isa v);
       default: fn##_portable(__VA_ARGS__); break;                         \
     }                                                                     \
   } while (0)
+
+// The per-level function pointer fn_avx512 / fn_avx2 / fn_portable for the current level (for
+// kernels that pick once per call and then call per block).
+#ifdef KF_HAVE_X86_TARGETS
+#define KF_ISA_PICK(avx512, avx2, portable)                                              \
+  (::kf::cpu::isa() == ::kf::cpu::Isa::avx512 ? (avx512)                                  \
+   : ::kf::cpu::isa() == ::kf::cpu::Isa::avx2 ? (avx2)                                    \
+                                              : (portable))
+#else
+#define KF_ISA_PICK(avx512, avx2, portable) (portable)
+#endif

@@ -225,13 +225,7 @@ void check_q(const Mat& x, const Mat& q) {
 
 }  // namespace
 
-const char* quant_path() {
-  switch (isa()) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "portable";
-  }
-}
+const char* quant_path() { return isa_name(isa()); }
 
 void quantize_rows(const Mat& x, const Mat& q, float* scale) {
   check_q(x, q);

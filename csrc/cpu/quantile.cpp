@@ -22,6 +22,7 @@
 #include "cpu/quantile.h"
 
 #include "common/cpu_isa.h"
+#include "common/omp.h"
 #include "common/quantile.h"
 
 #include <algorithm>
@@ -32,11 +33,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__)
-#define KF_FLATTEN __attribute__((flatten))
-#else
-#define KF_FLATTEN
-#endif
 
 namespace kf::cpu {
 namespace {
@@ -207,22 +203,6 @@ struct Slot {  // one (column, bin) candidate buffer
   int64_t first_need, nneed;  // its Needs, contiguous in the column's list
 };
 
-int nthreads_for(int64_t work) {
-#ifdef _OPENMP
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), work)));
-#else
-  (void)work;
-  return 1;
-#endif
-}
-
-int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 template <typename T>
 void run(const Mat& x, const double* q, int64_t nq, double* out) {

@@ -2,6 +2,7 @@
 // the implicit zeros, without densifying. OpenMP over rows (CSR) or columns (CSC).
 #include "cpu/sparse.h"
 
+#include "common/omp.h"
 #include "common/quantile.h"
 #include "cpu/moments.h"
 
@@ -26,22 +27,6 @@ struct ColAcc : Moments {
   explicit ColAcc(int64_t c) : Moments(c), wstored(c, 0.0), stored(c, 0) {}
 };
 
-int nthreads_for(int64_t work_items) {
-#ifdef _OPENMP
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), work_items)));
-#else
-  (void)work_items;
-  return 1;
-#endif
-}
-
-int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 // CSR: two passes over the stored values, each thread over a contiguous range of rows into its
 // own per-column accumulators (one cache line per column, so a value touches one line): pass 1

@@ -50,9 +50,6 @@
 // inlined; the vector returns of the per-level lane functions never cross an ABI boundary.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define KF_FLATTEN __attribute__((flatten))
-#else
-#define KF_FLATTEN
 #endif
 
 namespace kf::cpu {
@@ -449,14 +446,7 @@ template <typename T> KF_TARGET_AVX512 KF_FLATTEN void block_avx512(const Mat& x
 
 template <typename T>
 BlockFn pick() {
-#ifdef KF_HAVE_X86_TARGETS
-  switch (isa()) {
-    case Isa::avx512: return &block_avx512<T>;
-    case Isa::avx2: return &block_avx2<T>;
-    default: break;
-  }
-#endif
-  return &block_portable<T>;
+  return KF_ISA_PICK(&block_avx512<T>, &block_avx2<T>, &block_portable<T>);
 }
 
 // Rows per block: row-major blocks of ~256 KB stay in L2 for the fallback second pass;

@@ -17,11 +17,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__)
-#define KF_FLATTEN __attribute__((flatten))
-#else
-#define KF_FLATTEN
-#endif
 
 namespace kf::cpu {
 namespace {
@@ -110,14 +105,7 @@ template <typename T> KF_TARGET_AVX512 KF_FLATTEN void block_avx512(const void* 
 
 template <typename T>
 BlockFn pick() {
-#ifdef KF_HAVE_X86_TARGETS
-  switch (isa()) {
-    case Isa::avx512: return &block_avx512<T>;
-    case Isa::avx2: return &block_avx2<T>;
-    default: break;
-  }
-#endif
-  return &block_portable<T>;
+  return KF_ISA_PICK(&block_avx512<T>, &block_avx2<T>, &block_portable<T>);
 }
 
 template <typename T>
