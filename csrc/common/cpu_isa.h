@@ -47,13 +47,11 @@ const char* isa_name(Isa v);
     }                                                                     \
   } while (0)
 
-// The per-level function pointer fn_avx512 / fn_avx2 / fn_portable for the current level (for
+// The one of three per-level function pointers that matches the current level (for
 // kernels that pick once per call and then call per block).
 #ifdef KF_HAVE_X86_TARGETS
-#define KF_ISA_PICK(avx512, avx2, portable)                                              \
-  (::kf::cpu::isa() == ::kf::cpu::Isa::avx512 ? (avx512)                                  \
-   : ::kf::cpu::isa() == ::kf::cpu::Isa::avx2 ? (avx2)                                    \
-                                              : (portable))
+#define KF_ISA_PICK(f512, f2, fp)                                                        \
+  (::kf::cpu::isa() == ::kf::cpu::Isa::avx512 ? (f512) : ::kf::cpu::isa() == ::kf::cpu::Isa::avx2 ? (f2) : (fp))
 #else
-#define KF_ISA_PICK(avx512, avx2, portable) (portable)
+#define KF_ISA_PICK(f512, f2, fp) (fp)
 #endif
