@@ -16,13 +16,13 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_transform_cpu import commit, interleave, machine  # noqa: E402
 
 from kernelflow import Preprocessor, _C, ops  # noqa: E402
+from kernelflow.bench.data import make_table  # noqa: E402  (the table suite's generator)
 
 
 def cpu_time_ms(fn, warmup: int = 1, repeat: int = 3) -> float:
@@ -82,21 +82,6 @@ def kernel_vs_copy(rows: int, repeat: int) -> dict:
             for k, v in med.items()} | {"bytes": nbytes, "shape": [rows, W]}
 
 
-def make_table(rows: int, n_num: int = 24, n_cat: int = 8, n_levels: int = 50, nan: float = 0.05, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    data = {}
-    for i in range(n_num):
-        col = (rng.normal(size=rows) * (i + 1) + 10 * i).astype(np.float32)
-        col[rng.random(rows) < nan] = np.nan
-        data[f"num{i}"] = col
-    levels = np.array([f"level_{k:02d}" for k in range(n_levels)], dtype=object)
-    for i in range(n_cat):
-        # skewed frequencies, like real categorical columns
-        p = rng.dirichlet(np.full(n_levels, 0.5))
-        col = pd.array(levels[rng.choice(n_levels, size=rows, p=p)], dtype="str")
-        col[rng.random(rows) < nan] = None
-        data[f"cat{i}"] = col
-    return pd.DataFrame(data)
 
 
 def main(argv=None):
