@@ -9,7 +9,6 @@ sort reference, on 1,000,000 x 32 float32 with 5% NaN, in one run, interleaved (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -80,11 +79,8 @@ def main() -> None:
              f"bit for bit on every path (checked before timing); OMP threads={os.environ['OMP_NUM_THREADS']}; "
              f"interleaved rounds, median of {args.repeat}; the machine was shared with other builds and benchmarks "
              f"(load average {cpu['load_average']} at the start): ratios within a round are what counts.")
-    doc = write_results(args.out, "quantile_cpu", rows, notes=notes)
-    doc["machine"]["cpu"] = cpu
-    doc["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=1)
+    write_results(args.out, "quantile_cpu", rows, notes=notes,
+                  machine={"cpu": cpu, "load_average_end": [round(v, 2) for v in os.getloadavg()]})
     print(f"wrote {args.out}")
 
 

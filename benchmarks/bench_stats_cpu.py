@@ -179,13 +179,8 @@ def main() -> None:
              f"{cpu['load_average']} at the start), so absolute numbers are noisy and the ratios within a round are what "
              "counts. GB/s counts bytes read (copy: read + written). Each kernelflow path checked against the float64 "
              "reference (count / NaN / min / max exact, mean / M2 within 1e-12) before timing.")
-    doc = write_results(args.out, "stats_cpu", rows_out, ceilings={"copy_gbps_last_round": round(copy_gbps, 2)}, notes=notes)
-    doc["machine"]["cpu"] = cpu
-    doc["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    import json  # noqa: PLC0415
-
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=1)
+    write_results(args.out, "stats_cpu", rows_out, ceilings={"copy_gbps_last_round": round(copy_gbps, 2)}, notes=notes,
+                  machine={"cpu": cpu, "load_average_end": [round(v, 2) for v in os.getloadavg()]})
     print(f"wrote {args.out}")
 
 

@@ -179,9 +179,12 @@ def record(op: str, impl: str, ms: float, shape: Sequence[int] | None = None, dt
     return r
 
 
-def write_results(path: str, name: str, rows: list[dict], ceilings: dict | None = None, notes: str = "") -> dict:
-    """Write {machine, ceilings, rows} as JSON (never pickle) and return it."""
-    doc = {"benchmark": name, "machine": machine_info(), "ceilings": ceilings or {}, "rows": rows, "notes": notes}
+def write_results(path: str, name: str, rows: list[dict], ceilings: dict | None = None, notes: str = "",
+                  machine: dict | None = None) -> dict:
+    """Write {machine, ceilings, rows} as JSON (never pickle) and return it; ``machine`` adds
+    fields (CPU description, load) to the machine block."""
+    doc = {"benchmark": name, "machine": machine_info() | (machine or {}), "ceilings": ceilings or {}, "rows": rows,
+           "notes": notes}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
