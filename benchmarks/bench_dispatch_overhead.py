@@ -116,21 +116,9 @@ def main(argv=None):
     if args.out:
         doc = write_results(args.out, "dispatch_overhead", rows, notes=notes)
         doc["ratios"] = ratios
-        doc["machine"]["cpu"] = _lscpu()
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
     return ratios
-
-
-def _lscpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return ""
-    model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
-    flags = next((ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), [])
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f in flags]
-    return f"{model} ({', '.join(isa)})"
 
 
 if __name__ == "__main__":

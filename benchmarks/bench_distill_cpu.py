@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_norm_cpu import copy_gbps, interleaved_ms, lscpu  # noqa: E402
+from bench_norm_cpu import copy_gbps, interleaved_ms  # noqa: E402
 
 from kernelflow import _C  # noqa: E402
-from kernelflow.bench.timing import record, write_results  # noqa: E402
+from kernelflow.bench.timing import cpu_summary, record, write_results  # noqa: E402
 from kernelflow.ops.distill import distill_loss  # noqa: E402
 
 T, ALPHA = 2.0, 0.5
@@ -85,7 +85,7 @@ def main() -> None:
     load1 = os.getloadavg()
     write_results(args.out, "distill_loss_cpu", rows, ceilings={"copy_gbps": round(ceiling, 2)}, notes=(
         f"loss = {ALPHA} * T^2 * KL(softmax(t/T) || softmax(s/T)) (batchmean) + {1 - ALPHA} * CE(s, y), T={T}, "
-        f"forward + backward w.r.t. the student logits; cpu: {lscpu()}; threads={torch.get_num_threads()}. "
+        f"forward + backward w.r.t. the student logits; cpu: {cpu_summary()}; threads={torch.get_num_threads()}. "
         f"The machine was shared with other builds and benchmarks (load average {load0[0]:.1f} at the start, "
         f"{load1[0]:.1f} at the end on {os.cpu_count()} cores): ratios come from interleaved rounds (median of "
         f"{args.repeat}). vs_eager / vs_compile = peer time / this time."))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import subprocess
 import tempfile
 import time
 import warnings
@@ -31,6 +30,7 @@ import torch
 
 import kernelflow
 from kernelflow.bench import cpu_time_ms, record, write_results
+from kernelflow.bench.timing import cpu_summary
 from kernelflow.deploy import OnnxRunner, export_onnx
 
 
@@ -63,17 +63,6 @@ def ceilings() -> dict:
     x, y = torch.randn(n, n), torch.randn(n, n)
     mm = cpu_time_ms(lambda: x @ y, warmup=1, repeat=5)
     return {"copy_gbps": round(2 * a.nbytes / (ms * 1e-3) / 1e9, 2), "matmul_gflops_fp32": round(2 * n**3 / (mm * 1e-3) / 1e9, 1)}
-
-
-def lscpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except Exception:
-        return "unknown"
-    keep = [line.strip() for line in out.splitlines() if line.split(":")[0].strip() in ("Model name", "CPU(s)", "Architecture")]
-    flags = next((line for line in out.splitlines() if line.startswith("Flags")), "")
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags.split()]
-    return "; ".join(keep) + "; ISA " + " ".join(isa)
 
 
 def run_tensorrt(args, df, pre, model, q, tmp) -> tuple[list[dict], dict]:
@@ -150,7 +139,7 @@ def main(argv=None):
     paths = {"onnxruntime": path, "onnxruntime_int8_qdq": qpath}
     ceil = lscpu_info = None
     ceil = ceilings()
-    lscpu_info = lscpu()
+    lscpu_info = cpu_summary()
     flops_per_row = 2 * (W * args.hidden + args.hidden * args.hidden + args.hidden * 4)
     rows = []
     for n in args.batches:

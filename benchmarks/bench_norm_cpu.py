@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import time
 
 import numpy as np
@@ -24,18 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from kernelflow import _C
-from kernelflow.bench.timing import record, write_results
+from kernelflow.bench.timing import cpu_summary, record, write_results
 from kernelflow.ops.norm import layer_norm, rms_norm
 
 SHAPES = [(8192, 1024), (2048, 4096)]
-
-
-def lscpu() -> dict:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = set(info.get("Flags", "").split())
-    isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return {"model": info.get("Model name", "?").strip(), "isa": isa, "cores": os.cpu_count()}
 
 
 def copy_gbps(nbytes: int = 256 << 20, repeat: int = 7) -> float:
@@ -157,7 +148,7 @@ def main() -> None:
                       + (f'  x{rec["vs_compile"]} vs compile' if rec.get("vs_compile") else ""))
     load1 = os.getloadavg()
     write_results(args.out, "norm_cpu", rows, ceilings={"copy_gbps": round(ceiling, 2)}, notes=(
-        f"cpu: {lscpu()}; threads={torch.get_num_threads()}; kernelflow auto level={_C.cpu_isa_detected()}; "
+        f"cpu: {cpu_summary()}; threads={torch.get_num_threads()}; kernelflow auto level={_C.cpu_isa_detected()}; "
         f"levels forced in the same run with _C.set_cpu_isa. The machine was shared with other builds and "
         f"benchmarks while this ran (load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end on "
         f"{os.cpu_count()} cores), so absolute times are noisy and every OpenMP region pays scheduling "

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,17 +28,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-
-
-def cpu_model() -> dict:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except Exception:  # noqa: BLE001
-        return {"model": platform.processor() or platform.machine()}
-    kv = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = kv.get("Flags", "").split()
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
-    return {"model": kv.get("Model name", "").strip(), "isa": isa, "cores": os.cpu_count()}
 
 
 def pct(xs, q):
@@ -141,7 +128,9 @@ def main(argv=None) -> int:
     frames = {b: [df.iloc[rng.integers(0, len(df), b)].reset_index(drop=True) for _ in range(32)] for b in sizes}
     want = {b: [runner.predict(f) for f in frames[b]] for b in sizes}
     rows = []
-    cpu = cpu_model()
+    from kernelflow.bench.timing import cpu_summary
+
+    cpu = cpu_summary()
     print(f"server: {inst.kind} {inst.binary}; model step backend {info['backend']}; {cpu}")
 
     # in-process ceilings, single thread, same frames
@@ -192,7 +181,7 @@ def main(argv=None) -> int:
 
     machine = f"{platform.machine()}-{os.cpu_count()}core"
     out = args.out or os.path.join(HERE, "results", f"serve_{machine}.json")
-    notes = (f"CPU {cpu.get('model')} ({', '.join(cpu.get('isa', []))}), {os.cpu_count()} cores shared with other work "
+    notes = (f"CPU {cpu}, shared with other work "
              "(the server, its python-backend processes and the load threads all run on these cores, so loopback "
              "numbers are a floor for a dedicated machine). Server: "
              f"{inst.kind} tritonserver; model step backend {info['backend']}; encode step python backend. "
@@ -200,7 +189,7 @@ def main(argv=None) -> int:
              "for this run, so the tensorrt_plan variant was not served.")
     doc = write_results(out, "serve", rows, notes=notes)
     doc["params"] = {"requests": args.requests, "max_seconds": args.max_seconds, "concurrency": conc, "batch": sizes,
-                     "protocols": protocols, "server": inst.kind, "cpu": cpu}
+                     "protocols": protocols, "server": inst.kind}
     import json
 
     with open(out, "w") as f:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
@@ -25,7 +24,7 @@ from sklearn import impute as ski
 from sklearn import preprocessing as skp
 
 from kernelflow import preprocessing as kfp
-from kernelflow.bench.timing import cpu_time_ms, record, write_results
+from kernelflow.bench.timing import cpu_summary, cpu_time_ms, record, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,17 +35,6 @@ def host_copy_gbps(nbytes: int = 1 << 30) -> float:
     dst = np.empty_like(src)
     ms = cpu_time_ms(lambda: np.copyto(dst, src), warmup=1, repeat=5)
     return 2 * src.nbytes / (ms * 1e-3) / 1e9
-
-
-def lscpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    keep = ("Model name", "CPU(s):", "Flags")
-    lines = [ln for ln in out.splitlines() if ln.startswith(keep)]
-    return "; ".join(ln if not ln.startswith("Flags") else
-                     "ISA: " + " ".join(f for f in ln.split() if f.startswith(("avx512", "avx2", "fma"))) for ln in lines)
 
 
 def rel(a, b) -> float:
@@ -109,7 +97,7 @@ def main(argv=None) -> int:
     bench("StandardScaler.fit dense sample_weight", lambda: kfp.StandardScaler().fit(D, sample_weight=w),
           lambda: skp.StandardScaler().fit(D, sample_weight=w), attr("var_"), nb=D.nbytes + w.nbytes, shp=list(D.shape))
 
-    notes = (f"CPU: {lscpu()}. 2 cores shared with other work: ratios move by tens of percent between runs. "
+    notes = (f"CPU: {cpu_summary()}. 2 cores shared with other work: ratios move by tens of percent between runs. "
              "SimpleImputer converts CSR to CSC inside scikit-learn's validation (both sides).")
     doc = write_results(args.out, "sparse_cpu", rows, ceilings={"host_copy_gbps": round(ceiling, 2)}, notes=notes)
     doc["checks_max_rel_diff"] = checks

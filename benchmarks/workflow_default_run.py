@@ -14,22 +14,7 @@ import argparse
 import os
 import tempfile
 
-from kernelflow.bench.timing import write_results
-
-
-def cpu_model() -> str:
-    """lscpu's model name and whether the CPU has AVX-512 VNNI (what the int8 CPU kernel uses)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown CPU"
-    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = info.get("Model name", "unknown CPU").strip()
-    flags = info.get("Flags", "")
-    return f"{name}, {info.get('CPU(s)', '?').strip()} CPUs, " + ("AVX-512 VNNI" if "avx512_vnni" in flags else
-                                                                   "AVX2" if "avx2" in flags else "no AVX2")
+from kernelflow.bench.timing import cpu_summary, write_results
 from kernelflow.workflow import Workflow, WorkflowConfig
 
 
@@ -54,7 +39,7 @@ def main() -> None:
     notes = (f"kernelflow run, default config (threads={args.threads}), {rep['data']['rows']} rows; "
              f"total {rep['total_seconds']:.1f} s on {rep['device']}. The CPU machine is a 2-core VM shared with "
              "other work: times move by tens of percent between runs.")
-    notes = f"{cpu_model()}. " + notes
+    notes = f"{cpu_summary()}. " + notes
     write_results(out, "workflow_default_run", rows, notes=notes)
     print(notes)
     print(f"wrote {out}")

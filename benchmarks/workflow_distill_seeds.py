@@ -16,22 +16,7 @@ import tempfile
 
 import numpy as np
 
-from kernelflow.bench.timing import write_results
-
-
-def cpu_model() -> str:
-    """lscpu's model name and whether the CPU has AVX-512 VNNI (what the int8 CPU kernel uses)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown CPU"
-    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = info.get("Model name", "unknown CPU").strip()
-    flags = info.get("Flags", "")
-    return f"{name}, {info.get('CPU(s)', '?').strip()} CPUs, " + ("AVX-512 VNNI" if "avx512_vnni" in flags else
-                                                                   "AVX2" if "avx2" in flags else "no AVX2")
+from kernelflow.bench.timing import cpu_summary, write_results
 from kernelflow.workflow import Workflow, WorkflowConfig
 
 
@@ -61,7 +46,7 @@ def main() -> None:
     notes = (f"default config, {len(rows)} seeds; distilled - alone accuracy per seed {diff} "
              f"(mean {np.mean(diff):+.4f}); int8 - float student {int8}. CPU run (1 thread, the config's default) "
              "on a 2-core VM shared with other work: times are indicative only.")
-    notes = f"{cpu_model()}. " + notes
+    notes = f"{cpu_summary()}. " + notes
     write_results(args.out, "workflow_distill_seeds", rows + [{"seed": "mean", **mean}], notes=notes)
     print(notes)
     print(f"wrote {args.out}")

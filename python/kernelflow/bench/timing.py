@@ -99,7 +99,7 @@ def _commit() -> str:
         return os.environ.get("KERNELFLOW_COMMIT", "unknown")
 
 
-_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
 def cpu_model() -> dict:
@@ -128,6 +128,13 @@ def cpu_model() -> dict:
     except Exception:  # the record must not fail on a broken build
         pass
     return out
+
+
+def cpu_summary() -> str:
+    """One line for a benchmark's notes: model, core count, SIMD flags and kernelflow's level."""
+    c = cpu_model()
+    level = f", kernelflow level {c['kernelflow_cpu_isa']}" if "kernelflow_cpu_isa" in c else ""
+    return f"{c['cpu_model']}, {os.cpu_count()} CPUs, ISA {' '.join(c['isa_flags']) or 'baseline x86-64'}{level}"
 
 
 def load_average() -> list[float] | None:
