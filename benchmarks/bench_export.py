@@ -25,28 +25,13 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 import torch
 
 import kernelflow
 from kernelflow.bench import cpu_time_ms, record, write_results
+from kernelflow.bench.data import make_table
 from kernelflow.bench.timing import cpu_summary
 from kernelflow.deploy import OnnxRunner, export_onnx
-
-
-def make_table(rows: int, n_num: int = 24, n_cat: int = 8, n_levels: int = 20, nan: float = 0.05, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    data = {}
-    for i in range(n_num):
-        col = (rng.normal(size=rows) * (i + 1) + 10 * i).astype(np.float32)
-        col[rng.random(rows) < nan] = np.nan
-        data[f"num{i}"] = col
-    levels = np.array([f"level_{k:02d}" for k in range(n_levels)], dtype=object)
-    for i in range(n_cat):
-        col = levels[rng.choice(n_levels, size=rows, p=rng.dirichlet(np.full(n_levels, 0.5)))].astype(object)
-        col[rng.random(rows) < nan] = None
-        data[f"cat{i}"] = col
-    return pd.DataFrame(data)
 
 
 def mlp(width: int, hidden: int, classes: int) -> torch.nn.Module:
@@ -115,7 +100,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
 
-    df = make_table(args.fit_rows)
+    df = make_table(args.fit_rows, n_levels=20)
     pre = kernelflow.Preprocessor(add_indicator=True, nonlinear="yeo-johnson").fit(df)
     W = pre.n_features_out_
     model = mlp(W, args.hidden, 4)
