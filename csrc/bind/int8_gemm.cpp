@@ -30,12 +30,12 @@ void bind(py::module_& m) {
     kf::cpu::int8_pack(wm, kf::to_ptr<uint8_t>(out));
   }, py::arg("w_q"), py::arg("out"), py::arg("nbytes"), "pack w_q [N, K] int8 once for the CPU GEMMs");
   m.def("int8_cpu_path", []() { return std::string(kf::cpu::int8_path_name(kf::cpu::int8_path())); },
-        "the code path of the CPU int8 GEMMs: 'avx512', 'avx2' or 'portable'");
+        "the code path of the CPU int8 GEMMs: 'amx', 'avx512', 'avx2' or 'portable'");
   m.def("set_int8_cpu_path", [](const std::string& name) { kf::cpu::set_int8_path(name); }, py::arg("path"),
-        "force 'portable', 'avx2' or 'avx512' (ValueError if the CPU lacks it), or 'auto'");
+        "force 'portable', 'avx2', 'avx512' or 'amx' (ValueError if the CPU / OS lacks it), or 'auto'");
   m.def("int8_cpu_paths", []() {
     py::list l;
-    for (auto p : {kf::cpu::Int8Path::portable, kf::cpu::Int8Path::avx2, kf::cpu::Int8Path::avx512})
+    for (auto p : kf::cpu::kInt8Paths)
       if (kf::cpu::int8_path_supported(p)) l.append(kf::cpu::int8_path_name(p));
     return l;
   }, "the CPU int8 GEMM paths this CPU supports");

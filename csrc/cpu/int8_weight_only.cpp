@@ -123,7 +123,8 @@ void weight_only_gemm(const Mat& x, const Mat& wq, const uint8_t* packed, int64_
   std::vector<float> xf = x.dtype == DType::f32   ? prepare_xf<float>(x, Kp)
                           : x.dtype == DType::f16 ? prepare_xf<uint16_t>(x, Kp)
                                                   : prepare_xf<int16_t>(x, Kp);
-  const Int8Path path = int8_path();
+  Int8Path path = int8_path();
+  if (path == Int8Path::amx) path = Int8Path::avx512;  // weight-only has no tile kernel: fp32 FMA
   int8_by_out(y.dtype, [&](auto o) {
     wo_driver(xf, x.rows, x.cols, wq.rows, p, path, Int8Store<decltype(o)>{nullptr, w_scale, bias, act, y, path});
   });
