@@ -93,7 +93,7 @@ def cpu_paths() -> list[str]:
 
 
 def set_cpu_path(path: str) -> None:
-    """Force the CPU int8 path ("portable", "avx2", "avx512", "amx") for the process, or "auto".""""
+    """Force the CPU int8 path ("portable", "avx2", "avx512", "amx") for the process, or "auto"."""
     if not isinstance(path, str):
         raise TypeError(f"path must be a string, got {type(path).__name__}")
     require_ext().set_int8_cpu_path(path)
