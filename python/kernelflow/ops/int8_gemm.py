@@ -282,7 +282,8 @@ def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype
 
 @_int8_linear_op.kernel("cpu")
 def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype):
-    # the CPU GEMMs read the weights packed once (Int8Linear's buffer) when w_packed is given
+    # the CPU GEMMs read the weights packed once (Int8Linear's buffer) when w_packed is given; w8a8
+    # quantizes x inside the same binding call (no separate quantize op round trip)
     out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
     b = None if bias is None else bias.float().contiguous()
     ws = w_scale.float().contiguous()
@@ -290,9 +291,9 @@ def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype
         k.C.weight_only_gemm_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed), ws.data_ptr(), _ptr(b), act,
                                  mat(out))
         return out
-    q, s = _quantized_x(k, x, act_scale)
-    k.C.int8_gemm_cpu(mat(q), mat(w_q.contiguous()), *_packed_args(w_packed), s.data_ptr(), ws.data_ptr(), _ptr(b),
-                      act, mat(out))
+    a = None if act_scale is None else act_scale.float().reshape(1).contiguous()
+    k.C.int8_linear_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed), ws.data_ptr(), _ptr(b), _ptr(a), act,
+                        mat(out))
     return out
 
 
