@@ -1,9 +1,10 @@
 """Int8Linear (w8a8 and weight-only, weights packed once) against torch float32 nn.Linear and
 torch's dynamic int8 at K = N = 4096, M in {1, 64, 1024}, interleaved in one process, on every
-CPU code path this CPU has (the best one, then AVX2 forced: the numbers an AVX2-only CPU would see
-from the same kernels), each checked against the exact integer reference.
+CPU code path this CPU has (the best one, e.g. amx; then avx512 = AVX512-VNNI forced where the best
+is amx; then AVX2 forced: the numbers an AVX2-only CPU would see from the same kernels), each
+checked against the exact integer reference.
 
-Four runs: the best path and AVX2, each with 2 threads timed by the wall clock (what a user sees)
+Runs: each path with 2 threads timed by the wall clock (what a user sees)
 and with 1 thread timed by the thread's CPU time (immune to the other processes of a shared
 machine, which inflate 2-thread wall times to scheduler quanta; torch spins up its OpenMP team
 even for small calls and suffers most). The AVX2 runs are child processes with every level forced down to AVX2 where torch allows it
@@ -41,7 +42,8 @@ def cpu_model() -> dict:
         return {}
     info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     flags = info.get("Flags", "").split()
-    isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                       "amx_int8", "amx_bf16") if f in flags]
     return {"cpu_model": info.get("Model name", "").strip(), "isa": isa}
 
 
@@ -84,7 +86,9 @@ def main(argv=None) -> int:
         return 0
     from kernelflow._ext import require_ext  # noqa: PLC0415
 
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     best = require_ext().int8_cpu_path()
+    avail = require_ext().int8_cpu_paths()
     runs = {f"{best}_2t_wall": one_run(a)}
 
     def child(label: str, env: dict, timer: str) -> None:
@@ -97,11 +101,14 @@ def main(argv=None) -> int:
                 runs[label] = json.load(f)
 
     one = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    if best != "avx2" and "avx2" in require_ext().int8_cpu_paths():
-        child("avx2_2t_wall", AVX2_ENV, "wall")
+    vnni = {"KERNELFLOW_INT8_PATH": "avx512"}  # the AVX512-VNNI / FMA kernels on an AMX machine
+    lower = ([("avx512", vnni)] if best == "amx" and "avx512" in avail else []) + \
+            ([("avx2", AVX2_ENV)] if best != "avx2" and "avx2" in avail else [])
+    for label, env in lower:
+        child(f"{label}_2t_wall", env, "wall")
     child(f"{best}_1t_thread", one, "thread")
-    if best != "avx2" and "avx2" in require_ext().int8_cpu_paths():
-        child("avx2_1t_thread", {**AVX2_ENV, **one}, "thread")
+    for label, env in lower:
+        child(f"{label}_1t_thread", {**env, **one}, "thread")
     rows, ceilings, ok, paths = [], {}, True, {}
     for p, res in runs.items():
         print(f"path {p}: {res['paths']}")
@@ -114,11 +121,13 @@ def main(argv=None) -> int:
         ok = ok and res["exact"]
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     notes = (f"{cpu_model()}; {torch.get_num_threads()} threads; the machine was shared with other builds and "
-             f"benchmarks (load average {load} at the end, on 2 cores), so times are medians of interleaved runs and "
+             f"benchmarks (load average {load_start} at the start, {load} at the end, on 2 cores), so times are "
+             "medians of interleaved runs and "
              "absolute numbers are inflated by the load; ratios are from the same run. Peers: torch fp32 nn.Linear, "
              "torch.ao dynamic int8 (fbgemm). The avx2 run forces kernelflow, MKL, oneDNN and ATen to AVX2 "
              f"({AVX2_ENV}); fbgemm keeps its AVX-512 kernels there. Code paths per run: {paths}.")
-    doc = write_results(a.out, "int8_linear_cpu", rows, ceilings=ceilings, notes=notes)
+    doc = write_results(a.out, "int8_linear_cpu", rows, ceilings=ceilings, notes=notes,
+                        machine={**cpu_model(), "loadavg_start": load_start, "loadavg_end": load})
     doc["summary"] = summary(rows)
     doc["exact_vs_integer_reference"] = ok
     with open(a.out, "w") as f:

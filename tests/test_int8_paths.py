@@ -65,9 +65,11 @@ def same_q(got, ref):
 # ---- path reports -----------------------------------------------------------------------------
 
 def test_paths_follow_the_process_isa(isa):
-    """Forcing the process level forces the quant and int8 paths (avx512 int8 also needs VNNI)."""
+    """Forcing the process level forces the quant and int8 paths (avx512 int8 also needs VNNI; the
+    avx512 level runs amx where the CPU and OS allow tiles)."""
     assert ext().quant_cpu_path() == isa
-    want = {"portable": "portable", "avx2": "avx2", "avx512": "avx512" if "avx512" in _int8_paths() else "avx2"}
+    best512 = "amx" if "amx" in _int8_paths() else "avx512" if "avx512" in _int8_paths() else "avx2"
+    want = {"portable": "portable", "avx2": "avx2", "avx512": best512}
     assert ext().int8_cpu_path() == want[isa]
 
 

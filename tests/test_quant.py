@@ -239,7 +239,7 @@ def test_set_cpu_path_rejects_unknown_names():
         set_cpu_path("sse9")
     with pytest.raises(TypeError, match="path must be a string"):
         set_cpu_path(3)
-    assert cpu_path() in ("avx512", "avx2", "portable")
+    assert cpu_path() in ("amx", "avx512", "avx2", "portable")
 
 
 def test_packed_weight_size_is_checked():

@@ -34,13 +34,31 @@ struct AccSink {  // int8_gemm_acc: raw int32 accumulators
   }
 };
 
-// xq [M, K] int8 -> the x layout of `path`: biased u8 (avx512), int16 (avx2) or int8 (portable),
-// [M, Kp] zero padded (the bias of a padded zero is 0x80). Plain loops: GCC vectorises them.
+// xq [M, K] int8 -> the x layout of `path`, zero padded: biased u8 (avx512; the bias of a padded
+// zero is 0x80), int16 (avx2) or int8 (portable) [M, Kp] rows; amx: int8 A tiles, [Mp / 16][Kp / 64]
+// tiles of [16][64] (element (m, k) at ((m / 16) * (Kp / 64) + k / 64) * 1024 + (m % 16) * 64 +
+// k % 64; Mp = M rounded up to 16, rows past M zero), so each tile load reads 1 KiB contiguous: with
+// plain rows its 16 lines would sit Kp bytes apart, one L1 set for Kp = 4096.
+// Plain loops: GCC vectorises them.
 std::vector<uint8_t> prepare_x8(const Mat& xq, int64_t Kp, Int8Path path) {
   const int64_t M = xq.rows, K = xq.cols;
+  const int8_t* xd = static_cast<const int8_t*>(xq.data);
+  if (path == Int8Path::amx) {
+    const int64_t Mp = (M + 15) / 16 * 16, KB = Kp / 64;
+    std::vector<uint8_t> buf(Mp * Kp, 0);
+#pragma omp parallel for schedule(static) if (M * K > (1 << 18))
+    for (int64_t m = 0; m < M; ++m) {
+      const int8_t* __restrict xr = xd + m * xq.rs;
+      int8_t* __restrict d = reinterpret_cast<int8_t*>(buf.data()) + (m / 16) * KB * 1024 + (m % 16) * 64;
+      for (int64_t kb = 0; kb < KB; ++kb) {
+        const int64_t k0 = kb * 64, n = std::min<int64_t>(64, K - k0);
+        if (n > 0) std::memcpy(d + kb * 1024, xr + k0, n);
+      }
+    }
+    return buf;
+  }
   const int64_t es = path == Int8Path::avx2 ? 2 : 1;
   std::vector<uint8_t> buf(M * Kp * es);
-  const int8_t* xd = static_cast<const int8_t*>(xq.data);
 #pragma omp parallel for schedule(static) if (M * K > (1 << 18))
   for (int64_t m = 0; m < M; ++m) {
     const int8_t* __restrict xr = xd + m * xq.rs;
@@ -120,11 +138,53 @@ void w8a8_block(const uint8_t* xb, int64_t Kp, int64_t K4, const int8_t* W, cons
   }
 }
 
+// amx: rows [m0, m1) (m0 a multiple of 32) x panels [p0, p1), 32 x 32 C blocks (2 x 2 tiles; 1 row
+// tile or 1 panel at the edges). x (prepare_x8's tiles) is padded to whole 16-row tiles, so a
+// partial tile computes on zero rows that the sink never sees. The panel pair (2 K * 16 bytes) stays in L2 for every row tile of the block.
+template <typename Sink>
+void w8a8_amx_block(const uint8_t* xb, int64_t Kp, int64_t K4, const int8_t* W, int64_t N, int64_t m0, int64_t m1,
+                    int64_t p0, int64_t p1, const Sink& sink) {
+  alignas(64) int32_t c[32 * 32];
+  const int8_t* x = reinterpret_cast<const int8_t*>(xb);
+  for (int64_t p = p0; p < p1; p += 2) {
+    const int nb = static_cast<int>(std::min<int64_t>(2, p1 - p));
+    const int64_t n0 = p * kPackNR, nv = std::min<int64_t>(nb * kPackNR, N - n0);
+    for (int64_t m = m0; m < m1; m += 32) {
+      const int64_t rows = std::min<int64_t>(32, m1 - m);
+      w8a8_amx(x + m * Kp, rows > 16 ? 2 : 1, W + p * K4 * 64, nb, K4, c);
+      for (int64_t i = 0; i < rows; ++i) sink(m + i, n0, nv, c + i * 32);
+    }
+  }
+}
+
+// amx blocks: 4 panels (64 columns) x 256 rows, the row chunk outer, so each thread keeps its
+// chunk of x (256 K bytes) in L2 while it streams panel groups; W is read ceil(M / 256) times (from
+// L3 once it fits there).
+constexpr int64_t kAmxGroup = 4;
+constexpr int64_t kAmxChunkRows = 256;
+
 template <typename Sink>
 void w8a8_driver(const Mat& xq, int64_t N, const uint8_t* packed, Int8Path path, const Sink& sink) {
+  // path: by value, amx falls back to avx512 for few rows
   const int64_t M = xq.rows, K = xq.cols, K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
   const int32_t* colsum = reinterpret_cast<const int32_t*>(packed + Np * K4 * 64);
+  if (path == Int8Path::amx && M < kAmxMinRows) path = Int8Path::avx512;
+  if (path == Int8Path::amx) {
+    const std::vector<uint8_t> xb = prepare_x8(xq, Kp, path);
+    const int64_t ng = (Np + kAmxGroup - 1) / kAmxGroup, nm = (M + kAmxChunkRows - 1) / kAmxChunkRows;
+#pragma omp parallel if (M * N * K >= kParallelWork)
+    {
+      amx_thread_begin();  // the tile configuration is per thread
+#pragma omp for collapse(2) schedule(dynamic)
+      for (int64_t t = 0; t < nm; ++t)
+        for (int64_t g = 0; g < ng; ++g)
+          w8a8_amx_block(xb.data(), Kp, K4, W, N, t * kAmxChunkRows, std::min(M, (t + 1) * kAmxChunkRows),
+                         g * kAmxGroup, std::min(Np, (g + 1) * kAmxGroup), sink);
+      amx_thread_end();
+    }
+    return;
+  }
   const std::vector<uint8_t> xb = prepare_x8(xq, Kp, path);
   const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + kTileRows - 1) / kTileRows;
 #pragma omp parallel for collapse(2) schedule(dynamic) if (M * N * K >= kParallelWork)
@@ -168,7 +228,9 @@ void int8_gemm(const Mat& xq, const Mat& wq, const uint8_t* packed, int64_t pack
   const uint8_t* p = int8_packed_or_pack(wq, packed, packed_bytes, tmp);
   const Int8Path path = int8_path();
   int8_by_out(y.dtype, [&](auto o) {
-    w8a8_driver(xq, wq.rows, p, path, Int8Store<decltype(o)>{row_scale, col_scale, bias, act, y, path});
+    // the epilogue of amx is the avx512 one (every AMX CPU has AVX-512)
+    const Int8Path epi = path == Int8Path::amx ? Int8Path::avx512 : path;
+    w8a8_driver(xq, wq.rows, p, path, Int8Store<decltype(o)>{row_scale, col_scale, bias, act, y, epi});
   });
 }
 

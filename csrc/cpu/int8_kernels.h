@@ -18,6 +18,22 @@ constexpr int kW8A8MaxRows = 8;
 void w8a8_avx512(const uint8_t* x, int64_t ld, int mr, const int8_t* panel, int np, int64_t K4, int32_t* c);
 void w8a8_avx2(const int16_t* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, int32_t* c);
 void w8a8_portable(const int8_t* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, int32_t* c);
+// amx (int8_amx.cpp): x the A tiles of 16 mb rows: [mb][K4 / 16][16][64] int8 (zero padded; the
+// layout int8_gemm.cpp's prepare_x8 writes, a row tile every K4 * 64 bytes), nb consecutive panels (mb, nb in 1..2) -> c [32][32] int32 (row stride 32; only the 16 mb x 16 nb
+// corner written). Call amx_thread_begin() in a thread before its first w8a8_amx (it loads the tile
+// configuration, which is per thread) and amx_thread_end() after its last.
+void w8a8_amx(const int8_t* x, int mb, const int8_t* panel, int nb, int64_t K4, int32_t* c);
+void amx_thread_begin();
+void amx_thread_end();
+// weight-only on amx (AMX-BF16, needs amx_support().bf16; numerics in int8_amx.cpp): x [rows, ld]
+// fp32 zero padded to Kp (a multiple of 64) -> out, the bf16 hi / mid / lo A tiles
+// [ceil(rows / 16)][Kp / 32][3][16][32] (rows past `rows` of the last tile left as they are: the
+// caller zeroes them); a panel [K4][16][4] int8 -> out [K4 / 8][16][32] bf16 B tiles; then
+// c [32][32] fp32 (row stride 32) = x (16 mb rows) @ (nb consecutive converted panels, each K4 * 32
+// elements)^T over KB = K4 / 8 blocks of 32 k.
+void amx_split_bf16x3(const float* x, int64_t ld, int64_t rows, int64_t Kp, uint16_t* out);
+void amx_panel_bf16(const int8_t* panel, int64_t K4, uint16_t* out);
+void wo_amx(const uint16_t* x, int mb, const uint16_t* b, int nb, int64_t KB, float* c);
 
 // ---- weight-only, fp32 accumulation: c [mr][16] (avx512, portable) or [mr][8] (avx2, half) ----
 // x [mr, ld] fp32 zero padded past K. B is either the int8 panel (dequantized in registers: the

@@ -10,9 +10,11 @@ float32 / float16 / bfloat16.
 
 On the CPU the weights are read in a packed layout (16-column panels, see csrc/cpu/int8_pack.h):
 ``pack_weight(w_q)`` makes it once (``Int8Linear`` keeps it in a buffer); without it each call packs.
-The CPU code path (``cpu_path()``: "avx512" = AVX512-VNNI / AVX-512 FMA, "avx2" = AVX2 int16
-vpmaddwd / FMA, "portable") is chosen from the CPU's features; ``set_cpu_path`` or the environment
-variable ``KERNELFLOW_INT8_PATH`` forces one. Every path gives the exact integer sums.
+The CPU code path (``cpu_path()``: "amx" = AMX-INT8 tiles for W8A8 calls of 8 rows or more (fewer:
+the VNNI kernels) and AVX-512 FMA for weight-only, "avx512" = AVX512-VNNI / AVX-512 FMA, "avx2" =
+AVX2 int16 vpmaddwd / FMA, "portable") is chosen from the CPU's features (amx also needs the OS's
+tile permission); ``set_cpu_path`` or the environment variable ``KERNELFLOW_INT8_PATH`` forces one.
+Every path gives the exact integer sums.
 
 Gradients: ``int8_gemm`` is differentiable in its float arguments (row_scale, col_scale, bias),
 ``weight_only_gemm`` in x, w_scale and bias, and ``int8_linear`` (quantize + GEMM in one op, what
@@ -81,7 +83,7 @@ def _packed_args(w_packed):
 
 
 def cpu_path() -> str:
-    """The code path of the CPU int8 GEMMs on this machine: "avx512", "avx2" or "portable"."""
+    """The code path of the CPU int8 GEMMs on this machine: "amx", "avx512", "avx2" or "portable"."""
     return require_ext().int8_cpu_path()
 
 
@@ -91,7 +93,7 @@ def cpu_paths() -> list[str]:
 
 
 def set_cpu_path(path: str) -> None:
-    """Force the CPU int8 path ("portable", "avx2", "avx512") for the process, or "auto"."""
+    """Force the CPU int8 path ("portable", "avx2", "avx512", "amx") for the process, or "auto"."""
     if not isinstance(path, str):
         raise TypeError(f"path must be a string, got {type(path).__name__}")
     require_ext().set_int8_cpu_path(path)
@@ -280,7 +282,8 @@ def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype
 
 @_int8_linear_op.kernel("cpu")
 def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype):
-    # the CPU GEMMs read the weights packed once (Int8Linear's buffer) when w_packed is given
+    # the CPU GEMMs read the weights packed once (Int8Linear's buffer) when w_packed is given; w8a8
+    # quantizes x inside the same binding call (no separate quantize op round trip)
     out = torch.empty((x.shape[0], w_q.shape[0]), dtype=out_dtype)
     b = None if bias is None else bias.float().contiguous()
     ws = w_scale.float().contiguous()
@@ -288,9 +291,9 @@ def _(k, x, w_q, w_scale, bias, act_scale, w_packed, weight_only, act, out_dtype
         k.C.weight_only_gemm_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed), ws.data_ptr(), _ptr(b), act,
                                  mat(out))
         return out
-    q, s = _quantized_x(k, x, act_scale)
-    k.C.int8_gemm_cpu(mat(q), mat(w_q.contiguous()), *_packed_args(w_packed), s.data_ptr(), ws.data_ptr(), _ptr(b),
-                      act, mat(out))
+    a = None if act_scale is None else act_scale.float().reshape(1).contiguous()
+    k.C.int8_linear_cpu(mat(x), mat(w_q.contiguous()), *_packed_args(w_packed), ws.data_ptr(), _ptr(b), _ptr(a), act,
+                        mat(out))
     return out
 
 
