@@ -15,11 +15,12 @@ namespace {
 namespace py = pybind11;
 
 void bind(py::module_& m) {
-  m.def("numeric_transform_cpu", [](const py::tuple& x, uintptr_t params, const py::tuple& out) {
+  m.def("numeric_transform_cpu", [](const py::tuple& x, uintptr_t params, const py::tuple& out, bool fresh) {
     const kf::Mat xm = kf::to_mat(x, "x"), om = kf::to_mat(out, "out");
     py::gil_scoped_release nogil;
-    kf::cpu::numeric_transform(xm, kf::to_ptr<const double>(params), om);
-  }, py::arg("x"), py::arg("params"), py::arg("out"));
+    kf::cpu::numeric_transform(xm, kf::to_ptr<const double>(params), om, fresh);
+  }, py::arg("x"), py::arg("params"), py::arg("out"), py::arg("fresh") = false,
+     "fresh: out was just allocated and not yet written (huge pages, one 2 MB page per unit of work)");
   m.def("transform_cpu_path", []() { return std::string(kf::cpu::transform_cpu_path()); },
         "the code path numeric_transform_cpu takes now: 'avx512', 'avx2' or 'portable'");
   // shared by the transform, table and one-hot CPU kernels (common/stream_store.h)

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -57,6 +58,8 @@ struct Plan {
   bool nt = false;       // streaming stores
   std::vector<double> q;
   int64_t chunk = 1;     // elements (flat) or rows per unit of work
+  int64_t skew = 0;      // flat: unit u covers [u chunk - skew, (u + 1) chunk - skew), so a fresh
+                         // output's units are its 2 MB pages (see numeric_transform)
   mutable std::atomic<int64_t> next{0};  // the next unit: threads take units as they go, so a
                                          // thread the OS preempts does not hold the others up
 };
@@ -146,8 +149,9 @@ KF_INLINE void work(const TransformArgs& a, const Plan& pl, int tid, int nth) {
   if (pl.flat) {
     // one stream of rows * cols elements in units of pl.chunk (a multiple of the block)
     const int64_t n = rows * cols, xs = x.cs;
-    for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk < n;) {
-      const int64_t e0 = u * pl.chunk, e1 = std::min(n, e0 + pl.chunk), b0 = e0 / kBlock;
+    for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk - pl.skew < n;) {
+      const int64_t e0 = std::max<int64_t>(0, u * pl.chunk - pl.skew), e1 = std::min(n, (u + 1) * pl.chunk - pl.skew);
+      const int64_t b0 = e0 / kBlock;
       if (xs == 1) span<T, K, true, NT, Ordered>(xd + e0, 1, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
       else span<T, K, false, NT, Ordered>(xd + e0 * xs, xs, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
     }
@@ -193,7 +197,7 @@ KF_TRANSFORM_ENTRY(run_portable, )
 
 }  // namespace
 
-void numeric_transform(const Mat& x_, const double* params, const Mat& out_) {
+void numeric_transform(const Mat& x_, const double* params, const Mat& out_, bool fresh) {
   const TransformArgs a = make_transform_args(x_, params, out_);
   if (a.x.rows == 0 || a.x.cols == 0) return;
   const int64_t rows = a.x.rows, cols = a.x.cols, ob = dtype_bytes(a.out.dtype);
@@ -207,15 +211,31 @@ void numeric_transform(const Mat& x_, const double* params, const Mat& out_) {
   // streaming stores write whole 16-byte vectors: every block must start 16-byte aligned
   const uintptr_t base = reinterpret_cast<uintptr_t>(a.out.data);
   const bool aligned = base % 16 == 0 && (pl.flat || rows == 1 || (a.out.rs * ob) % 16 == 0);
-  pl.nt = aligned && use_nt_stores(rows * cols * ob);
+  const int64_t out_bytes = ((rows - 1) * a.out.rs + cols) * ob;
+  pl.nt = aligned && use_nt_stores(rows * cols * ob) && !(fresh && fresh_plain_stores());
   constexpr int64_t kUnit = int64_t(1) << 15;  // elements per unit of work (128 KB of float32 in + out)
   pl.chunk = pl.flat ? kUnit : std::max<int64_t>(1, kUnit / cols);
+  if (fresh && out_bytes >= 2 * kHugePage) {
+    // A fresh output faults on its first write. Ask for huge pages, and make each unit of work one
+    // whole 2 MB page of the output, so the threads fault different pages in parallel (units
+    // smaller than a page would put both threads in the same page, one waiting on the other's
+    // fault, and the zero-fill would run on one core).
+    advise_fresh(a.out.data, out_bytes);
+    if (pl.flat) {
+      pl.chunk = kHugePage / ob;
+      pl.skew = (static_cast<int64_t>(base % kHugePage) / ob) / kBlock * kBlock;
+    } else {
+      pl.chunk = std::max<int64_t>(1, kHugePage / (a.out.rs * ob));
+    }
+  }
   pl.q.resize(static_cast<size_t>(pl.nb * kQ));
   for (int64_t b = 0; b < pl.nb; ++b)
     for (int k = 0; k < kTransformParams; ++k)
       for (int i = 0; i < kBlock; ++i) pl.q[(b * kTransformParams + k) * kBlock + i] = a.params[k * cols + (b * kBlock + i) % cols];
   KF_ISA_DISPATCH(run, a, pl);
 }
+
+bool fresh_plain_stores() { static const bool v = std::getenv("KF_FRESH_NT") == nullptr; return v; }
 
 const char* transform_cpu_path() { return isa_name(isa()); }
 

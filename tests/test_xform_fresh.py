@@ -1,0 +1,76 @@
+"""The fresh-output path of the CPU transform (``numeric_transform`` without ``out``, and
+``_C.numeric_transform_cpu(..., fresh=True)``): huge-page advice and one unit of work per 2 MB page
+of the output, with the first unit cut at the first page boundary. Outputs past 4 MB take that
+path; these check every unit layout (flat stream with an aligned, a 64-byte-skewed and a
+misaligned base; row by row when the column period is too long for the flat table) on every ISA
+level and store kind against the float64 reference, bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernelflow._array import mat
+from kernelflow._ext import require_ext
+from kernelflow.ops import numeric_transform, numeric_transform_reference
+
+from test_xform_paths import LEVELS, assert_same, hostile_matrix, hostile_params
+
+C = require_ext()
+
+
+@pytest.fixture(params=[(lv, nt) for lv in LEVELS for nt in ("plain", "stream")], ids=lambda p: f"{p[0]}-{p[1]}")
+def cpu_path(request):
+    level, stores = request.param
+    C.set_cpu_isa(level)
+    C.set_xform_nt_threshold(0 if stores == "stream" else 1 << 62)
+    try:
+        yield level
+    finally:
+        C.set_cpu_isa("auto")
+        C.set_xform_nt_threshold(-1)
+
+
+def _fresh(x, p, dtype, offset_elems):
+    """out = a view of a new buffer starting offset_elems in, written with fresh=True."""
+    buf = torch.full((x.numel() + offset_elems,), float("nan"), dtype=dtype)
+    out = buf[offset_elems:].view(x.shape)
+    C.numeric_transform_cpu(mat(x), p.contiguous().data_ptr(), mat(out), fresh=True)
+    return out
+
+
+# 5 MB of float32 output (2 whole huge pages at most + the cut ends); cols 1367 (prime): the column
+# period is past the flat table, so the units are rows
+@pytest.mark.parametrize("rows,cols", [(40_000, 32), (40_000, 33), (1_000, 1367)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_fresh_op_matches_reference(cpu_path, rows, cols, dtype):
+    x = hostile_matrix(rows, cols, torch.float32, seed=rows + cols)
+    p = hostile_params(cols, seed=cols)
+    got = numeric_transform(x, p, dtype, backend="cpu")
+    assert got.dtype == dtype and got.shape == x.shape and got.is_contiguous()
+    assert_same(got, numeric_transform_reference(x, p, dtype))
+
+
+@pytest.mark.parametrize("offset", [0, 16, 3])  # page-skewed by 64 bytes; misaligned (no streaming)
+@pytest.mark.parametrize("cols", [32, 7])
+def test_fresh_units_cover_every_element(cpu_path, offset, cols):
+    rows = (3 * (2 << 20)) // (4 * cols) + 5  # three huge pages of float32 and a bit
+    x = hostile_matrix(rows, cols, torch.float32, seed=offset)
+    p = hostile_params(cols, seed=1)
+    got = _fresh(x, p, torch.float32, offset)
+    assert_same(got, numeric_transform_reference(x, p, torch.float32))
+
+
+def test_fresh_small_and_empty():
+    p = hostile_params(5, seed=2)
+    for rows in (0, 1, 3):
+        x = hostile_matrix(rows, 5, torch.float64, seed=rows)
+        assert_same(numeric_transform(x, p, torch.float64, backend="cpu"), numeric_transform_reference(x, p, torch.float64))
+    x = hostile_matrix(4, 5, torch.float32)
+    assert_same(_fresh(x, p, torch.float32, 1), numeric_transform_reference(x, p, torch.float32))
+
+
+def test_fresh_strided_input():
+    x = hostile_matrix(60_000, 48, torch.float64, seed=5)[:, ::2]  # [60000, 24], column stride 2
+    p = hostile_params(24, seed=5)
+    assert_same(numeric_transform(x, p, torch.float32, backend="cpu"), numeric_transform_reference(x, p, torch.float32))
