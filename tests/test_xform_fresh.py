@@ -19,13 +19,14 @@ from test_xform_paths import LEVELS, assert_same, hostile_matrix, hostile_params
 C = require_ext()
 
 
-@pytest.fixture(params=[(lv, nt) for lv in LEVELS for nt in ("plain", "stream")], ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(params=LEVELS)
 def cpu_path(request):
-    level, stores = request.param
-    C.set_cpu_isa(level)
-    C.set_xform_nt_threshold(0 if stores == "stream" else 1 << 62)
+    """One ISA level; the streaming-store threshold at 0, which a fresh output must ignore (it
+    always takes plain stores) without changing a bit."""
+    C.set_cpu_isa(request.param)
+    C.set_xform_nt_threshold(0)
     try:
-        yield level
+        yield request.param
     finally:
         C.set_cpu_isa("auto")
         C.set_xform_nt_threshold(-1)
@@ -59,6 +60,27 @@ def test_fresh_units_cover_every_element(cpu_path, offset, cols):
     p = hostile_params(cols, seed=1)
     got = _fresh(x, p, torch.float32, offset)
     assert_same(got, numeric_transform_reference(x, p, torch.float32))
+
+
+@pytest.mark.parametrize("bounds", ["none", "nan", "one"])
+@pytest.mark.parametrize("fresh", [True, False])
+def test_clip_free_path(cpu_path, bounds, fresh):
+    """Bounds that clip nothing (+-inf, or NaN: compares false) take the path without the clip;
+    one finite bound in one column takes the clipping path; both equal the reference."""
+    rows, cols = 50_000, 24
+    x = hostile_matrix(rows, cols, torch.float32, seed=7)
+    p = hostile_params(cols, seed=7)
+    p[1], p[2] = -float("inf"), float("inf")
+    if bounds == "nan":
+        p[1, ::3], p[2, 1::3] = float("nan"), float("nan")
+    elif bounds == "one":
+        p[2, 5] = 0.5
+    ref = numeric_transform_reference(x, p, torch.float32)
+    got = numeric_transform(x, p, torch.float32, backend="cpu") if fresh else \
+        numeric_transform(x, p, torch.float32, backend="cpu", out=torch.empty(rows, cols))
+    assert_same(got, ref)
+    if bounds == "one":
+        assert float(got[:, 5].nan_to_num(nan=0.0).max()) <= (0.5 - float(p[3, 5])) * float(p[4, 5]) + float(p[5, 5]) + 1e-3
 
 
 def test_fresh_small_and_empty():

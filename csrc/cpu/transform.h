@@ -13,7 +13,6 @@ namespace kf::cpu {
 // strides (checked by the caller).
 // fresh: out was just allocated (its pages not yet touched): see numeric_transform in transform.cpp.
 void numeric_transform(const Mat& x, const double* params /* [6, cols] */, const Mat& out, bool fresh = false);
-bool fresh_plain_stores();
 
 // The code path numeric_transform takes now: the run-time ISA level ("avx512", "avx2", "portable").
 const char* transform_cpu_path();
