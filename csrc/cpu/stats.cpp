@@ -88,7 +88,7 @@ struct VScalar {
   static R set1(double a) { return a; }
   static void store(double* p, R a) { *p = a; }
   static Cnt zero_count() { return 0.0; }
-  static void store_count(double* p, Cnt a) { *p = a; }
+  static void store_counts(double* n, double* na, Cnt cn, Cnt cna) { *n = cn; *na = cna; }
   static bool finite(double v) { return (v - v) == 0.0; }  // false for NaN and +-inf
   template <int P>
   static void step(R v, R c, Acc<VScalar>& a) {
@@ -125,7 +125,10 @@ struct V512 {
   KF_TARGET_AVX512 static R set1(double a) { return _mm512_set1_pd(a); }
   KF_TARGET_AVX512 static void store(double* p, R a) { _mm512_storeu_pd(p, a); }
   KF_TARGET_AVX512 static Cnt zero_count() { return _mm512_setzero_pd(); }
-  KF_TARGET_AVX512 static void store_count(double* p, Cnt a) { _mm512_storeu_pd(p, a); }
+  KF_TARGET_AVX512 static void store_counts(double* n, double* na, Cnt cn, Cnt cna) {
+    _mm512_storeu_pd(n, cn);
+    _mm512_storeu_pd(na, cna);
+  }
   // fpclass 0x99 = QNaN | +inf | -inf | SNaN
   KF_TARGET_AVX512 static __mmask8 finite(R v) { return static_cast<__mmask8>(~_mm512_fpclass_pd_mask(v, 0x99)); }
   template <int P>
@@ -158,17 +161,23 @@ struct V512 {
 // used through and / integer subtract, and the NaN rule of min / max does the skipping.
 struct V256 {
   using R = __m256d;
-  using Cnt = __m256i;  // int64 lanes: count -= mask (all ones = -1)
+  // int64 lanes: count -= mask (all ones = -1). kAcc keeps both counts in n: the NaN count in the
+  // high 32 bits (a block has at most 8192 rows), so its 5 x K accumulators fit the 16 ymm registers
+  // with the temporaries (two more would spill lo / hi, a store-forwarding round trip per row)
+  using Cnt = __m256i;
   static constexpr int N = 4, K = 2;
   KF_TARGET_AVX2 static R load(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
   KF_TARGET_AVX2 static R load(const double* p) { return _mm256_loadu_pd(p); }
   KF_TARGET_AVX2 static R set1(double a) { return _mm256_set1_pd(a); }
   KF_TARGET_AVX2 static void store(double* p, R a) { _mm256_storeu_pd(p, a); }
   KF_TARGET_AVX2 static Cnt zero_count() { return _mm256_setzero_si256(); }
-  KF_TARGET_AVX2 static void store_count(double* p, Cnt a) {
-    alignas(32) int64_t c[N];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(c), a);
-    for (int i = 0; i < N; ++i) p[i] = static_cast<double>(c[i]);
+  KF_TARGET_AVX2 static void store_counts(double* n, double* na, Cnt cn, Cnt) {
+    alignas(32) uint64_t c[N];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(c), cn);
+    for (int i = 0; i < N; ++i) {
+      n[i] = static_cast<double>(c[i] & 0xffffffffu);
+      na[i] = static_cast<double>(c[i] >> 32);
+    }
   }
   KF_TARGET_AVX2 static Cnt count(Cnt n, R mask) { return _mm256_sub_epi64(n, _mm256_castpd_si256(mask)); }
   template <int P>
@@ -188,7 +197,7 @@ struct V256 {
       a.n = count(a.n, f);
       a.s1 = _mm256_add_pd(a.s1, d);
       a.s2 = _mm256_fmadd_pd(d, d, a.s2);
-      if constexpr (P == kAcc) a.na = count(a.na, _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+      if constexpr (P == kAcc) a.n = _mm256_sub_epi64(a.n, _mm256_slli_epi64(_mm256_castpd_si256(_mm256_cmp_pd(v, v, _CMP_UNORD_Q)), 32));
       a.lo = _mm256_min_pd(w, a.lo);  // the second operand where w is NaN: skipped
       a.hi = _mm256_max_pd(w, a.hi);
     }
@@ -244,7 +253,7 @@ template <class V, int K>
 inline void acc_store(const Acc<V> (&a)[K], double (*b)[K * V::N]) {
   constexpr int N = V::N;
   for (int k = 0; k < K; ++k) {
-    V::store_count(b[kN] + k * N, a[k].n); V::store_count(b[kNa] + k * N, a[k].na);
+    V::store_counts(b[kN] + k * N, b[kNa] + k * N, a[k].n, a[k].na);
     V::store(b[kS1] + k * N, a[k].s1); V::store(b[kS2] + k * N, a[k].s2);
     V::store(b[kLo] + k * N, a[k].lo); V::store(b[kHi] + k * N, a[k].hi);
   }
