@@ -14,7 +14,9 @@ from kernelflow._array import mat
 from kernelflow._ext import require_ext
 from kernelflow.ops import numeric_transform, numeric_transform_reference
 
-from test_xform_paths import LEVELS, assert_same, hostile_matrix, hostile_params
+from kernelflow.ops import table_transform, table_transform_reference
+
+from test_xform_paths import LEVELS, assert_rel, assert_same, hostile_matrix, hostile_params, make_table
 
 C = require_ext()
 
@@ -96,3 +98,20 @@ def test_fresh_strided_input():
     x = hostile_matrix(60_000, 48, torch.float64, seed=5)[:, ::2]  # [60000, 24], column stride 2
     p = hostile_params(24, seed=5)
     assert_same(numeric_transform(x, p, torch.float32, backend="cpu"), numeric_transform_reference(x, p, torch.float32))
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_table_large_output_in_page_runs(fresh):
+    """Outputs past 64 MB are handed out in runs of tiles of about 2 MB (and a fresh one gets
+    huge-page advice): every row written, as the reference (checked on the ragged last run and a
+    sample of the rest: rows are independent)."""
+    spec = make_table(9, seed=3)
+    N = (64 << 20) // (4 * spec.W) + 777
+    x = hostile_matrix(N, 9, torch.float32, seed=4)
+    x[:, 5:] = x[:, 5:].abs()
+    codes = torch.randint(-2, 6, (N, 3), generator=torch.Generator().manual_seed(4), dtype=torch.int32)
+    out = None if fresh else torch.full((N, spec.W), 12345.0)
+    got = table_transform(x, codes, spec, out=out, backend="cpu")
+    assert not (got == 12345.0).any()
+    rows = torch.cat([torch.randint(0, N, (4000,), generator=torch.Generator().manual_seed(5)), torch.arange(N - 3000, N)])
+    assert_rel(got[rows], table_transform_reference(x[rows], codes[rows], spec, torch.float64).float(), 2 ** -23)
