@@ -8,7 +8,8 @@ clip, scale in float64 per element) at each ISA level (``_C.set_cpu_isa``), agai
 bandwidth of the same arrays (``np.copyto``; bytes read + written) and a numba ``prange`` kernel
 doing the same float64 formula into the same ``out``. Part 2, the preprocess workload of
 ``kernelflow bench`` (SimpleImputer(mean) -> StandardScaler at 1M x 32, fresh outputs): fit
-(``column_stats``), transform and fit_transform of the fused path against numba-parallel.
+(``column_stats``), transform and fit_transform of the fused path against numba-parallel, and
+the fresh-output path as it was before huge pages and page-sized units (torch.empty + ``out=``).
 Every kernelflow result is checked against the float64 reference (exact for float32 output).
 """
 
@@ -194,10 +195,19 @@ def main(argv=None) -> int:
         "transform numba-parallel": lambda: nb_transform(x2, *nb_state),
         "fit_transform kernelflow": lambda: ops.numeric_transform(t2, kf_fit(), "float32", backend="cpu"),
         "fit_transform numba-parallel": lambda: nb_transform(x2, *nb_fit()),
+        # the fresh-output path as it was: torch.empty (4 KB pages) written through the reused-out
+        # kernel (units of 128 KB, so both threads fault the same pages)
+        "transform kernelflow (before: torch.empty + out=)": lambda: ops.numeric_transform(
+            t2, kf_state, backend="cpu", out=torch.empty((R2, C))),
+        "fit_transform kernelflow (before: torch.empty + out=)": lambda: ops.numeric_transform(
+            t2, kf_fit(), backend="cpu", out=torch.empty((R2, C))),
     }
     ms2, ms2_min = interleave(impls2, args.repeat)
     for k, v in ms2.items():
         results["preprocess"][k] = {"ms": round(v, 2), "min_ms": round(ms2_min[k], 2)}
+    for op in ("transform", "fit_transform"):
+        b = f"{op} kernelflow (before: torch.empty + out=)"
+        results["preprocess"][f"{op} speedup vs before"] = round(ms2[b] / ms2[f"{op} kernelflow"], 2)
     for op in ("fit", "transform", "fit_transform"):
         results["preprocess"][f"{op} speedup vs numba"] = round(ms2[f"{op} numba-parallel"] / ms2[f"{op} kernelflow"], 2)
         results["preprocess"][f"{op} speedup vs numba (min)"] = round(

@@ -44,6 +44,7 @@ struct Plan {
   int64_t lead = 0;
   std::vector<double> q;  // [6, lead]: fill, lo, hi, shift, inv_scale, offset
   int64_t tile_rows = 1;
+  int64_t unit_tiles = 1;  // tiles per unit of work (see table_transform)
   bool ordered = true;  // no leading column has lo > hi: the clip is max / min (impute_clip_ordered)
   bool nt = false;
   mutable std::atomic<int64_t> next{0};  // the next tile: threads take tiles as they go, so a
@@ -118,8 +119,10 @@ KF_INLINE void work(const Mat& x, const Mat& codes, const Plan& pl, const Mat& o
   std::vector<O> buf(static_cast<size_t>(th * W) + 64 / sizeof(O));
   O* tile = reinterpret_cast<O*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   O* od = static_cast<O*>(out.data);
-  for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * th < N;) {
-    const int64_t r = u * th, n = std::min(th, N - r);
+  const int64_t ut = pl.unit_tiles;
+  for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * ut * th < N;)
+  for (int64_t t = u * ut; t < (u + 1) * ut && t * th < N; ++t) {
+    const int64_t r = t * th, n = std::min(th, N - r);
     std::memset(tile, 0, static_cast<size_t>(n * W) * sizeof(O));  // all-zero bits are +0.0 in every output dtype
     if (pl.ordered) assemble<T, K, true>(x, codes, pl, r, n, tile);
     else assemble<T, K, false>(x, codes, pl, r, n, tile);
@@ -174,6 +177,12 @@ void table_transform(const Mat& xnum, const Mat& codes, const TableSpec& s, cons
   const int64_t row_bytes = s.W * dtype_bytes(out.dtype);
   pl.tile_rows = std::max<int64_t>(1, (int64_t(16) << 10) / row_bytes);  // ~16 KB tiles: in L1/L2 while assembled
   pl.nt = use_nt_stores(out.rows * row_bytes);
+  // A large output is handed out in runs of tiles of about one 2 MB page, so that on a fresh
+  // output (huge pages: ops/table.py advises them) the two threads fault different pages in
+  // parallel instead of one waiting on the other's fault of a shared page; 32 runs at least, so
+  // a preempted thread still leaves the rest to the others.
+  const int64_t tile_bytes = pl.tile_rows * row_bytes;
+  if (out.rows * row_bytes >= 32 * kHugePage) pl.unit_tiles = std::max<int64_t>(1, kHugePage / tile_bytes);
   KF_ISA_DISPATCH(run, xnum, codes, pl, out);
 }
 

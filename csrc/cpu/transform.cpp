@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -53,10 +54,14 @@ struct Plan {
   const double* p = nullptr;  // [6, cols] float64: the scalar elements (row tails)
   int64_t cols = 0, nb = 0;
   bool flat = false;     // one stream (nb = the period) or row by row (nb = cols / 16)
-  bool ordered = true;   // no column has lo > hi: the clip is max / min (impute_clip_ordered)
+  int clip = 0;          // 0: no column clips (every lo is -inf or NaN, every hi +inf or NaN: the
+                         // clip is the identity and is skipped); 1: no column has lo > hi (max /
+                         // min, impute_clip_ordered); 2: the general impute_clip
   bool nt = false;       // streaming stores
   std::vector<double> q;
   int64_t chunk = 1;     // elements (flat) or rows per unit of work
+  int64_t skew = 0;      // flat: unit u covers [u chunk - skew, (u + 1) chunk - skew), so a fresh
+                         // output's units are its 2 MB pages (see numeric_transform)
   mutable std::atomic<int64_t> next{0};  // the next unit: threads take units as they go, so a
                                          // thread the OS preempts does not hold the others up
 };
@@ -66,9 +71,11 @@ constexpr int64_t kMaxPeriodBlocks = 1365;         // a period table up to ~1 MB
 
 int64_t gcd64(int64_t a, int64_t b) { while (b) { const int64_t t = a % b; a = b; b = t; } return a; }
 
-template <bool Ordered>
+template <int Clip>
 KF_INLINE double formula(double x, double f, double lo, double hi, double sh, double inv, double off) {
-  const double v = Ordered ? impute_clip_ordered<double>(x, f, lo, hi) : impute_clip<double>(x, f, lo, hi);
+  const double v = Clip == 0   ? (is_nan(x) ? f : x)
+                   : Clip == 1 ? impute_clip_ordered<double>(x, f, lo, hi)
+                               : impute_clip<double>(x, f, lo, hi);
   return scale_shift<double>(v, sh, 0.0, inv, off);  // float64: shift_lo is 0
 }
 
@@ -81,15 +88,15 @@ KF_INLINE typename OutT<K>::type to_out(double y) {
 }
 
 // One output element of column c (the scalar form of the block loop).
-template <typename T, int K, bool Ordered>
+template <typename T, int K, int Clip>
 KF_INLINE typename OutT<K>::type element(T x, const double* __restrict p, int64_t cols, int64_t c) {
-  return to_out<K>(formula<Ordered>(static_cast<double>(x), p[kFill * cols + c], p[kLo * cols + c], p[kHi * cols + c],
+  return to_out<K>(formula<Clip>(static_cast<double>(x), p[kFill * cols + c], p[kLo * cols + c], p[kHi * cols + c],
                                     p[kShift * cols + c], p[kInvScale * cols + c], p[kOffset * cols + c]));
 }
 
 // 16 elements x[i * xs] with the block parameters q [6, 16] -> o[0..16) (NT: streaming stores,
 // o 16-byte aligned).
-template <typename T, int K, bool Contig, bool NT, bool Ordered>
+template <typename T, int K, bool Contig, bool NT, int Clip>
 KF_INLINE void block(const T* __restrict x, int64_t xs, const double* __restrict q, typename OutT<K>::type* __restrict o) {
   using O = typename OutT<K>::type;
   constexpr bool direct = !NT && K != 2;  // store straight from the vector registers
@@ -99,20 +106,20 @@ KF_INLINE void block(const T* __restrict x, int64_t xs, const double* __restrict
   if constexpr (K == 2) {
 #pragma omp simd
     for (int i = 0; i < kBlock; ++i)
-      y32[i] = static_cast<float>(formula<Ordered>(static_cast<double>(x[Contig ? i : i * xs]), q[i], q[16 + i], q[32 + i],
+      y32[i] = static_cast<float>(formula<Clip>(static_cast<double>(x[Contig ? i : i * xs]), q[i], q[16 + i], q[32 + i],
                                                    q[48 + i], q[64 + i], q[80 + i]));
     for (int i = 0; i < kBlock; ++i) y[i] = float_to_half_bits(y32[i]);
   } else {
 #pragma omp simd
     for (int i = 0; i < kBlock; ++i)
-      dst[i] = to_out<K>(formula<Ordered>(static_cast<double>(x[Contig ? i : i * xs]), q[i], q[16 + i], q[32 + i],
+      dst[i] = to_out<K>(formula<Clip>(static_cast<double>(x[Contig ? i : i * xs]), q[i], q[16 + i], q[32 + i],
                                           q[48 + i], q[64 + i], q[80 + i]));
   }
   if constexpr (!direct) store_block<sizeof(y)>(o, y, NT);
 }
 
 // n consecutive elements x[e * xs] -> o[e], starting at table block b0 and column c0.
-template <typename T, int K, bool Contig, bool NT, bool Ordered>
+template <typename T, int K, bool Contig, bool NT, int Clip>
 KF_INLINE void span(const T* __restrict x, int64_t xs, typename OutT<K>::type* __restrict o, int64_t n, int64_t b0,
                     int64_t c0, const Plan& pl) {
   const double* __restrict Q = pl.q.data();
@@ -123,19 +130,19 @@ KF_INLINE void span(const T* __restrict x, int64_t xs, typename OutT<K>::type* _
     for (; e + kBlock <= n; e += kBlock) {
       // the hardware prefetcher alone leaves a core short of misses in flight behind the compute
       if constexpr (Contig) __builtin_prefetch(x + e + kPrefetch, 0, 0);
-      block<T, K, Contig, NT, Ordered>(x + e * xs, xs, q, o + e);
+      block<T, K, Contig, NT, Clip>(x + e * xs, xs, q, o + e);
       q += kQ;
       if (q == qend) q = Q;
     }
   }
   for (int64_t c = (c0 + e) % pl.cols; e < n; ++e) {
-    o[e] = element<T, K, Ordered>(x[e * xs], pl.p, pl.cols, c);
+    o[e] = element<T, K, Clip>(x[e * xs], pl.p, pl.cols, c);
     if (++c == pl.cols) c = 0;
   }
 }
 
 // The work of one thread of the parallel region.
-template <typename T, int K, bool NT, bool Ordered>
+template <typename T, int K, bool NT, int Clip>
 KF_INLINE void work(const TransformArgs& a, const Plan& pl, int tid, int nth) {
   using O = typename OutT<K>::type;
   const Mat &x = a.x, &out = a.out;
@@ -146,25 +153,30 @@ KF_INLINE void work(const TransformArgs& a, const Plan& pl, int tid, int nth) {
   if (pl.flat) {
     // one stream of rows * cols elements in units of pl.chunk (a multiple of the block)
     const int64_t n = rows * cols, xs = x.cs;
-    for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk < n;) {
-      const int64_t e0 = u * pl.chunk, e1 = std::min(n, e0 + pl.chunk), b0 = e0 / kBlock;
-      if (xs == 1) span<T, K, true, NT, Ordered>(xd + e0, 1, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
-      else span<T, K, false, NT, Ordered>(xd + e0 * xs, xs, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
+    for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk - pl.skew < n;) {
+      const int64_t e0 = std::max<int64_t>(0, u * pl.chunk - pl.skew), e1 = std::min(n, (u + 1) * pl.chunk - pl.skew);
+      const int64_t b0 = e0 / kBlock;
+      if (xs == 1) span<T, K, true, NT, Clip>(xd + e0, 1, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
+      else span<T, K, false, NT, Clip>(xd + e0 * xs, xs, od + e0, e1 - e0, b0 % pl.nb, e0 % cols, pl);
     }
     return;
   }
   for (int64_t u; (u = pl.next.fetch_add(1, std::memory_order_relaxed)) * pl.chunk < rows;) {
     for (int64_t r = u * pl.chunk, r1 = std::min(rows, r + pl.chunk); r < r1; ++r) {
-      if (x.cs == 1) span<T, K, true, NT, Ordered>(xd + r * x.rs, 1, od + r * out.rs, cols, 0, 0, pl);
-      else span<T, K, false, NT, Ordered>(xd + r * x.rs, x.cs, od + r * out.rs, cols, 0, 0, pl);
+      if (x.cs == 1) span<T, K, true, NT, Clip>(xd + r * x.rs, 1, od + r * out.rs, cols, 0, 0, pl);
+      else span<T, K, false, NT, Clip>(xd + r * x.rs, x.cs, od + r * out.rs, cols, 0, 0, pl);
     }
   }
 }
 
 template <typename T, int K>
 KF_INLINE void work_io(const TransformArgs& a, const Plan& pl, int tid, int nth) {
-  if (pl.nt) return pl.ordered ? work<T, K, true, true>(a, pl, tid, nth) : work<T, K, true, false>(a, pl, tid, nth);
-  return pl.ordered ? work<T, K, false, true>(a, pl, tid, nth) : work<T, K, false, false>(a, pl, tid, nth);
+  if (pl.nt) {
+    if (pl.clip == 0) return work<T, K, true, 0>(a, pl, tid, nth);
+    return pl.clip == 1 ? work<T, K, true, 1>(a, pl, tid, nth) : work<T, K, true, 2>(a, pl, tid, nth);
+  }
+  if (pl.clip == 0) return work<T, K, false, 0>(a, pl, tid, nth);
+  return pl.clip == 1 ? work<T, K, false, 1>(a, pl, tid, nth) : work<T, K, false, 2>(a, pl, tid, nth);
 }
 
 KF_INLINE void work_any(const TransformArgs& a, const Plan& pl, int tid, int nth) {
@@ -193,7 +205,7 @@ KF_TRANSFORM_ENTRY(run_portable, )
 
 }  // namespace
 
-void numeric_transform(const Mat& x_, const double* params, const Mat& out_) {
+void numeric_transform(const Mat& x_, const double* params, const Mat& out_, bool fresh) {
   const TransformArgs a = make_transform_args(x_, params, out_);
   if (a.x.rows == 0 || a.x.cols == 0) return;
   const int64_t rows = a.x.rows, cols = a.x.cols, ob = dtype_bytes(a.out.dtype);
@@ -203,13 +215,35 @@ void numeric_transform(const Mat& x_, const double* params, const Mat& out_) {
   const int64_t period = cols / gcd64(cols, kBlock);
   pl.flat = (rows == 1 || (a.x.rs == cols * a.x.cs && a.out.rs == cols)) && period <= kMaxPeriodBlocks;
   pl.nb = pl.flat ? period : cols / kBlock;
-  for (int64_t j = 0; j < cols; ++j) pl.ordered = pl.ordered && !(a.params[kLo * cols + j] > a.params[kHi * cols + j]);
+  bool clips = false, ordered = true;
+  for (int64_t j = 0; j < cols; ++j) {
+    const double lo = a.params[kLo * cols + j], hi = a.params[kHi * cols + j];
+    clips = clips || lo > -INFINITY || hi < INFINITY;
+    ordered = ordered && !(lo > hi);
+  }
+  pl.clip = !clips ? 0 : ordered ? 1 : 2;
   // streaming stores write whole 16-byte vectors: every block must start 16-byte aligned
   const uintptr_t base = reinterpret_cast<uintptr_t>(a.out.data);
   const bool aligned = base % 16 == 0 && (pl.flat || rows == 1 || (a.out.rs * ob) % 16 == 0);
-  pl.nt = aligned && use_nt_stores(rows * cols * ob);
+  const int64_t out_bytes = ((rows - 1) * a.out.rs + cols) * ob;
+  // a fresh page is zero-filled by the OS on its first write, which leaves its lines in the cache:
+  // plain stores then hit them, streaming stores would evict them first (measured slower)
+  pl.nt = aligned && !fresh && use_nt_stores(rows * cols * ob);
   constexpr int64_t kUnit = int64_t(1) << 15;  // elements per unit of work (128 KB of float32 in + out)
   pl.chunk = pl.flat ? kUnit : std::max<int64_t>(1, kUnit / cols);
+  if (fresh && out_bytes >= 2 * kHugePage) {
+    // A fresh output faults on its first write. Ask for huge pages, and make each unit of work one
+    // whole 2 MB page of the output, so the threads fault different pages in parallel (units
+    // smaller than a page would put both threads in the same page, one waiting on the other's
+    // fault, and the zero-fill would run on one core).
+    advise_fresh(a.out.data, out_bytes);
+    if (pl.flat) {
+      pl.chunk = kHugePage / ob;
+      pl.skew = (static_cast<int64_t>(base % kHugePage) / ob) / kBlock * kBlock;
+    } else {
+      pl.chunk = std::max<int64_t>(1, kHugePage / (a.out.rs * ob));
+    }
+  }
   pl.q.resize(static_cast<size_t>(pl.nb * kQ));
   for (int64_t b = 0; b < pl.nb; ++b)
     for (int k = 0; k < kTransformParams; ++k)

@@ -11,7 +11,8 @@ namespace kf::cpu {
 // fill = 1e300, inv_scale = 1e-300 into inf * 0), rounded once to the output type at the store
 // (float16 / bfloat16: through float32). out must not overlap x unless it is x itself with the same
 // strides (checked by the caller).
-void numeric_transform(const Mat& x, const double* params /* [6, cols] */, const Mat& out);
+// fresh: out was just allocated (its pages not yet touched): see numeric_transform in transform.cpp.
+void numeric_transform(const Mat& x, const double* params /* [6, cols] */, const Mat& out, bool fresh = false);
 
 // The code path numeric_transform takes now: the run-time ISA level ("avx512", "avx2", "portable").
 const char* transform_cpu_path();

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from kernelflow import _ext
 from kernelflow._array import check_out, mat, out_dtype as _out_dtype, overlaps
 from kernelflow.ops._registry import kernel_op
 
@@ -325,6 +326,11 @@ def table_transform(xnum: torch.Tensor, codes: torch.Tensor, spec: TableSpec, ou
         codes = torch.where((c64 >= 0) & (c64 < 2**31 - 1), c64, -1).to(torch.int32)
     if out is None:
         out = torch.empty((xnum.shape[0], spec.W), dtype=_out_dtype(out_dtype, "out_dtype"), device=xnum.device)
+        C = _ext.ext()
+        if out.device.type == "cpu" and out.numel() and C is not None:
+            # torch's allocator does not ask for huge pages (numpy's does): a fresh output of 1.7 GB
+            # would take 400k 4 KB page faults on its first write (csrc/common/stream_store.h)
+            C.advise_fresh_output(out.data_ptr(), out.numel() * out.element_size())
     else:
         check_out(out, (xnum.shape[0], spec.W), xnum.device, (torch.float32, torch.float64, torch.float16, torch.bfloat16))
         for name, t in (("xnum", xnum), ("codes", codes)):

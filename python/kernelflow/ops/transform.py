@@ -71,10 +71,19 @@ def _(k, x, params, out):
     k.call("numeric_transform", mat(x), p.data_ptr(), mat(out))
 
 
-@_numeric_transform_op.kernel(*_backend.BACKENDS)
+@_numeric_transform_op.kernel(*(b for b in _backend.BACKENDS if b != "cpu"))
 def _(k, x, params, out_dtype):
     out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
     _numeric_transform_out_op.kernels(x, params, out, k.backend)
+    return out
+
+
+@_numeric_transform_op.kernel("cpu")
+def _(k, x, params, out_dtype):
+    # fresh=True: the kernel takes the new output's page faults itself (see csrc/cpu/transform.cpp)
+    out = torch.empty(x.shape, dtype=out_dtype)
+    p = params.to(dtype=torch.float64).contiguous()  # [6, cols] float64
+    k.C.numeric_transform_cpu(mat(x), p.data_ptr(), mat(out), fresh=True)
     return out
 
 
