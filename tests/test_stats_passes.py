@@ -12,18 +12,9 @@ import torch
 
 from kernelflow.ops import column_stats, column_stats_reference
 
-from test_stats_paths import LEVELS, check_stats
+from test_stats_paths import LEVELS, check_stats, level  # noqa: F401  (level: the per-ISA fixture)
 
 _C = __import__("kernelflow._ext", fromlist=["require_ext"]).require_ext()
-
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    _C.set_cpu_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _C.set_cpu_isa("auto")
 
 
 def patterned(rows, cols, dtype, seed):
