@@ -12,9 +12,7 @@ import torch
 
 from kernelflow.ops import column_stats, column_stats_reference
 
-from test_stats_paths import LEVELS, check_stats, level  # noqa: F401  (level: the per-ISA fixture)
-
-_C = __import__("kernelflow._ext", fromlist=["require_ext"]).require_ext()
+from test_stats_paths import check_stats, level  # noqa: F401  (level: the per-ISA fixture, used by name)
 
 
 def patterned(rows, cols, dtype, seed):
