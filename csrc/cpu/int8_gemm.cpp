@@ -169,7 +169,7 @@ void w8a8_driver(const Mat& xq, int64_t N, const uint8_t* packed, Int8Path path,
   const int64_t M = xq.rows, K = xq.cols, K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
   const int32_t* colsum = reinterpret_cast<const int32_t*>(packed + Np * K4 * 64);
-  if (path == Int8Path::amx && M < kAmxMinRows) path = Int8Path::avx512;
+  if (M < kAmxMinRows) path = int8_vector_path(path);
   if (path == Int8Path::amx) {
     const std::vector<uint8_t> xb = prepare_x8(xq, Kp, path);
     const int64_t ng = (Np + kAmxGroup - 1) / kAmxGroup, nm = (M + kAmxChunkRows - 1) / kAmxChunkRows;
@@ -228,9 +228,8 @@ void int8_gemm(const Mat& xq, const Mat& wq, const uint8_t* packed, int64_t pack
   const uint8_t* p = int8_packed_or_pack(wq, packed, packed_bytes, tmp);
   const Int8Path path = int8_path();
   int8_by_out(y.dtype, [&](auto o) {
-    // the epilogue of amx is the avx512 one (every AMX CPU has AVX-512)
-    const Int8Path epi = path == Int8Path::amx ? Int8Path::avx512 : path;
-    w8a8_driver(xq, wq.rows, p, path, Int8Store<decltype(o)>{row_scale, col_scale, bias, act, y, epi});
+    w8a8_driver(xq, wq.rows, p, path,
+                Int8Store<decltype(o)>{row_scale, col_scale, bias, act, y, int8_vector_path(path)});
   });
 }
 

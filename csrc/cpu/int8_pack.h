@@ -50,6 +50,9 @@ const uint8_t* int8_packed_or_pack(const Mat& wq, const uint8_t* packed, int64_t
 constexpr int64_t kAmxMinRows = 8;
 enum class Int8Path : int { portable = 0, avx2 = 1, avx512 = 2, amx = 3 };
 constexpr Int8Path kInt8Paths[] = {Int8Path::portable, Int8Path::avx2, Int8Path::avx512, Int8Path::amx};
+// The vector kernels a path runs outside its tiles (the epilogue, and the calls too small for
+// tiles): amx's are avx512's, since every AMX CPU has AVX-512.
+constexpr Int8Path int8_vector_path(Int8Path p) { return p == Int8Path::amx ? Int8Path::avx512 : p; }
 bool int8_path_supported(Int8Path p);
 const char* int8_path_name(Int8Path p);
 // The path in use: the forced one (set_int8_path or KERNELFLOW_INT8_PATH at load), else the best

@@ -170,11 +170,10 @@ void weight_only_gemm(const Mat& x, const Mat& wq, const uint8_t* packed, int64_
   std::vector<float> xf = x.dtype == DType::f32   ? prepare_xf<float>(x, Kp)
                           : x.dtype == DType::f16 ? prepare_xf<uint16_t>(x, Kp)
                                                   : prepare_xf<int16_t>(x, Kp);
-  Int8Path path = int8_path();
   // amx: the AMX-BF16 kernels from kWoAmxMinRows rows on (where the CPU has AMX-BF16), else the
   // avx512 FMA kernels; the epilogue is avx512's either way
-  const bool tiles = path == Int8Path::amx && amx_support().bf16 && x.rows >= kWoAmxMinRows;
-  if (path == Int8Path::amx) path = Int8Path::avx512;
+  const Int8Path chosen = int8_path(), path = int8_vector_path(chosen);
+  const bool tiles = chosen == Int8Path::amx && amx_support().bf16 && x.rows >= kWoAmxMinRows;
   int8_by_out(y.dtype, [&](auto o) {
     const Int8Store<decltype(o)> sink{nullptr, w_scale, bias, act, y, path};
     if (tiles) wo_amx_driver(xf, x.rows, x.cols, wq.rows, p, sink);

@@ -10,8 +10,9 @@ float32 / float16 / bfloat16.
 
 On the CPU the weights are read in a packed layout (16-column panels, see csrc/cpu/int8_pack.h):
 ``pack_weight(w_q)`` makes it once (``Int8Linear`` keeps it in a buffer); without it each call packs.
-The CPU code path (``cpu_path()``: "amx" = AMX-INT8 tiles for W8A8 calls of 8 rows or more (fewer:
-the VNNI kernels) and AVX-512 FMA for weight-only, "avx512" = AVX512-VNNI / AVX-512 FMA, "avx2" =
+The CPU code path (``cpu_path()``: "amx" = AMX-INT8 tiles for W8A8 calls of 8 rows or more and
+AMX-BF16 tiles over x split into three exact bf16 parts for weight-only calls of 16 rows or more
+(fewer rows: the avx512 kernels), "avx512" = AVX512-VNNI / AVX-512 FMA, "avx2" =
 AVX2 int16 vpmaddwd / FMA, "portable") is chosen from the CPU's features (amx also needs the OS's
 tile permission); ``set_cpu_path`` or the environment variable ``KERNELFLOW_INT8_PATH`` forces one.
 Every path gives the exact integer sums.
