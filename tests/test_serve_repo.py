@@ -248,9 +248,21 @@ def test_server_arguments_and_lookup(tmp_path):
     p = free_port()
     with pytest.raises(ValueError, match="must differ"):
         TritonServer(tmp_path, http_port=p, grpc_port=p)
-    srv = TritonServer(tmp_path)
-    assert len({srv.http_port, srv.grpc_port, srv.metrics_port}) == 3
+    for _ in range(50):  # ports picked one at a time used to repeat now and then
+        srv = TritonServer(tmp_path)
+        assert len({srv.http_port, srv.grpc_port, srv.metrics_port}) == 3
+    srv = TritonServer(tmp_path, grpc_port=p)
+    assert srv.grpc_port == p and len({srv.http_port, p, srv.metrics_port}) == 3
     assert srv.metrics_url.startswith("http://127.0.0.1:") and srv.stop() is None
+
+
+def test_free_ports_are_distinct_and_skip_the_excluded():
+    from kernelflow.deploy.server import free_ports
+
+    ports = free_ports(64)
+    assert len(set(ports)) == 64 and all(0 < q < 65536 for q in ports)
+    assert not set(free_ports(16, exclude=set(ports[:8]))) & set(ports[:8])
+    assert free_ports(0) == []
 
 
 def test_client_wire_conversions():

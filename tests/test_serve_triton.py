@@ -372,11 +372,11 @@ def test_cli_serve_bundle_until_sigterm(tmp_path):
     import sys
 
     server_or_skip()
-    from kernelflow.deploy.server import free_port
+    from kernelflow.deploy.server import free_ports
     from kernelflow.deploy.triton_client import TritonClient
 
     b, _, df = make_bundle(str(tmp_path / "bundle"))
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     cmd = [sys.executable, "-m", "kernelflow", "serve", b, "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
            "--metrics-port", str(ports[2]), "--max-batch-size", "256"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())

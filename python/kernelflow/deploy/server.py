@@ -88,11 +88,29 @@ def require_server() -> ServerInstall:
     return inst
 
 
+def free_ports(n: int, host: str = "127.0.0.1", exclude=()) -> list[int]:
+    """n distinct TCP ports that nothing listens on now (the OS picks them), none of them in exclude.
+
+    Every socket stays bound until all n are picked: ports taken one at a time can repeat, since the OS
+    may hand a just-closed ephemeral port out again."""
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+            if port not in exclude:
+                ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that nothing listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
 
 
 def _check_port(host: str, port: int, what: str) -> None:
@@ -143,10 +161,10 @@ class TritonServer:
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be an address string, got {host!r}")
         self.host = host
-        self.http_port = http_port or free_port(host)
-        self.grpc_port = grpc_port or free_port(host)
-        self.metrics_port = metrics_port or free_port(host)
-        ports = [self.http_port, self.grpc_port, self.metrics_port]
+        given = [http_port, grpc_port, metrics_port]
+        picked = iter(free_ports(given.count(None) + given.count(0), host, exclude={p for p in given if p}))
+        ports = [p or next(picked) for p in given]
+        self.http_port, self.grpc_port, self.metrics_port = ports
         if len(set(ports)) != 3:
             raise ValueError(f"http_port, grpc_port and metrics_port must differ, got {ports}")
         self.log_verbose = int(log_verbose)
