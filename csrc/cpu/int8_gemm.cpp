@@ -5,8 +5,7 @@
 // Work is split into (group of 4 panels = 64 columns, row tile) blocks scheduled dynamically over
 // the OpenMP threads: each block streams its panels from memory once and reuses them from L2 for
 // every row of its tile, so a GEMV (M = 1) reads W once at memory speed (the threads split N) and
-// a large M is compute bound. Tiles: avx512 8 rows x 2 panels (16 accumulators), or for at most 4
-// rows all 4 panels at once (enough independent vpdpbusd chains for the GEMV); avx2 4 rows x 8
+// a large M is compute bound. Tiles: avx512 6 rows x 4 panels (24 accumulators); avx2 4 rows x 8
 // columns (at most 2 rows: the whole 16-column panel, read once); portable 4 rows x 16 columns.
 // Sums are exact int32 on every path; the epilogue (scales, bias, activation, fp32) is fused into
 // the store of each tile.
@@ -91,8 +90,9 @@ void w8a8_block(const uint8_t* xb, int64_t Kp, int64_t K4, const int8_t* W, cons
                 Int8Path path, int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Sink& sink) {
   alignas(64) int32_t c[kW8A8MaxRows * 64];
   if (path == Int8Path::avx512) {
-    // few rows: all panels of the block in one pass (4 x mr chains); else pairs of panels x 8 rows
-    const int64_t NP = m1 - m0 <= 4 ? p1 - p0 : 2, MR = m1 - m0 <= 4 ? 4 : 8;
+    // every panel of the block (4) in one pass over 6-row tiles: 24 vpdpbusd chains, and a GEMV
+    // reads each panel row once
+    const int64_t NP = kGroup, MR = kW8A8MaxRows;
     for (int64_t p = p0; p < p1; p += NP) {
       const int np = static_cast<int>(std::min(NP, p1 - p));
       const int64_t n0 = p * kPackNR, ncols = np * kPackNR, nv = std::min(ncols, N - n0);

@@ -8,13 +8,13 @@
 namespace kf::cpu {
 
 // ---- W8A8 accumulators: c [mr][ncols] int32, exact (int32 wraps modulo 2^32; the true sum fits) ----
-// avx512: x [mr, ld] biased u8 (x ^ 0x80, padding 0x80), mr 1..8 with np 1..2 panels, or mr 1..4
-//         with np 3..4 (ncols = 16 np); the caller subtracts 128 * colsum (epilogue `colsum`).
+// avx512: x [mr, ld] biased u8 (x ^ 0x80, padding 0x80), mr 1..6 with np 1..4 panels
+//         (ncols = 16 np); the caller subtracts 128 * colsum (epilogue `colsum`).
 // avx2:   x [mr, ld] int16, mr 1..4, the 8 columns from `half` * 8 of one panel (ncols = 8); or
 //         half = -1: the whole panel (ncols = 16) for mr 1..2.
 // portable: x [mr, ld] int8, mr 1..4, one panel (ncols = 16).
 // ld >= 4 * K4, zero padded past K (0x80 for the biased u8).
-constexpr int kW8A8MaxRows = 8;
+constexpr int kW8A8MaxRows = 6;
 void w8a8_avx512(const uint8_t* x, int64_t ld, int mr, const int8_t* panel, int np, int64_t K4, int32_t* c);
 void w8a8_avx2(const int16_t* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, int32_t* c);
 void w8a8_portable(const int8_t* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, int32_t* c);
