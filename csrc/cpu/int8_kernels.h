@@ -45,6 +45,12 @@ void wo_avx512_f32(const float* x, int64_t ld, int mr, const float* panel, int64
 void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, float* c);
 void wo_avx2_f32(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* c);
 void wo_portable(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c);
+// weight-only on avx512 as three exact W8A8 products (numerics in int8_kernels_x86.cpp): x [rows, Kp]
+// fp32 (zero padded to Kp <= 65536, a multiple of 64) -> out [3 rows, Kp] u8 digit rows (row 3 m + j:
+// digit j of row m in 24-bit fixed point, offset by 2^23) and inv_scale [rows] (the fixed point's
+// 2^-e); false if x holds a NaN or an infinity (out is then incomplete).
+constexpr int64_t kWoDigitsMaxKp = 65536;
+bool wo_digits_avx512(const float* x, int64_t rows, int64_t Kp, uint8_t* out, double* inv_scale);
 // panel [K4 * 64] int8 -> out [K4 * 64] fp32 (same order); `avx` picks the vector loop.
 void wo_dequant_panel(const int8_t* panel, int64_t K4, float* out, int avx);
 

@@ -10,7 +10,7 @@
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define KF_X86 1
-#define KF_AVX512 __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define KF_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 #define KF_AVX2 __attribute__((target("avx2,fma")))
 // The epilogues must not fuse multiply and add (the reference rounds each step): AVX2 code without
 // "fma" in its target cannot contract; the AVX-512 one uses the explicit-rounding intrinsics, which
@@ -88,6 +88,51 @@ void w8a8_avx512(const uint8_t* x, int64_t ld, int mr, const int8_t* panel, int 
   switch (mr) { KF_CASE(1) KF_CASE(2) KF_CASE(3) KF_CASE(4) KF_CASE(5) KF_CASE(6) }
 #undef KF_CASE
   throw std::logic_error("w8a8_avx512: mr 1..6 with np 1..4");
+}
+
+// ---- weight-only as three exact W8A8 products (x in 24-bit fixed point) ---------------------------
+// Row m of x becomes X = round(x * 2^e) with 2^e the power of two that puts max |x_m| just under
+// 2^23, then U = X + 2^23 in [0, 2^24) splits into three u8 digits: out rows 3m + j hold digit j
+// (U >> 8 j & 255). vpdpbusd on a digit row gives A_j = sum_k digit * w exactly (|A_j| <= Kp * 255
+// * 128 < 2^31 for Kp <= 65536), and sum_k X w = 2^16 A_2 + 2^8 A_1 + A_0 - 2^23 colsum, exact in
+// int64. Scaling is by a power of two in float64 (exact), rounding to nearest even once per
+// element. A row with a NaN or an infinity has no fixed point: the function returns false and the
+// caller runs the fp32 kernels instead.
+KF_AVX512 static bool wo_digits_row(const float* x, int64_t Kp, uint8_t* d, double* inv) {
+  __m512 mx = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  for (int64_t k = 0; k < Kp; k += 16) {
+    const __m512 v = _mm512_loadu_ps(x + k);
+    bad |= _mm512_fpclass_ps_mask(v, 0x99);  // QNaN | +inf | -inf | SNaN
+    mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+  }
+  if (bad) return false;
+  const float m = _mm512_reduce_max_ps(mx);
+  int ex = 0;
+  if (m > 0.f) std::frexp(m, &ex);  // m < 2^ex
+  const __m512d s = _mm512_set1_pd(std::ldexp(1.0, 23 - ex));
+  *inv = std::ldexp(1.0, ex - 23);
+  const __m512i hi = _mm512_set1_epi32((1 << 23) - 1), lo = _mm512_set1_epi32(-(1 << 23)),
+                bias = _mm512_set1_epi32(1 << 23), b8 = _mm512_set1_epi32(255);
+  for (int64_t k = 0; k < Kp; k += 16) {
+    const __m512 v = _mm512_loadu_ps(x + k);
+    // |x| 2^e < 2^23 rounds to at most 2^23: clamped to the 24-bit range (an error of 1/2 either way)
+    const __m256i a = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), s));
+    const __m256i b = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), s));
+    __m512i X = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    X = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(X, hi), lo), bias);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm512_cvtepi32_epi8(_mm512_and_si512(X, b8)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + Kp + k), _mm512_cvtepi32_epi8(_mm512_and_si512(_mm512_srli_epi32(X, 8), b8)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * Kp + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(X, 16)));
+  }
+  return true;
+}
+
+bool wo_digits_avx512(const float* x, int64_t rows, int64_t Kp, uint8_t* out, double* inv_scale) {
+  bool ok = true;
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (rows * Kp > (1 << 18))
+  for (int64_t m = 0; m < rows; ++m) ok = wo_digits_row(x + m * Kp, Kp, out + 3 * m * Kp, inv_scale + m) && ok;
+  return ok;
 }
 
 // ---- W8A8, AVX2 (int16 widening) --------------------------------------------------------------
@@ -346,6 +391,7 @@ void epilogue_f32_avx2(const float* c, int64_t nv, const EpiArgs& a, float* y) {
 void w8a8_avx512(const uint8_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
 void w8a8_avx2(const int16_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
 void wo_avx512(const float*, int64_t, int, const int8_t*, int64_t, float*) { no_x86(); }
+bool wo_digits_avx512(const float*, int64_t, int64_t, uint8_t*, double*) { no_x86(); }
 void wo_avx512_f32(const float*, int64_t, int, const float*, int64_t, float*) { no_x86(); }
 void wo_avx2(const float*, int64_t, int, const int8_t*, int, int64_t, float*) { no_x86(); }
 void wo_avx2_f32(const float*, int64_t, int, const float*, int, int64_t, float*) { no_x86(); }

@@ -21,6 +21,7 @@ bool int8_path_supported(Int8Path p) {
     }
     case Int8Path::avx512: {
       static const bool v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
                             __builtin_cpu_supports("avx512vnni");
       return v;
     }
