@@ -1,4 +1,4 @@
-"""Weight-only int8 on the avx512 path from 2 rows on (csrc/cpu/int8_weight_only.cpp,
+"""Weight-only int8 on the avx512 path (csrc/cpu/int8_weight_only.cpp,
 wo_digits_driver): x in 24-bit fixed point per row, split into three u8 digits, three exact VNNI
 products combined in int64. Checked against float64 with the bound that construction gives (the
 rounding of x to 24 bits relative to its row's largest |x|, then one fp32 rounding of the sum and
@@ -52,7 +52,7 @@ def _wo(x, wq, ws, b=None, act="none"):
     return weight_only_gemm(x, wq, ws, b, act, backend="cpu")
 
 
-@pytest.mark.parametrize("shape", [(2, 17, 5), (3, 16, 64), (7, 40, 130), (16, 65, 257), (41, 33, 1030),
+@pytest.mark.parametrize("shape", [(1, 17, 5), (2, 17, 5), (3, 16, 64), (7, 40, 130), (16, 65, 257), (41, 33, 1030),
                                    (130, 20, 9), (64, 64, 4096)], ids=lambda s: "x".join(map(str, s)))
 def test_digits_within_their_fixed_point_bound(shape):
     M, N, K = shape

@@ -141,14 +141,14 @@ void wo_amx_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N
   }
 }
 
-// avx512 from kWoDigitsMinRows rows on: x in 24-bit fixed point split into three u8 digit rows
-// (wo_digits_avx512), three exact VNNI products per row, combined in int64 (int8_kernels_x86.cpp has
-// the numerics). The one rounding is that of x to 24 bits relative to its row's largest |x| (an
-// fp32 GEMM rounds every partial sum to 24 bits), so the error stays that of an fp32 GEMM; the work
-// is 3 W8A8 products instead of fp32 FMA, whose ceiling is the fp32 matmul's. Measured at
-// K = N = 4096, 2 threads (AMD EPYC, Zen 5), digits vs FMA: M = 8 0.97 vs 1.21 ms, M = 12 1.39 vs
-// 2.44 ms, M = 1024 73 vs 106-195 ms. One row: the FMA kernel, which reads W once as the digits do.
-constexpr int64_t kWoDigitsMinRows = 2;
+// avx512: x in 24-bit fixed point split into three u8 digit rows (wo_digits_avx512), three exact
+// VNNI products per row, combined in int64 (int8_kernels_x86.cpp has the numerics). The one
+// rounding is that of x to 24 bits relative to its row's largest |x| (an fp32 GEMM rounds every
+// partial sum to 24 bits), so the error stays that of an fp32 GEMM; the work is 3 W8A8 products
+// instead of fp32 FMA, whose ceiling is the fp32 matmul's, and a GEMV reads W once either way.
+// Measured at K = N = 4096, 2 threads (AMD EPYC, Zen 5), digits vs FMA: M = 1 0.23 vs 0.48 ms,
+// M = 8 0.97 vs 1.21 ms, M = 12 1.39 vs 2.44 ms, M = 1024 73 vs 106-195 ms. The FMA kernels stay
+// for x with NaN or inf and for K > 65536.
 constexpr int64_t kDigitTileRows = 40;  // x rows per block: 120 digit rows, as the W8A8 driver's tiles
 
 template <typename Sink>
@@ -228,7 +228,7 @@ void weight_only_gemm(const Mat& x, const Mat& wq, const uint8_t* packed, int64_
   // avx512 FMA kernels; the epilogue is avx512's either way
   const Int8Path chosen = int8_path(), path = int8_vector_path(chosen);
   const bool tiles = chosen == Int8Path::amx && amx_support().bf16 && x.rows >= kWoAmxMinRows;
-  const bool digits = chosen == Int8Path::avx512 && x.rows >= kWoDigitsMinRows && Kp <= kWoDigitsMaxKp;
+  const bool digits = chosen == Int8Path::avx512 && Kp <= kWoDigitsMaxKp;
   int8_by_out(y.dtype, [&](auto o) {
     const Int8Store<decltype(o)> sink{nullptr, w_scale, bias, act, y, path};
     if (tiles) wo_amx_driver(xf, x.rows, x.cols, wq.rows, p, sink);
