@@ -166,6 +166,17 @@ def _wo_case(M, N, K, seed):
     return g, x, wq, ws
 
 
+def _non_finite_case(M, N, K, seed):
+    """_wo_case with +inf in row 0 (over a zero weight of column 0: inf * 0 = NaN), -inf in row 1
+    and NaN in row 2."""
+    g, x, wq, ws = _wo_case(M, N, K, seed)
+    wq[0, 5] = 0
+    x[0, 5] = float("inf")
+    x[1, 7] = -float("inf")
+    x[2, 0] = float("nan")
+    return g, x, wq, ws
+
+
 def _rel_err(got, x, wq, ws, b=None):
     from kernelflow.ops.int8_gemm import weight_only_gemm_reference  # noqa: PLC0415
 
@@ -206,11 +217,7 @@ def test_amx_weight_only_non_finite_and_extremes(amx):
     truncates, so it cannot round up to inf); subnormal x, which AMX flushes to zero, moves the
     result by less than 2^-126 * sum |w| * scale."""
     M, N, K = 24, 21, 130
-    g, x, wq, ws = _wo_case(M, N, K, seed=7)
-    wq[0, 5] = 0  # inf * 0 = NaN in column 0 of the inf row
-    x[0, 5] = float("inf")
-    x[1, 7] = -float("inf")
-    x[2, 0] = float("nan")
+    g, x, wq, ws = _non_finite_case(M, N, K, seed=7)
     x[3] = 0.0
     x[3, 9] = 3.4028234663852886e38  # FLT_MAX
     wq[:, 9] = 1

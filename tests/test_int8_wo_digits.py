@@ -19,7 +19,9 @@ pytestmark = pytest.mark.skipif(ext() is None or "avx512" not in ext().int8_cpu_
                                 reason="no AVX512-VNNI int8 path on this CPU")
 
 from kernelflow.nn.int8 import Int8Linear  # noqa: E402
-from kernelflow.ops.int8_gemm import set_cpu_path, weight_only_gemm, weight_only_gemm_reference  # noqa: E402
+from kernelflow.ops.int8_gemm import set_cpu_path, weight_only_gemm_reference  # noqa: E402
+from test_int8_amx import _non_finite_case, _wo  # noqa: E402
+from test_int8_amx import _wo_case as _case  # noqa: E402
 
 F32_EPS = 2.0 ** -24
 
@@ -31,14 +33,6 @@ def avx512():
     set_cpu_path("auto")
 
 
-def _case(M, N, K, seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(M, K, generator=g)
-    wq = torch.randint(-128, 128, (N, K), generator=g, dtype=torch.int8)
-    ws = torch.rand(N, generator=g) * 0.01 + 1e-3
-    return g, x, wq, ws
-
-
 def _digits_bound(x, wq, ws, ref):
     """|got - ref| for fixed point per row: x rounded to 2^(e - 24) with max |x_m| < 2^e, the exact
     integer sum rounded once to fp32, then * ws (and + bias) in fp32."""
@@ -46,10 +40,6 @@ def _digits_bound(x, wq, ws, ref):
     e = torch.tensor([math.frexp(float(v))[1] if v > 0 else 0 for v in mx], dtype=torch.float64)
     fixed = torch.ldexp(torch.ones_like(e), e - 24)[:, None] * wq.double().abs().sum(dim=1)[None, :] * ws.double()
     return fixed * (1 + 1e-6) + 3 * F32_EPS * ref.abs() + 1e-300
-
-
-def _wo(x, wq, ws, b=None, act="none"):
-    return weight_only_gemm(x, wq, ws, b, act, backend="cpu")
 
 
 @pytest.mark.parametrize("shape", [(1, 17, 5), (2, 17, 5), (3, 16, 64), (7, 40, 130), (16, 65, 257), (41, 33, 1030),
@@ -95,12 +85,7 @@ def test_digits_hostile_magnitudes():
 
 
 def test_digits_non_finite_falls_back_to_fma():
-    M, N, K = 20, 19, 130
-    g, x, wq, ws = _case(M, N, K, seed=3)
-    wq[0, 5] = 0  # inf * 0 = NaN in column 0 of the inf row
-    x[0, 5] = float("inf")
-    x[1, 7] = -float("inf")
-    x[2, 0] = float("nan")
+    g, x, wq, ws = _non_finite_case(20, 19, 130, seed=3)
     got = _wo(x, wq, ws)
     ref = weight_only_gemm_reference(x, wq, ws, None, 0, torch.float64)
     assert torch.equal(torch.isnan(got), torch.isnan(ref)) and torch.equal(torch.isinf(got), torch.isinf(ref))
