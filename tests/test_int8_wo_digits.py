@@ -8,8 +8,6 @@ limit and past it. Skipped where the CPU has no AVX512-VNNI."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -36,8 +34,7 @@ def avx512():
 def _digits_bound(x, wq, ws, ref):
     """|got - ref| for fixed point per row: x rounded to 2^(e - 24) with max |x_m| < 2^e, the exact
     integer sum rounded once to fp32, then * ws (and + bias) in fp32."""
-    mx = x.abs().double().amax(dim=1)
-    e = torch.tensor([math.frexp(float(v))[1] if v > 0 else 0 for v in mx], dtype=torch.float64)
+    e = torch.frexp(x.abs().double().amax(dim=1)).exponent.double()  # max |x_m| < 2^e (0 for a zero row)
     fixed = torch.ldexp(torch.ones_like(e), e - 24)[:, None] * wq.double().abs().sum(dim=1)[None, :] * ws.double()
     return fixed * (1 + 1e-6) + 3 * F32_EPS * ref.abs() + 1e-300
 
@@ -97,10 +94,12 @@ def test_digits_non_finite_falls_back_to_fma():
 
 @pytest.mark.parametrize("K", [65536, 65537])
 def test_digits_k_limit(K):
-    """Kp <= 65536 keeps every digit sum inside int32; past it the FMA kernels run."""
+    """Kp <= 65536 keeps every digit sum inside int32; past it the FMA kernels run. x = 1 - 2^-24
+    rounds to 2^23, is clamped to 2^23 - 1, so every digit is 255: with w = -128 each digit sum is
+    -255 * 128 * K, the int32 edge at K = 65536."""
     g, x, wq, ws = _case(3, 16, K, seed=K)
-    wq[:] = -128  # the largest |digit sum|: 255 * 128 * K
-    x = x.abs() + 1.0
+    wq[:] = -128
+    x = torch.full_like(x, 1 - 2.0 ** -24)
     got = _wo(x, wq, ws)
     ref = weight_only_gemm_reference(x, wq, ws, None, 0, torch.float64)
     assert float(((got.double() - ref).abs() / ref.abs()).max()) <= 1e-6 * K / 1000
@@ -116,7 +115,7 @@ def test_digits_through_int8_linear_16bit_and_packed(act):
         got = q(x)
         ref = weight_only_gemm_reference(x, q.weight_q, q.weight_scale, q.bias, {"none": 0, "relu": 1, "gelu": 2}[act],
                                          torch.float64)
-        torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-5)  # fp32 output of |y| ~ 1
         for dt, tol in ((torch.float16, 2e-3), (torch.bfloat16, 1e-2)):  # the layer's packed weights, 16-bit x
             xs = x.to(dt)
             got16 = q(xs)

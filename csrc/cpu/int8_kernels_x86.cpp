@@ -112,18 +112,18 @@ KF_AVX512 static bool wo_digits_row(const float* x, int64_t Kp, uint8_t* d, doub
   if (m > 0.f) std::frexp(m, &ex);  // m < 2^ex
   const __m512d s = _mm512_set1_pd(std::ldexp(1.0, 23 - ex));
   *inv = std::ldexp(1.0, ex - 23);
-  const __m512i hi = _mm512_set1_epi32((1 << 23) - 1), lo = _mm512_set1_epi32(-(1 << 23)),
-                bias = _mm512_set1_epi32(1 << 23), b8 = _mm512_set1_epi32(255);
+  const __m512i hi = _mm512_set1_epi32((1 << 23) - 1), bias = _mm512_set1_epi32(1 << 23);
   for (int64_t k = 0; k < Kp; k += 16) {
     const __m512 v = _mm512_loadu_ps(x + k);
-    // |x| 2^e < 2^23 rounds to at most 2^23: clamped to the 24-bit range (an error of 1/2 either way)
+    // |x| 2^e < 2^23, so X >= -2^23 and only the top can round out of range (to 2^23): clamped
+    // there (an error of 1/2 either way)
     const __m256i a = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), s));
     const __m256i b = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), s));
-    __m512i X = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    X = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(X, hi), lo), bias);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm512_cvtepi32_epi8(_mm512_and_si512(X, b8)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + Kp + k), _mm512_cvtepi32_epi8(_mm512_and_si512(_mm512_srli_epi32(X, 8), b8)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * Kp + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(X, 16)));
+    const __m512i U = _mm512_add_epi32(_mm512_min_epi32(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), hi), bias);
+    // vpmovdb keeps the low byte of each lane: the digit after the shift
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm512_cvtepi32_epi8(U));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + Kp + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(U, 8)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * Kp + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(U, 16)));
   }
   return true;
 }

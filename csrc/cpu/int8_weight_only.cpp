@@ -146,10 +146,12 @@ void wo_amx_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N
 // rounding is that of x to 24 bits relative to its row's largest |x| (an fp32 GEMM rounds every
 // partial sum to 24 bits), so the error stays that of an fp32 GEMM; the work is 3 W8A8 products
 // instead of fp32 FMA, whose ceiling is the fp32 matmul's, and a GEMV reads W once either way.
-// Measured at K = N = 4096, 2 threads (AMD EPYC, Zen 5), digits vs FMA: M = 1 0.23 vs 0.48 ms,
-// M = 8 0.97 vs 1.21 ms, M = 12 1.39 vs 2.44 ms, M = 1024 73 vs 106-195 ms. The FMA kernels stay
-// for x with NaN or inf and for K > 65536.
-constexpr int64_t kDigitTileRows = 40;  // x rows per block: 120 digit rows, as the W8A8 driver's tiles
+// Measured at K = N = 4096, 2 threads (AMD EPYC, Zen 5), digits vs FMA: M = 1 with W in cache
+// 0.16 vs 0.21 ms (from memory both read W at the same speed), M = 8 0.97 vs 1.21 ms, M = 12 1.39
+// vs 2.44 ms, M = 1024 73 vs 106-195 ms. The FMA kernels stay for x with NaN or inf and for
+// K > 65536.
+constexpr int kDigitRowsPerTile = kW8A8MaxRows / 3;      // x rows per W8A8 tile: 3 digit rows each
+constexpr int64_t kDigitTileRows = kTileRows / 3;        // x rows per block: kTileRows digit rows
 
 template <typename Sink>
 void wo_digits_block(const uint8_t* xd, const double* inv, int64_t Kp, int64_t K4, const int8_t* W,
@@ -160,8 +162,8 @@ void wo_digits_block(const uint8_t* xd, const double* inv, int64_t Kp, int64_t K
   for (int64_t p = p0; p < p1; p += kGroup) {
     const int np = static_cast<int>(std::min(kGroup, p1 - p));
     const int64_t n0 = p * kPackNR, ncols = np * kPackNR, nv = std::min(ncols, N - n0);
-    for (int64_t m = m0; m < m1; m += 2) {  // 2 x rows = 6 digit rows per tile
-      const int rows = static_cast<int>(std::min<int64_t>(2, m1 - m));
+    for (int64_t m = m0; m < m1; m += kDigitRowsPerTile) {
+      const int rows = static_cast<int>(std::min<int64_t>(kDigitRowsPerTile, m1 - m));
       w8a8_avx512(xd + 3 * m * Kp, Kp, 3 * rows, W + p * K4 * 64, np, K4, c);
       for (int i = 0; i < rows; ++i) {
         const int32_t *a0 = c + 3 * i * ncols, *a1 = a0 + ncols, *a2 = a1 + ncols;

@@ -162,7 +162,7 @@ class TritonServer:
             raise ValueError(f"host must be an address string, got {host!r}")
         self.host = host
         given = [http_port, grpc_port, metrics_port]
-        picked = iter(free_ports(given.count(None) + given.count(0), host, exclude={p for p in given if p}))
+        picked = iter(free_ports(sum(not p for p in given), host, exclude={p for p in given if p}))
         ports = [p or next(picked) for p in given]
         self.http_port, self.grpc_port, self.metrics_port = ports
         if len(set(ports)) != 3:
