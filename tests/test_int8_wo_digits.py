@@ -1,10 +1,11 @@
-"""Weight-only int8 on the avx512 path (csrc/cpu/int8_weight_only.cpp,
-wo_digits_driver): x in 24-bit fixed point per row, split into three u8 digits, three exact VNNI
-products combined in int64. Checked against float64 with the bound that construction gives (the
-rounding of x to 24 bits relative to its row's largest |x|, then one fp32 rounding of the sum and
-the epilogue's), against the fp32 FMA kernels, and on hostile data: mixed magnitudes, subnormal
-and huge rows, zero rows, NaN and inf (which send the call to the FMA kernels), K at the digits'
-limit and past it. Skipped where the CPU has no AVX512-VNNI."""
+"""Weight-only int8 on the avx512 and amx paths (csrc/cpu/int8_weight_only.cpp, wo_digits_driver
+and wo_amx_digits_driver): x in 24-bit fixed point per row, split into three u8 digits, three exact
+int8 products (VNNI, or AMX-INT8 tiles from 4 rows on) combined in int64. Checked against float64
+with the bound that construction gives (the rounding of x to 24 bits relative to its row's largest
+|x|, then one fp32 rounding of the sum and the epilogue's), against the fp32 FMA kernels, bit for
+bit between the two paths, and on hostile data: mixed magnitudes, subnormal and huge rows, zero
+rows, NaN and inf (which send the call to the FMA kernels), K at the digits' limit and past it.
+Every test runs on each path this CPU has; skipped where it has no AVX512-VNNI."""
 
 from __future__ import annotations
 
@@ -24,10 +25,15 @@ from test_int8_amx import _wo_case as _case  # noqa: E402
 F32_EPS = 2.0 ** -24
 
 
-@pytest.fixture(autouse=True)
-def avx512():
-    set_cpu_path("avx512")  # on an AMX CPU auto would take the AMX-BF16 kernels instead
-    yield
+HAS_AMX = ext() is not None and "amx" in ext().int8_cpu_paths()
+
+
+@pytest.fixture(autouse=True, params=["avx512", "amx"])
+def digits_path(request):
+    if request.param == "amx" and not HAS_AMX:
+        pytest.skip("no AMX-INT8 on this CPU / OS")
+    set_cpu_path(request.param)
+    yield request.param
     set_cpu_path("auto")
 
 
@@ -53,6 +59,8 @@ def test_digits_within_their_fixed_point_bound(shape):
     # and an fp32 GEMM's tolerance against the FMA kernels of the avx2 path
     set_cpu_path("avx2")
     fma = _wo(x, wq, ws, b)
+    set_cpu_path("avx512")
+    assert torch.equal(_wo(x, wq, ws, b), got)  # the VNNI digits give the same bits
     scale = (x.abs().double() @ wq.double().abs().T) * ws.double()[None, :] + b.double().abs()[None, :]
     assert float(((got.double() - fma.double()).abs() / scale).max()) <= 2e-6 * max(1.0, K / 1000)
 
@@ -97,7 +105,7 @@ def test_digits_k_limit(K):
     """Kp <= 65536 keeps every digit sum inside int32; past it the FMA kernels run. x = 1 - 2^-24
     rounds to 2^23, is clamped to 2^23 - 1, so every digit is 255: with w = -128 each digit sum is
     -255 * 128 * K, the int32 edge at K = 65536."""
-    g, x, wq, ws = _case(3, 16, K, seed=K)
+    g, x, wq, ws = _case(4, 16, K, seed=K)  # 4 rows: on tiles on the amx path
     wq[:] = -128
     x = torch.full_like(x, 1 - 2.0 ** -24)
     got = _wo(x, wq, ws)
@@ -123,3 +131,4 @@ def test_digits_through_int8_linear_16bit_and_packed(act):
                                                {"none": 0, "relu": 1, "gelu": 2}[act], torch.float64)
             assert got16.dtype == dt
             assert float(((got16.double() - ref16).abs() / ref16.abs().clamp_min(1.0)).max()) <= tol
+

@@ -23,17 +23,10 @@ void w8a8_portable(const int8_t* x, int64_t ld, int mr, const int8_t* panel, int
 // corner written). Call amx_thread_begin() in a thread before its first w8a8_amx (it loads the tile
 // configuration, which is per thread) and amx_thread_end() after its last.
 void w8a8_amx(const int8_t* x, int mb, const int8_t* panel, int nb, int64_t K4, int32_t* c);
+// the same over unsigned x tiles (tdpbusd, u8 x s8): the weight-only digit rows
+void u8s8_amx(const uint8_t* x, int mb, const int8_t* panel, int nb, int64_t K4, int32_t* c);
 void amx_thread_begin();
 void amx_thread_end();
-// weight-only on amx (AMX-BF16, needs amx_support().bf16; numerics in int8_amx.cpp): x [rows, ld]
-// fp32 zero padded to Kp (a multiple of 64) -> out, the bf16 hi / mid / lo A tiles
-// [ceil(rows / 16)][Kp / 32][3][16][32] (rows past `rows` of the last tile left as they are: the
-// caller zeroes them); a panel [K4][16][4] int8 -> out [K4 / 8][16][32] bf16 B tiles; then
-// c [32][32] fp32 (row stride 32) = x (16 mb rows) @ (nb consecutive converted panels, each K4 * 32
-// elements)^T over KB = K4 / 8 blocks of 32 k.
-void amx_split_bf16x3(const float* x, int64_t ld, int64_t rows, int64_t Kp, uint16_t* out);
-void amx_panel_bf16(const int8_t* panel, int64_t K4, uint16_t* out);
-void wo_amx(const uint16_t* x, int mb, const uint16_t* b, int nb, int64_t KB, float* c);
 
 // ---- weight-only, fp32 accumulation: c [mr][16] (avx512, portable) or [mr][8] (avx2, half) ----
 // x [mr, ld] fp32 zero padded past K. B is either the int8 panel (dequantized in registers: the
@@ -45,12 +38,14 @@ void wo_avx512_f32(const float* x, int64_t ld, int mr, const float* panel, int64
 void wo_avx2(const float* x, int64_t ld, int mr, const int8_t* panel, int half, int64_t K4, float* c);
 void wo_avx2_f32(const float* x, int64_t ld, int mr, const float* panel, int half, int64_t K4, float* c);
 void wo_portable(const float* x, int64_t ld, int mr, const int8_t* panel, int64_t K4, float* c);
-// weight-only on avx512 as three exact W8A8 products (numerics in int8_kernels_x86.cpp): x [rows, Kp]
-// fp32 (zero padded to Kp <= 65536, a multiple of 64) -> out [3 rows, Kp] u8 digit rows (row 3 m + j:
-// digit j of row m in 24-bit fixed point, offset by 2^23) and inv_scale [rows] (the fixed point's
-// 2^-e); false if x holds a NaN or an infinity (out is then incomplete).
+// weight-only as three exact W8A8 products (numerics in int8_kernels_x86.cpp): x [rows, Kp] fp32
+// (zero padded to Kp <= 65536, a multiple of 64) -> the u8 digit rows (row 3 m + j: digit j of row m
+// in 24-bit fixed point, offset by 2^23) and inv_scale [rows] (the fixed point's 2^-e); false if x
+// holds a NaN or an infinity (out is then incomplete). out: [3 rows, Kp] plain rows (tiles false,
+// for w8a8_avx512), or (tiles true, for u8s8_amx) the AMX A tiles of those rows,
+// [ceil(3 rows / 16)][Kp / 64][16][64], rows past 3 rows of the last tile left as they are.
 constexpr int64_t kWoDigitsMaxKp = 65536;
-bool wo_digits_avx512(const float* x, int64_t rows, int64_t Kp, uint8_t* out, double* inv_scale);
+bool wo_digits_avx512(const float* x, int64_t rows, int64_t Kp, bool tiles, uint8_t* out, double* inv_scale);
 // panel [K4 * 64] int8 -> out [K4 * 64] fp32 (same order); `avx` picks the vector loop.
 void wo_dequant_panel(const int8_t* panel, int64_t K4, float* out, int avx);
 

@@ -98,7 +98,9 @@ void w8a8_avx512(const uint8_t* x, int64_t ld, int mr, const int8_t* panel, int 
 // int64. Scaling is by a power of two in float64 (exact), rounding to nearest even once per
 // element. A row with a NaN or an infinity has no fixed point: the function returns false and the
 // caller runs the fp32 kernels instead.
-KF_AVX512 static bool wo_digits_row(const float* x, int64_t Kp, uint8_t* d, double* inv) {
+// d[j]: digit row j; element k at d[j] + (k / 64) * cs + k % 64 (cs = 64: plain rows; 1024: rows
+// of AMX A tiles).
+KF_AVX512 static bool wo_digits_row(const float* x, int64_t Kp, uint8_t* const d[3], int64_t cs, double* inv) {
   __m512 mx = _mm512_setzero_ps();
   __mmask16 bad = 0;
   for (int64_t k = 0; k < Kp; k += 16) {
@@ -121,17 +123,25 @@ KF_AVX512 static bool wo_digits_row(const float* x, int64_t Kp, uint8_t* d, doub
     const __m256i b = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), s));
     const __m512i U = _mm512_add_epi32(_mm512_min_epi32(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), hi), bias);
     // vpmovdb keeps the low byte of each lane: the digit after the shift
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm512_cvtepi32_epi8(U));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + Kp + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(U, 8)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * Kp + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(U, 16)));
+    const int64_t o = (k / 64) * cs + k % 64;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d[0] + o), _mm512_cvtepi32_epi8(U));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d[1] + o), _mm512_cvtepi32_epi8(_mm512_srli_epi32(U, 8)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d[2] + o), _mm512_cvtepi32_epi8(_mm512_srli_epi32(U, 16)));
   }
   return true;
 }
 
-bool wo_digits_avx512(const float* x, int64_t rows, int64_t Kp, uint8_t* out, double* inv_scale) {
+bool wo_digits_avx512(const float* x, int64_t rows, int64_t Kp, bool tiles, uint8_t* out, double* inv_scale) {
   bool ok = true;
 #pragma omp parallel for schedule(static) reduction(&& : ok) if (rows * Kp > (1 << 18))
-  for (int64_t m = 0; m < rows; ++m) ok = wo_digits_row(x + m * Kp, Kp, out + 3 * m * Kp, inv_scale + m) && ok;
+  for (int64_t m = 0; m < rows; ++m) {
+    uint8_t* d[3];
+    for (int j = 0; j < 3; ++j) {
+      const int64_t r = 3 * m + j;  // digit row
+      d[j] = tiles ? out + (r / 16) * 16 * Kp + (r % 16) * 64 : out + r * Kp;
+    }
+    ok = wo_digits_row(x + m * Kp, Kp, d, tiles ? 1024 : 64, inv_scale + m) && ok;
+  }
   return ok;
 }
 
@@ -391,7 +401,7 @@ void epilogue_f32_avx2(const float* c, int64_t nv, const EpiArgs& a, float* y) {
 void w8a8_avx512(const uint8_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
 void w8a8_avx2(const int16_t*, int64_t, int, const int8_t*, int, int64_t, int32_t*) { no_x86(); }
 void wo_avx512(const float*, int64_t, int, const int8_t*, int64_t, float*) { no_x86(); }
-bool wo_digits_avx512(const float*, int64_t, int64_t, uint8_t*, double*) { no_x86(); }
+bool wo_digits_avx512(const float*, int64_t, int64_t, bool, uint8_t*, double*) { no_x86(); }
 void wo_avx512_f32(const float*, int64_t, int, const float*, int64_t, float*) { no_x86(); }
 void wo_avx2(const float*, int64_t, int, const int8_t*, int, int64_t, float*) { no_x86(); }
 void wo_avx2_f32(const float*, int64_t, int, const float*, int, int64_t, float*) { no_x86(); }

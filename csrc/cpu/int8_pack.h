@@ -34,10 +34,10 @@ const uint8_t* int8_packed_or_pack(const Mat& wq, const uint8_t* packed, int64_t
 
 // Code paths. amx: AMX-INT8 tile products (tdpbssd, s8 x s8 -> exact int32) for W8A8 blocks of at
 // least kAmxMinRows rows (fewer rows run the avx512 kernels, faster for a GEMV); for weight-only
-// AMX-BF16 tiles over x split into three exact bf16 parts from 16 rows on (int8_weight_only.cpp;
-// fewer rows, or a CPU without AMX-BF16: the avx512 FMA kernels); chosen only when the CPU and OS
-// allow tiles (common/cpu_amx.h).
-// avx512: vpdpbusd (AVX512-VNNI) for W8A8, AVX-512F FMA for weight-only; avx2: int16
+// tdpbusd over x's fixed-point digit rows from 4 rows on (int8_weight_only.cpp; fewer rows: the
+// avx512 kernels); chosen only when the CPU and OS allow tiles (common/cpu_amx.h).
+// avx512: vpdpbusd (AVX512-VNNI) for W8A8 and for weight-only's digit rows (AVX-512F FMA for x
+// with NaN / inf or K > 65536); avx2: int16
 // vpmaddwd for W8A8 (exact for every int8 value, -128 included, unlike the saturating vpmaddubsw)
 // and AVX2 FMA for weight-only; portable: plain C++ loops.
 // The path follows kf::cpu::isa() (KERNELFLOW_CPU_ISA / set_cpu_isa lower it for every family; amx

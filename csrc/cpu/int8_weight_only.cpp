@@ -7,9 +7,9 @@
 // fp32 copy (K * 64 bytes, L2 resident) and every row chunk runs a plain fp32 FMA kernel over it,
 // so the conversion (two uops per vector on the FMA ports) is paid once per block instead of once
 // per row chunk. Either way this is fp32 FMA work: for large M its ceiling is the fp32 matmul's.
-// The amx path (wo_amx_driver) lifts that ceiling with AMX-BF16 tiles on x split into three exact
-// bf16 parts, fp32-accurate (numerics in int8_amx.cpp); the avx512 path (wo_digits_driver) with
-// three exact VNNI products on x in 24-bit fixed point.
+// The avx512 and amx paths lift that ceiling with x in 24-bit fixed point split into three u8 digit
+// rows, three exact int8 products per row (VNNI: wo_digits_driver; AMX-INT8 tiles:
+// wo_amx_digits_driver) combined in int64, with an fp32 GEMM's accuracy.
 #include "cpu/int8_gemm.h"
 
 #include <algorithm>
@@ -17,7 +17,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/cpu_amx.h"
 #include "common/half.h"
 #include "cpu/int8_check.h"
 #include "cpu/int8_epilogue.h"
@@ -32,10 +31,10 @@ constexpr int64_t kTileRows = 120;   // rows per block: a multiple of 6, 4 and 3
 constexpr int64_t kDequantRows = 12; // blocks with at least this many rows convert the panel once
 constexpr int64_t kDequantMaxK4 = 4096;  // fp32 panel copy <= 1 MiB (K <= 16384); larger K streams int8
 constexpr int64_t kParallelWork = int64_t(1) << 22;
-// On the amx path weight-only calls of at least this many rows run the AMX-BF16 kernels (measured at
-// K = N = 4096, 1 thread: M = 16 3.4-4.9 ms vs 6.4-8.1 ms FMA; fewer rows: the FMA kernels, whose
-// cost is reading W once, and a converted panel would serve too few rows).
-constexpr int64_t kWoAmxMinRows = 16;
+// On the amx path weight-only calls of at least this many rows run the digits on AMX tiles (fewer:
+// on VNNI, as the avx512 path). Measured at K = N = 4096, 2 threads, Intel Xeon with AMX: M = 1
+// 0.57 ms AMX vs 0.51 VNNI, M = 2 0.51 vs 0.49, M = 4 0.54 vs 0.64, M = 8 0.54 vs 0.96.
+constexpr int64_t kWoAmxMinRows = 4;
 
 template <typename T>
 inline float ld(const void* p, int64_t off) {
@@ -101,46 +100,6 @@ void wo_block(const float* xf, int64_t Kp, int64_t K4, const int8_t* W, int64_t 
   }
 }
 
-// amx (AMX-BF16, x split in three bf16 parts: int8_amx.cpp): blocks of 32 rows x 2 panels, the row
-// chunk outer. A block converts its 2 panels to bf16 B tiles (2 K * 64 bytes) and runs one 2 x 2
-// C-tile block over them; the chunk's split x (32 K * 6 bytes) stays in L2 while the thread walks
-// the panel pairs. Measured at K = N = 4096, 1 thread, M = 256: 32-row chunks 50 ms, 64-row chunks
-// 56-70 ms (x no longer fits L2 beside the converted panels).
-constexpr int64_t kWoAmxChunkRows = 32;
-
-template <typename Sink>
-void wo_amx_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N, const uint8_t* packed,
-                   const Sink& sink) {
-  const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, KB = Kp / 32, Np = int8_pack_panels(N);
-  const int64_t nt = (M + 15) / 16;  // 16-row tiles
-  std::vector<uint16_t> xs(nt * KB * 1536, 0);
-#pragma omp parallel for schedule(static) if (M * K > (1 << 18))
-  for (int64_t r = 0; r < nt; ++r)
-    amx_split_bf16x3(xf.data() + r * 16 * Kp, Kp, std::min<int64_t>(16, M - r * 16), Kp, xs.data() + r * KB * 1536);
-  const int8_t* W = reinterpret_cast<const int8_t*>(packed);
-  const int64_t ng = (Np + 1) / 2, nm = (M + kWoAmxChunkRows - 1) / kWoAmxChunkRows;
-#pragma omp parallel if (M * N * K >= kParallelWork)
-  {
-    std::vector<uint16_t> bb(2 * K4 * 64);
-    alignas(64) float c[32 * 32];
-    amx_thread_begin();  // the tile configuration is per thread
-#pragma omp for collapse(2) schedule(dynamic)
-    for (int64_t t = 0; t < nm; ++t)
-      for (int64_t g = 0; g < ng; ++g) {
-        const int64_t p = 2 * g, m1 = std::min(M, (t + 1) * kWoAmxChunkRows);
-        const int nb = static_cast<int>(std::min<int64_t>(2, Np - p));
-        for (int j = 0; j < nb; ++j) amx_panel_bf16(W + (p + j) * K4 * 64, K4, bb.data() + j * K4 * 64);
-        const int64_t n0 = p * kPackNR, nv = std::min<int64_t>(nb * kPackNR, N - n0);
-        for (int64_t m = t * kWoAmxChunkRows; m < m1; m += 32) {
-          const int64_t rows = std::min<int64_t>(32, m1 - m);
-          wo_amx(xs.data() + (m / 16) * KB * 1536, rows > 16 ? 2 : 1, bb.data(), nb, KB, c);
-          for (int64_t i = 0; i < rows; ++i) sink(m + i, n0, nv, c + i * 32);
-        }
-      }
-    amx_thread_end();
-  }
-}
-
 // avx512: x in 24-bit fixed point split into three u8 digit rows (wo_digits_avx512), three exact
 // VNNI products per row, combined in int64 (int8_kernels_x86.cpp has the numerics). The one
 // rounding is that of x to 24 bits relative to its row's largest |x| (an fp32 GEMM rounds every
@@ -152,6 +111,16 @@ void wo_amx_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N
 // K > 65536.
 constexpr int kDigitRowsPerTile = kW8A8MaxRows / 3;      // x rows per W8A8 tile: 3 digit rows each
 constexpr int64_t kDigitTileRows = kTileRows / 3;        // x rows per block: kTileRows digit rows
+
+// One x row's output segment from its three digit sums a0, a1, a2 [ncols] (each a W8A8 product
+// over a digit row): exact in int64 (|sum| < 2^23 * 128 * Kp <= 2^46), then one rounding.
+inline void digits_combine(const int32_t* a0, const int32_t* a1, const int32_t* a2, const int32_t* colsum,
+                           int64_t ncols, double inv, float* f) {
+  for (int64_t j = 0; j < ncols; ++j) {
+    const int64_t t = (int64_t(a2[j]) << 16) + (int64_t(a1[j]) << 8) + a0[j] - (int64_t(colsum[j]) << 23);
+    f[j] = static_cast<float>(static_cast<double>(t) * inv);
+  }
+}
 
 template <typename Sink>
 void wo_digits_block(const uint8_t* xd, const double* inv, int64_t Kp, int64_t K4, const int8_t* W,
@@ -166,11 +135,8 @@ void wo_digits_block(const uint8_t* xd, const double* inv, int64_t Kp, int64_t K
       const int rows = static_cast<int>(std::min<int64_t>(kDigitRowsPerTile, m1 - m));
       w8a8_avx512(xd + 3 * m * Kp, Kp, 3 * rows, W + p * K4 * 64, np, K4, c);
       for (int i = 0; i < rows; ++i) {
-        const int32_t *a0 = c + 3 * i * ncols, *a1 = a0 + ncols, *a2 = a1 + ncols;
-        for (int64_t j = 0; j < ncols; ++j) {  // exact: |sum| < 2^23 * 128 * Kp <= 2^46
-          const int64_t t = (int64_t(a2[j]) << 16) + (int64_t(a1[j]) << 8) + a0[j] - (int64_t(colsum[n0 + j]) << 23);
-          f[j] = static_cast<float>(static_cast<double>(t) * inv[m + i]);
-        }
+        const int32_t* a0 = c + 3 * i * ncols;
+        digits_combine(a0, a0 + ncols, a0 + 2 * ncols, colsum + n0, ncols, inv[m + i], f);
         sink(m + i, n0, nv, f);
       }
     }
@@ -184,7 +150,7 @@ bool wo_digits_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_
   const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
   std::vector<uint8_t> xd(3 * M * Kp);
   std::vector<double> inv(M);
-  if (!wo_digits_avx512(xf.data(), M, Kp, xd.data(), inv.data())) return false;
+  if (!wo_digits_avx512(xf.data(), M, Kp, false, xd.data(), inv.data())) return false;
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
   const int32_t* colsum = reinterpret_cast<const int32_t*>(packed + Np * K4 * 64);
   const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + kDigitTileRows - 1) / kDigitTileRows;
@@ -193,6 +159,53 @@ bool wo_digits_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_
     for (int64_t t = 0; t < nm; ++t)
       wo_digits_block(xd.data(), inv.data(), Kp, K4, W, colsum, N, t * kDigitTileRows,
                       std::min(M, (t + 1) * kDigitTileRows), g * kGroup, std::min(Np, (g + 1) * kGroup), sink);
+  return true;
+}
+
+// amx: the same digit rows as AMX A tiles, AMX-INT8 (tdpbusd) products. Blocks: a chunk of
+// kWoAmxDigitRows x rows (3x as many digit rows, kept in L2 while the thread walks the panel pairs)
+// x 2 panels; each 32-row step runs 3 C blocks of 32 digit rows (the 96 digit rows of 32 x rows)
+// over the panel pair, which stays in L2 across the chunk's steps. Measured at K = N = 4096, 2
+// threads, Intel Xeon with AMX: M = 1024 32-35 ms vs 71-118 ms for the AMX-BF16 kernels this
+// replaced (x split into three bf16 parts: half the tile throughput of int8).
+constexpr int64_t kWoAmxDigitRows = 64;
+
+template <typename Sink>
+bool wo_amx_digits_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N, const uint8_t* packed,
+                          const Sink& sink) {
+  const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
+  const int64_t tiles = (3 * M + 15) / 16;  // row tiles of digit rows
+  std::vector<uint8_t> xd(tiles * 16 * Kp, 0);
+  std::vector<double> inv(M);
+  if (!wo_digits_avx512(xf.data(), M, Kp, true, xd.data(), inv.data())) return false;
+  const int8_t* W = reinterpret_cast<const int8_t*>(packed);
+  const int32_t* colsum = reinterpret_cast<const int32_t*>(packed + Np * K4 * 64);
+  const int64_t ng = (Np + 1) / 2, nm = (M + kWoAmxDigitRows - 1) / kWoAmxDigitRows;
+#pragma omp parallel if (3 * M * N * K >= kParallelWork)
+  {
+    alignas(64) int32_t c[96 * 32];
+    alignas(64) float f[32];
+    amx_thread_begin();  // the tile configuration is per thread
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t t = 0; t < nm; ++t)
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t p = 2 * g, m1 = std::min(M, (t + 1) * kWoAmxDigitRows);
+        const int nb = static_cast<int>(std::min<int64_t>(2, Np - p));
+        const int64_t n0 = p * kPackNR, ncols = nb * kPackNR, nv = std::min(ncols, N - n0);
+        for (int64_t m = t * kWoAmxDigitRows; m < m1; m += 32) {
+          const int64_t rows = std::min<int64_t>(32, m1 - m), r0 = 3 * m / 16, r1 = (3 * (m + rows) + 15) / 16;
+          for (int64_t r = r0; r < r1; r += 2)  // C rows 16 (r - r0) on
+            u8s8_amx(xd.data() + r * 16 * Kp, static_cast<int>(std::min<int64_t>(2, r1 - r)), W + p * K4 * 64, nb, K4,
+                     c + (r - r0) * 16 * 32);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int32_t* a0 = c + 3 * i * 32;
+            digits_combine(a0, a0 + 32, a0 + 64, colsum + n0, ncols, inv[m + i], f);
+            sink(m + i, n0, nv, f);
+          }
+        }
+      }
+    amx_thread_end();
+  }
   return true;
 }
 
@@ -226,16 +239,18 @@ void weight_only_gemm(const Mat& x, const Mat& wq, const uint8_t* packed, int64_
   std::vector<float> xf = x.dtype == DType::f32   ? prepare_xf<float>(x, Kp)
                           : x.dtype == DType::f16 ? prepare_xf<uint16_t>(x, Kp)
                                                   : prepare_xf<int16_t>(x, Kp);
-  // amx: the AMX-BF16 kernels from kWoAmxMinRows rows on (where the CPU has AMX-BF16), else the
-  // avx512 FMA kernels; the epilogue is avx512's either way
+  // the digits wherever the CPU has VNNI (amx: on tiles from kWoAmxMinRows rows on); x with NaN or
+  // inf, or Kp past the digits' int32 limit, on the fp32 FMA kernels. The epilogue is the vector
+  // path's either way.
   const Int8Path chosen = int8_path(), path = int8_vector_path(chosen);
-  const bool tiles = chosen == Int8Path::amx && amx_support().bf16 && x.rows >= kWoAmxMinRows;
-  const bool digits = chosen == Int8Path::avx512 && Kp <= kWoDigitsMaxKp;
+  const bool digits = path == Int8Path::avx512 && Kp <= kWoDigitsMaxKp;
+  const bool tiles = digits && chosen == Int8Path::amx && x.rows >= kWoAmxMinRows;
   int8_by_out(y.dtype, [&](auto o) {
     const Int8Store<decltype(o)> sink{nullptr, w_scale, bias, act, y, path};
-    if (tiles) wo_amx_driver(xf, x.rows, x.cols, wq.rows, p, sink);
-    else if (!(digits && wo_digits_driver(xf, x.rows, x.cols, wq.rows, p, sink)))
-      wo_driver(xf, x.rows, x.cols, wq.rows, p, path, sink);
+    const bool done = tiles    ? wo_amx_digits_driver(xf, x.rows, x.cols, wq.rows, p, sink)
+                      : digits ? wo_digits_driver(xf, x.rows, x.cols, wq.rows, p, sink)
+                               : false;
+    if (!done) wo_driver(xf, x.rows, x.cols, wq.rows, p, path, sink);
   });
 }
 

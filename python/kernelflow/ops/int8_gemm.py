@@ -5,18 +5,18 @@ Weight-only: y[M, N] = act((sum_k x[m,k] * float(w_q[n,k])) * w_scale[n] + bias[
 
 The W8A8 sum is exact in int32 (K <= 131071 so no int8 x int8 sum can overflow); the epilogue is
 float32, evaluated left to right. The weight-only sum has fp32 accuracy (order and method differ
-between backends: fp32 FMA; on the CPU's avx512 path, x in 24-bit fixed point per row
-times w summed exactly in int64; on amx, x split into three exact bf16 parts).
+between backends: fp32 FMA; on the CPU's avx512 and amx paths, x in 24-bit fixed point per row
+times w summed exactly in int64).
 ``act`` is "none", "relu" (NaN stays NaN, as torch.relu) or "gelu" (exact erf form). Output
 float32 / float16 / bfloat16.
 
 On the CPU the weights are read in a packed layout (16-column panels, see csrc/cpu/int8_pack.h):
 ``pack_weight(w_q)`` makes it once (``Int8Linear`` keeps it in a buffer); without it each call packs.
 The CPU code path (``cpu_path()``: "amx" = AMX-INT8 tiles for W8A8 calls of 8 rows or more and
-AMX-BF16 tiles over x split into three exact bf16 parts for weight-only calls of 16 rows or more
-(fewer rows: the avx512 kernels), "avx512" = AVX512-VNNI (weight-only: x in 24-bit fixed point split
-into three u8 digits, three exact VNNI products; a call whose x holds NaN or inf, or with
-K > 65536, runs AVX-512 FMA), "avx2" =
+weight-only calls of 4 rows or more (fewer rows: the avx512 kernels), "avx512" = AVX512-VNNI;
+weight-only on both: x in 24-bit fixed point split into three u8 digits, three exact int8 products
+(the same bits on either path); a call whose x holds NaN or inf, or with K > 65536, runs AVX-512
+FMA; "avx2" =
 AVX2 int16 vpmaddwd / FMA, "portable") is chosen from the CPU's features (amx also needs the OS's
 tile permission); ``set_cpu_path`` or the environment variable ``KERNELFLOW_INT8_PATH`` forces one.
 Every path gives the exact integer sums.
