@@ -281,18 +281,21 @@ inline bool pass_ok(const double (*b)[W], int64_t rows, double (*out)[W]) {
 
 // ---- row-major (cs == 1): K vectors of N columns, every row of the block --------------------
 // One pass of kind P over x [n, K * N] (row stride rs, already offset to the strip's first
-// column) with the shifts c [K] -> b.
+// column) with the shifts c [K] -> b. pf_bytes: how much of the row, from the strip's first
+// column, to prefetch kPrefetchRows rows ahead.
 template <int P, class V, int K, typename T>
-inline void pass_rows(const T* x, int64_t rs, int64_t n, const typename V::R (&c)[K], double (*b)[K * V::N]) {
+inline void pass_rows(const T* x, int64_t rs, int64_t n, const typename V::R (&c)[K], double (*b)[K * V::N],
+                      int64_t pf_bytes) {
   constexpr int N = V::N;
   Acc<V> a[K];
   acc_init(a);
   for (int64_t r = 0; r < n; ++r) {
     const T* row = x + r * rs;
     // a strip narrower than the row (AVX2: 8 columns) reads it with a stride the hardware
-    // prefetchers follow late: fetch the strip's line kPrefetchRows rows ahead (measured: ~20%
-    // on AVX2 and AVX-512 with 32 float32 columns)
-    __builtin_prefetch(row + kPrefetchRows * rs, 0, 3);
+    // prefetchers follow late: fetch ahead (see block_rowmajor for how much)
+    const char* ahead = reinterpret_cast<const char*>(row + kPrefetchRows * rs);
+    for (int64_t off = 0; off < pf_bytes; off += 64) __builtin_prefetch(ahead + off, 0, 3);
+    __builtin_prefetch(ahead + pf_bytes - 1, 0, 3);  // the last line, where the row is not 64-aligned
     for (int k = 0; k < K; ++k) V::template step<P>(V::load(row + k * N), c[k], a[k]);
   }
   acc_store(a, b);
@@ -302,7 +305,8 @@ inline void pass_rows(const T* x, int64_t rs, int64_t n, const typename V::R (&c
 // Starts with the pass kind `start` and returns the kind the data needed (the next block starts
 // with it).
 template <class V, int K, typename T>
-inline uint8_t strip(const T* x, int64_t rs, int64_t n, uint8_t start, double* sh, const double* base, Col* o) {
+inline uint8_t strip(const T* x, int64_t rs, int64_t n, uint8_t start, double* sh, const double* base, Col* o,
+                     int64_t pf_bytes = 1) {
   using R = typename V::R;
   constexpr int N = V::N, W = K * N;
   for (int i = 0; i < W; ++i)
@@ -312,9 +316,9 @@ inline uint8_t strip(const T* x, int64_t rs, int64_t n, uint8_t start, double* s
   double b[6][W], s[6][W];
   int p = start;
   for (;; ++p) {  // each cheaper pass's check failing re-runs the strip from cache with the next
-    if (p == kFast) { pass_rows<kFast, V, K>(x, rs, n, c, b); if (pass_ok<kFast, W>(b, n, s)) break; }
-    else if (p == kNan) { pass_rows<kNan, V, K>(x, rs, n, c, b); if (pass_ok<kNan, W>(b, n, s)) break; }
-    else { pass_rows<kAcc, V, K>(x, rs, n, c, b); pass_ok<kAcc, W>(b, n, s); break; }
+    if (p == kFast) { pass_rows<kFast, V, K>(x, rs, n, c, b, pf_bytes); if (pass_ok<kFast, W>(b, n, s)) break; }
+    else if (p == kNan) { pass_rows<kNan, V, K>(x, rs, n, c, b, pf_bytes); if (pass_ok<kNan, W>(b, n, s)) break; }
+    else { pass_rows<kAcc, V, K>(x, rs, n, c, b, pf_bytes); pass_ok<kAcc, W>(b, n, s); break; }
   }
   bool ok[W], all_ok = true;
   for (int i = 0; i < W; ++i) {
@@ -348,14 +352,19 @@ struct Carry {
   const double* base;  // [cols]
 };
 
-// Rows [0, n) of x (already offset to the block's first row).
+// Rows [0, n) of x (already offset to the block's first row). The first strip prefetches every
+// line of the rows (the block is read from memory once, at the pace of one stream), the others
+// only their own line (they find the rows in L2). Measured at 4M x 32 float32, 2 threads, Intel
+// Xeon: AVX2 finite 53% -> 72% of copy bandwidth, with NaN + inf 41% -> 58%; AVX-512 81% -> 91%
+// (a strip's own line only, as before: the strips of the second line fetched it late).
 template <class V, typename T>
 inline void block_rowmajor(const T* x, int64_t rs, int64_t n, int64_t cols, Carry st, Col* res) {
   constexpr int N = V::N, W = V::K * N;  // 32 columns (avx512), 8 (avx2)
   Col o[4 * N];  // strips of up to 4 registers below
   int64_t j = 0;
   for (; j + W <= cols; j += W) {
-    st.dirty[j] = strip<V, V::K>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o);
+    const int64_t pf_bytes = j == 0 ? cols * static_cast<int64_t>(sizeof(T)) : 1;
+    st.dirty[j] = strip<V, V::K>(x + j, rs, n, st.dirty[j], st.shift + j, st.base + j, o, pf_bytes);
     put_cols(res, j, W, o);
   }
   const int k = static_cast<int>((cols - j) / N);
