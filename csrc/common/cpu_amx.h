@@ -1,6 +1,6 @@
-// Whether this process may run Intel AMX tile instructions (AMX-TILE with AMX-INT8 / AMX-BF16).
-// Three conditions, all needed, else a tile instruction is SIGILL: the CPU has them (CPUID leaf 7
-// EDX bits 24 / 25 / 22), the OS saves the tile state (XCR0 bits 17 and 18, via xgetbv), and on
+// Whether this process may run Intel AMX tile instructions (AMX-TILE with AMX-INT8, the int8
+// GEMMs' tiles). Three conditions, all needed, else a tile instruction is SIGILL: the CPU has them
+// (CPUID leaf 7 EDX bits 24 / 25), the OS saves the tile state (XCR0 bits 17 and 18, via xgetbv), and on
 // Linux the process was granted the tile data state (arch_prctl(ARCH_REQ_XCOMP_PERM,
 // XFEATURE_XTILEDATA), once per process: the permission covers every thread, later ones included).
 // The check runs once, at the first call; it is thread safe (a function-local static).
@@ -18,7 +18,6 @@ namespace kf::cpu {
 
 struct AmxSupport {
   bool int8 = false;
-  bool bf16 = false;
 };
 
 inline AmxSupport detect_amx() {
@@ -27,7 +26,7 @@ inline AmxSupport detect_amx() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid_max(0, nullptr) < 7) return s;
   __cpuid_count(7, 0, a, b, c, d);
-  const bool tile = (d >> 24) & 1u, i8 = (d >> 25) & 1u, bf = (d >> 22) & 1u;
+  const bool tile = (d >> 24) & 1u, i8 = (d >> 25) & 1u;
   if (!tile) return s;
   __cpuid(1, a, b, c, d);
   if (!((c >> 27) & 1u)) return s;  // OSXSAVE: xgetbv is usable
@@ -41,7 +40,6 @@ inline AmxSupport detect_amx() {
   return s;  // other systems: no known way to ask for the permission here, so no AMX
 #endif
   s.int8 = i8;
-  s.bf16 = bf;
 #endif
   return s;
 }

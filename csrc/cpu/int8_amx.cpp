@@ -1,6 +1,7 @@
 // AMX-INT8 micro-kernel of the W8A8 GEMM and of the weight-only digit rows (contracts in
-// int8_kernels.h) over the packed panels of int8_pack.h. Compiled with a target attribute and only called after int8_path_supported(amx)
-// (common/cpu_amx.h: CPUID, XCR0 and the Linux tile permission), so the library stays baseline x86-64.
+// int8_kernels.h) over the packed panels of int8_pack.h. Compiled with a target attribute and only
+// called after int8_path_supported(amx) (common/cpu_amx.h: CPUID, XCR0 and the Linux tile
+// permission), so the library stays baseline x86-64.
 //
 // Tile registers (palette 1, every tile 16 rows x 64 bytes): tmm0..3 the 2 x 2 int32 C tiles of a
 // 32-row x 32-column block, tmm4..5 two A tiles (16 rows x 64 k of x, 1 KiB contiguous each), tmm6..7
