@@ -39,12 +39,12 @@ struct AccSink {  // int8_gemm_acc: raw int32 accumulators
 // k % 64; Mp = M rounded up to 16, rows past M zero), so each tile load reads 1 KiB contiguous: with
 // plain rows its 16 lines would sit Kp bytes apart, one L1 set for Kp = 4096.
 // Plain loops: GCC vectorises them.
-std::vector<uint8_t> prepare_x8(const Mat& xq, int64_t Kp, Int8Path path) {
+AlignedVector<uint8_t> prepare_x8(const Mat& xq, int64_t Kp, Int8Path path) {
   const int64_t M = xq.rows, K = xq.cols;
   const int8_t* xd = static_cast<const int8_t*>(xq.data);
   if (path == Int8Path::amx) {
     const int64_t Mp = (M + 15) / 16 * 16, KB = Kp / 64;
-    std::vector<uint8_t> buf(Mp * Kp, 0);
+    AlignedVector<uint8_t> buf(Mp * Kp, 0);
 #pragma omp parallel for schedule(static) if (M * K > (1 << 18))
     for (int64_t m = 0; m < M; ++m) {
       const int8_t* __restrict xr = xd + m * xq.rs;
@@ -57,7 +57,7 @@ std::vector<uint8_t> prepare_x8(const Mat& xq, int64_t Kp, Int8Path path) {
     return buf;
   }
   const int64_t es = path == Int8Path::avx2 ? 2 : 1;
-  std::vector<uint8_t> buf(M * Kp * es);
+  AlignedVector<uint8_t> buf(M * Kp * es);
 #pragma omp parallel for schedule(static) if (M * K > (1 << 18))
   for (int64_t m = 0; m < M; ++m) {
     const int8_t* __restrict xr = xd + m * xq.rs;
@@ -171,7 +171,7 @@ void w8a8_driver(const Mat& xq, int64_t N, const uint8_t* packed, Int8Path path,
   const int32_t* colsum = reinterpret_cast<const int32_t*>(packed + Np * K4 * 64);
   if (M < kAmxMinRows) path = int8_vector_path(path);
   if (path == Int8Path::amx) {
-    const std::vector<uint8_t> xb = prepare_x8(xq, Kp, path);
+    const AlignedVector<uint8_t> xb = prepare_x8(xq, Kp, path);
     const int64_t ng = (Np + kAmxGroup - 1) / kAmxGroup, nm = (M + kAmxChunkRows - 1) / kAmxChunkRows;
 #pragma omp parallel if (M * N * K >= kParallelWork)
     {
@@ -185,7 +185,7 @@ void w8a8_driver(const Mat& xq, int64_t N, const uint8_t* packed, Int8Path path,
     }
     return;
   }
-  const std::vector<uint8_t> xb = prepare_x8(xq, Kp, path);
+  const AlignedVector<uint8_t> xb = prepare_x8(xq, Kp, path);
   const int64_t ng = (Np + kGroup - 1) / kGroup, nm = (M + kTileRows - 1) / kTileRows;
 #pragma omp parallel for collapse(2) schedule(dynamic) if (M * N * K >= kParallelWork)
   for (int64_t g = 0; g < ng; ++g)
@@ -197,7 +197,7 @@ void w8a8_driver(const Mat& xq, int64_t N, const uint8_t* packed, Int8Path path,
 }  // namespace
 
 // The packed weights to use: the caller's (checked for size), or wq packed into `tmp`.
-const uint8_t* int8_packed_or_pack(const Mat& wq, const uint8_t* packed, int64_t bytes, std::vector<uint8_t>& tmp) {
+const uint8_t* int8_packed_or_pack(const Mat& wq, const uint8_t* packed, int64_t bytes, AlignedVector<uint8_t>& tmp) {
   const int64_t need = int8_packed_bytes(wq.rows, wq.cols);
   if (packed) {
     require(bytes == need, "w_packed must hold " + std::to_string(need) + " bytes for w_q of shape [" +
@@ -215,7 +215,7 @@ void int8_gemm_acc(const Mat& xq, const Mat& wq, int32_t* acc) {
   check_int8_wq(xq, wq);
   require_nonnull(acc, xq.rows * wq.rows, "acc");
   if (xq.rows == 0 || wq.rows == 0) return;
-  std::vector<uint8_t> tmp;
+  AlignedVector<uint8_t> tmp;
   const uint8_t* p = int8_packed_or_pack(wq, nullptr, 0, tmp);
   w8a8_driver(xq, wq.rows, p, int8_path(), AccSink{acc, wq.rows});
 }
@@ -224,7 +224,7 @@ void int8_gemm(const Mat& xq, const Mat& wq, const uint8_t* packed, int64_t pack
                const float* col_scale, const float* bias, int act, const Mat& y) {
   check_int8_gemm_args(xq, wq, row_scale, col_scale, act, y);
   if (xq.rows == 0 || wq.rows == 0) return;
-  std::vector<uint8_t> tmp;
+  AlignedVector<uint8_t> tmp;
   const uint8_t* p = int8_packed_or_pack(wq, packed, packed_bytes, tmp);
   const Int8Path path = int8_path();
   int8_by_out(y.dtype, [&](auto o) {

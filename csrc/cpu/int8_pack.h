@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/aligned.h"
 #include "common/array.h"
 
 namespace kf::cpu {
@@ -30,7 +31,7 @@ inline int64_t int8_packed_bytes(int64_t N, int64_t K) {
 void int8_pack(const Mat& wq, uint8_t* out);
 // The packed weights a GEMM call reads: `packed` if given (ValueError unless it holds
 // int8_packed_bytes(N, K) bytes), else wq packed into tmp (the per-call fallback).
-const uint8_t* int8_packed_or_pack(const Mat& wq, const uint8_t* packed, int64_t bytes, std::vector<uint8_t>& tmp);
+const uint8_t* int8_packed_or_pack(const Mat& wq, const uint8_t* packed, int64_t bytes, AlignedVector<uint8_t>& tmp);
 
 // Code paths. amx: AMX-INT8 tile products (tdpbssd, s8 x s8 -> exact int32) for W8A8 blocks of at
 // least kAmxMinRows rows (fewer rows run the avx512 kernels, faster for a GEMV); for weight-only

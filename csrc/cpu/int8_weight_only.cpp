@@ -148,7 +148,7 @@ template <typename Sink>
 bool wo_digits_driver(const std::vector<float>& xf, int64_t M, int64_t K, int64_t N, const uint8_t* packed,
                       const Sink& sink) {
   const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
-  std::vector<uint8_t> xd(3 * M * Kp);
+  AlignedVector<uint8_t> xd(3 * M * Kp);
   std::vector<double> inv(M);
   if (!wo_digits_avx512(xf.data(), M, Kp, false, xd.data(), inv.data())) return false;
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
@@ -175,7 +175,7 @@ bool wo_amx_digits_driver(const std::vector<float>& xf, int64_t M, int64_t K, in
                           const Sink& sink) {
   const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
   const int64_t tiles = (3 * M + 15) / 16;  // row tiles of digit rows
-  std::vector<uint8_t> xd(tiles * 16 * Kp, 0);
+  AlignedVector<uint8_t> xd(tiles * 16 * Kp, 0);  // aligned: each tile row one cache line
   std::vector<double> inv(M);
   if (!wo_digits_avx512(xf.data(), M, Kp, true, xd.data(), inv.data())) return false;
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
@@ -233,7 +233,7 @@ void weight_only_gemm(const Mat& x, const Mat& wq, const uint8_t* packed, int64_
                       const float* bias, int act, const Mat& y) {
   check_weight_only_args(x, wq, w_scale, act, y);
   if (x.rows == 0 || wq.rows == 0) return;
-  std::vector<uint8_t> tmp;
+  AlignedVector<uint8_t> tmp;
   const uint8_t* p = int8_packed_or_pack(wq, packed, packed_bytes, tmp);
   const int64_t Kp = 4 * int8_pack_k4(x.cols);
   std::vector<float> xf = x.dtype == DType::f32   ? prepare_xf<float>(x, Kp)
