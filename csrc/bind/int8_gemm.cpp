@@ -4,10 +4,10 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/aligned.h"
 #include "common/py.h"
 #include "common/registry.h"
 #include "cpu/int8_gemm.h"
@@ -58,9 +58,9 @@ void bind(py::module_& m) {
                               uintptr_t ws, uintptr_t bias, uintptr_t act_scale, int act, const py::tuple& y) {
     const kf::Mat xm = kf::to_mat(x, "x"), wm = kf::to_mat(wq, "w_q"), ym = kf::to_mat(y, "out");
     py::gil_scoped_release nogil;
-    const std::unique_ptr<int8_t[]> q(new int8_t[static_cast<size_t>(xm.rows * xm.cols)]);  // [M, K], all written
+    kf::AlignedVector<int8_t> q(static_cast<size_t>(xm.rows * xm.cols));  // [M, K], all written by the quantizer
     std::vector<float> rs(static_cast<size_t>(xm.rows));             // [M]
-    const kf::Mat qm{q.get(), xm.rows, xm.cols, xm.cols, 1, kf::DType::i8};
+    const kf::Mat qm{q.data(), xm.rows, xm.cols, xm.cols, 1, kf::DType::i8};
     if (act_scale) {
       kf::cpu::quantize_static(xm, kf::to_ptr<const float>(act_scale), qm);
       std::fill(rs.begin(), rs.end(), *kf::to_ptr<const float>(act_scale));

@@ -97,7 +97,7 @@ static void amx_tiles(const void* x, int mb, const int8_t* panel, int nb, int64_
   if (mb == 2 && nb == 1) return amx_block<2, 1, U8>(x, panel, K4, c);
   if (mb == 1 && nb == 2) return amx_block<1, 2, U8>(x, panel, K4, c);
   if (mb == 1 && nb == 1) return amx_block<1, 1, U8>(x, panel, K4, c);
-  throw std::logic_error("w8a8_amx: mb and nb must be 1 or 2");
+  throw std::logic_error("amx tiles: mb and nb must be 1 or 2");
 }
 
 void w8a8_amx(const int8_t* x, int mb, const int8_t* panel, int nb, int64_t K4, int32_t* c) {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -175,7 +176,9 @@ bool wo_amx_digits_driver(const std::vector<float>& xf, int64_t M, int64_t K, in
                           const Sink& sink) {
   const int64_t K4 = int8_pack_k4(K), Kp = 4 * K4, Np = int8_pack_panels(N);
   const int64_t tiles = (3 * M + 15) / 16;  // row tiles of digit rows
-  AlignedVector<uint8_t> xd(tiles * 16 * Kp, 0);  // aligned: each tile row one cache line
+  AlignedVector<uint8_t> xd(tiles * 16 * Kp);  // aligned: each tile row one cache line
+  for (int64_t r = 3 * M; r < tiles * 16; ++r)  // the last tile's padding rows (the split writes the rest)
+    for (int64_t kb = 0; kb < Kp / 64; ++kb) std::memset(xd.data() + (r / 16) * 16 * Kp + kb * 1024 + (r % 16) * 64, 0, 64);
   std::vector<double> inv(M);
   if (!wo_digits_avx512(xf.data(), M, Kp, true, xd.data(), inv.data())) return false;
   const int8_t* W = reinterpret_cast<const int8_t*>(packed);
